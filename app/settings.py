@@ -1,0 +1,175 @@
+"""One settings root: every field's environment name, default, bounds and help in one place.
+
+Names follow k8gb's environment variables where k8gb has one (k8gb.md §3); the pygslb-only ones are
+API_ADDRESS, DNS_ADDRESS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*. Secrets may come from a file
+(`<NAME>_FILE`) so they never have to appear on a command line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+from app.domain.zones import ZoneConfig, parse_dns_zones
+
+_GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def split_host_port(value: str, default_port: int) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]:port`; k8gb's edge server syntax."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest.lstrip(":") or default_port)
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return host, int(port)
+    return value, default_port
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
+
+    # --- pygslb process -------------------------------------------------------------------------
+    gslb_mode: Literal["embedded", "kubernetes"] = Field("embedded", description="embedded (SQLite) or kubernetes (CRs)")
+    api_address: str = Field("127.0.0.1:8080", description="host:port of the REST API, /metrics and Swagger UI")
+    dns_address: str = Field("127.0.0.1:5353", description="host:port of the built-in DNS server (UDP+TCP); empty disables it")
+    gslb_data_dir: Path = Field(Path(".gslb-data"), description="where the embedded SQLite store lives")
+    gslb_services_file: Path | None = Field(None, description="YAML file declaring services, endpoints and probes")
+    gslb_api_token: SecretStr | None = Field(None, description="bearer token required for writes (or GSLB_API_TOKEN_FILE)")
+    gslb_api_token_file: Path | None = Field(None, description="file holding the API token")
+    gslb_insecure: bool = Field(False, description="allow a non-loopback API address without a token")
+    gslb_max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size limit (413 above)")
+
+    # --- k8gb's settings --------------------------------------------------------------------------
+    cluster_geo_tag: str = Field("eu", description="this cluster's geo tag")
+    ext_gslb_clusters_geo_tags: CsvList = Field(default_factory=list, description="the other clusters' geo tags")
+    edge_dns_servers: CsvList = Field(default_factory=list, description="edge DNS servers, ip or host:port")
+    dns_zones: str = Field("example.com:cloud.example.com:30", description="parent:loadBalancedZone:negTTL;...")
+    reconcile_requeue_seconds: float = Field(30, ge=0, description="periodic resync of every Gslb")
+    ns_record_ttl: int = Field(30, ge=1, description="TTL of the NS and glue records in the edge zone")
+    cluster_exposed_ips: CsvList = Field(default_factory=list, description="IPv4 addresses this cluster's hosts resolve to")
+    gluea_prefix: str = Field("gslb-ns-", description="prefix of the NS glue names")
+    peer_refresh_seconds: float = Field(5, gt=0, description="how often peers' localtargets are re-queried")
+
+    # --- edge DNS providers ----------------------------------------------------------------------
+    edge_dns_type: Literal["none", "rfc2136", "infoblox"] = Field("none", description="provider for NS + glue")
+    rfc2136_host: str = Field("", description="RFC2136 server, host or host:port")
+    rfc2136_tsig_keyname: str = Field("", description="TSIG key name")
+    rfc2136_tsig_secret: SecretStr | None = Field(None, description="TSIG secret, base64 (or RFC2136_TSIG_SECRET_FILE)")
+    rfc2136_tsig_secret_file: Path | None = None
+    rfc2136_tsig_algorithm: str = Field("hmac-sha256", description="TSIG algorithm")
+    infoblox_grid_host: str = Field("", description="Infoblox grid host; selects the infoblox provider")
+    infoblox_wapi_port: int = Field(443, ge=1, le=65535)
+    infoblox_wapi_username: str = ""
+    infoblox_wapi_password: SecretStr | None = None
+    infoblox_wapi_password_file: Path | None = None
+    infoblox_wapi_version: str = "v2"
+    infoblox_http_request_timeout: float = Field(20, gt=0)
+    infoblox_dns_view: str = "default"
+    infoblox_scheme: Literal["https", "http"] = "https"
+
+    # --- geoip ---------------------------------------------------------------------------------
+    geoip_cidrs: str = Field("", description="CIDR=tag pairs, comma separated: location table for geoip")
+    geoip_database: Path | None = Field(None, description="MaxMind-format database for geoip")
+    geoip_field: str = Field("datacenter", description="field of the MaxMind record holding the geo tag")
+
+    # --- observability -------------------------------------------------------------------------
+    tracing_enabled: bool = Field(False, description="export traces over OTLP")
+    otel_exporter_otlp_endpoint: str = Field("localhost:4318", description="host:port (k8gb) or URL")
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    tracing_sampling_ratio: float = Field(1.0, ge=0, le=1, description="parent-based ratio sampling")
+    otel_service_name: str = Field("pygslb", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"))
+    log_level: Literal["trace", "debug", "info", "warn", "error"] = "info"
+    log_format: Literal["simple", "json"] = "simple"
+
+    _split = field_validator(
+        "ext_gslb_clusters_geo_tags", "edge_dns_servers", "cluster_exposed_ips", mode="before"
+    )(_csv)
+
+    @field_validator("cluster_geo_tag")
+    @classmethod
+    def _geotag(cls, value: str) -> str:
+        if not _GEOTAG.match(value):
+            raise ValueError("letters, digits and '-' only")
+        return value
+
+    @field_validator("ext_gslb_clusters_geo_tags")
+    @classmethod
+    def _geotags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not _GEOTAG.match(tag):
+                raise ValueError(f"{tag!r}: letters, digits and '-' only")
+        return list(dict.fromkeys(value))
+
+    @field_validator("cluster_exposed_ips")
+    @classmethod
+    def _ipv4(cls, value: list[str]) -> list[str]:
+        for ip in value:
+            ipaddress.IPv4Address(ip)
+        return list(dict.fromkeys(value))
+
+    @field_validator("dns_zones")
+    @classmethod
+    def _zones(cls, value: str) -> str:
+        parse_dns_zones(value)
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        for secret, path in (
+            ("gslb_api_token", self.gslb_api_token_file),
+            ("rfc2136_tsig_secret", self.rfc2136_tsig_secret_file),
+            ("infoblox_wapi_password", self.infoblox_wapi_password_file),
+        ):
+            if path is not None and getattr(self, secret) is None:
+                setattr(self, secret, SecretStr(path.read_text().strip()))
+        if self.infoblox_grid_host and self.edge_dns_type == "none":
+            self.edge_dns_type = "infoblox"
+        return self
+
+    @cached_property
+    def zones(self) -> list[ZoneConfig]:
+        return parse_dns_zones(self.dns_zones)
+
+    @property
+    def peer_tags(self) -> list[str]:
+        return [t for t in self.ext_gslb_clusters_geo_tags if t != self.cluster_geo_tag]
+
+    @property
+    def api_host_port(self) -> tuple[str, int]:
+        return split_host_port(self.api_address, 8080)
+
+    @property
+    def dns_host_port(self) -> tuple[str, int]:
+        return split_host_port(self.dns_address, 53)
+
+    @property
+    def edge_servers(self) -> list[tuple[str, int]]:
+        return [split_host_port(s, 53) for s in self.edge_dns_servers if s.count(":") <= 1]
+
+    def api_token(self) -> str | None:
+        return self.gslb_api_token.get_secret_value() if self.gslb_api_token else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and overrides from the command line) once, at start-up."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+

@@ -1,0 +1,98 @@
+"""The store contract: where Gslbs live, with Kubernetes object semantics, and a change feed.
+
+Both stores (SQLite for embedded mode, custom resources for kubernetes mode) implement `GslbStore`.
+Errors are Kubernetes-shaped so the API maps them one to one onto `Status` responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from app.domain.gslb import Gslb, GslbStatus
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ObjectKey:
+    group: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name} ({self.group})"
+
+    @classmethod
+    def of(cls, gslb: Gslb) -> ObjectKey:
+        return cls(gslb.group, gslb.namespace, gslb.name)
+
+
+class StoreError(Exception):
+    """Base of the store's errors; `reason` is the Kubernetes Status reason."""
+
+    reason = "InternalError"
+    code = 500
+
+
+class NotFound(StoreError):
+    reason = "NotFound"
+    code = 404
+
+
+class AlreadyExists(StoreError):
+    reason = "AlreadyExists"
+    code = 409
+
+
+class Conflict(StoreError):
+    """A write named a stale resourceVersion."""
+
+    reason = "Conflict"
+    code = 409
+
+
+class Unavailable(StoreError):
+    """The backing store cannot take writes now (locked, disk full, API server down)."""
+
+    reason = "ServiceUnavailable"
+    code = 503
+
+
+class EventType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: EventType
+    object: Gslb
+    spec_changed: bool = True  # False for status-only writes: the reconciler ignores those
+
+
+class GslbStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, key: ObjectKey) -> Gslb: ...
+
+    async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
+        """Objects and the store's resourceVersion at the time of the list."""
+        ...
+
+    async def create(self, gslb: Gslb) -> Gslb: ...
+
+    async def update(self, gslb: Gslb) -> Gslb:
+        """Replace metadata (labels, annotations...) and spec; 409 when resourceVersion is stale."""
+        ...
+
+    async def update_status(self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None) -> Gslb: ...
+
+    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb: ...
+
+    def watch(self) -> AsyncIterator[WatchEvent]:
+        """Every change after the call, in order, across both API groups."""
+        ...
