@@ -1,0 +1,43 @@
+"""What the reconcile pipeline needs from the outside world, one small protocol per step.
+
+Embedded mode and kubernetes mode each plug their own implementations in; the pipeline in
+`reconcile.py` stays the same. Implementations satisfy these structurally (no import needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from app.domain.endpoint import Endpoint
+from app.domain.gslb import Gslb, Server
+from app.domain.health import ServiceState
+
+
+class ServerSource(Protocol):
+    """Hosts of a Gslb and the Services behind each (embedded ingress, referenced Ingress, ...)."""
+
+    async def servers(self, gslb: Gslb) -> list[Server]: ...
+
+
+class HealthSource(Protocol):
+    """Readiness of one Service: active probes (embedded) or EndpointSlices (kubernetes). Never blocks."""
+
+    def state(self, namespace: str, name: str) -> ServiceState: ...
+
+
+class ExposedIpSource(Protocol):
+    """The IPv4 addresses this cluster's hosts resolve to, with k8gb's precedence."""
+
+    async def exposed_ips(self, gslb: Gslb) -> list[str]: ...
+
+
+class RecordSink(Protocol):
+    """Publishes the records of one Gslb and returns what is now published for it.
+
+    Embedded: plan against the built-in zone and apply. Kubernetes: write the application DNSEndpoint.
+    """
+
+    async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]: ...
+
+    async def withdraw(self, namespace: str, name: str, group: str) -> None: ...
