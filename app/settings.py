@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     gslb_api_token_file: Path | None = Field(None, description="file holding the API token")
     gslb_insecure: bool = Field(False, description="allow a non-loopback API address without a token")
     gslb_max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size limit (413 above)")
+    gslb_leader_election: bool = Field(False, description="kubernetes mode: elect one reconciling replica via a Lease")
+    pod_namespace: str = Field("k8gb", description="kubernetes mode: namespace of the controller (leases, events)")
+    reconcile_workers: int = Field(8, ge=1, le=256, description="Gslbs reconciled in parallel")
 
     # --- k8gb's settings --------------------------------------------------------------------------
     cluster_geo_tag: str = Field("eu", description="this cluster's geo tag")
