@@ -8,7 +8,6 @@ API_ADDRESS, DNS_ADDRESS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*. Secrets may 
 from __future__ import annotations
 
 import ipaddress
-
 import re
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
 
 from app.domain.zones import ZoneConfig, parse_dns_zones
 
@@ -44,38 +42,64 @@ def _csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True
+    )
 
     # --- pygslb process -------------------------------------------------------------------------
-    gslb_mode: Literal["embedded", "kubernetes"] = Field("embedded", description="embedded (SQLite) or kubernetes (CRs)")
-    api_address: str = Field("127.0.0.1:8080", description="host:port of the REST API, /metrics and Swagger UI")
-    dns_address: str = Field("127.0.0.1:5353", description="host:port of the built-in DNS server (UDP+TCP); empty disables it")
+    gslb_mode: Literal["embedded", "kubernetes"] = Field(
+        "embedded", description="embedded (SQLite) or kubernetes (CRs)"
+    )
+    api_address: str = Field(
+        "127.0.0.1:8080", description="host:port of the REST API, /metrics and Swagger UI"
+    )
+    dns_address: str = Field(
+        "127.0.0.1:5353", description="host:port of the built-in DNS server (UDP+TCP); empty disables it"
+    )
     gslb_data_dir: Path = Field(Path(".gslb-data"), description="where the embedded SQLite store lives")
-    gslb_services_file: Path | None = Field(None, description="YAML file declaring services, endpoints and probes")
-    gslb_api_token: SecretStr | None = Field(None, description="bearer token required for writes (or GSLB_API_TOKEN_FILE)")
+    gslb_services_file: Path | None = Field(
+        None, description="YAML file declaring services, endpoints and probes"
+    )
+    gslb_api_token: SecretStr | None = Field(
+        None, description="bearer token required for writes (or GSLB_API_TOKEN_FILE)"
+    )
     gslb_api_token_file: Path | None = Field(None, description="file holding the API token")
     gslb_insecure: bool = Field(False, description="allow a non-loopback API address without a token")
     gslb_max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size limit (413 above)")
-    gslb_leader_election: bool = Field(False, description="kubernetes mode: elect one reconciling replica via a Lease")
-    pod_namespace: str = Field("k8gb", description="kubernetes mode: namespace of the controller (leases, events)")
+    gslb_leader_election: bool = Field(
+        False, description="kubernetes mode: elect one reconciling replica via a Lease"
+    )
+    pod_namespace: str = Field(
+        "k8gb", description="kubernetes mode: namespace of the controller (leases, events)"
+    )
     reconcile_workers: int = Field(8, ge=1, le=256, description="Gslbs reconciled in parallel")
 
     # --- k8gb's settings --------------------------------------------------------------------------
     cluster_geo_tag: str = Field("eu", description="this cluster's geo tag")
-    ext_gslb_clusters_geo_tags: CsvList = Field(default_factory=list, description="the other clusters' geo tags")
+    ext_gslb_clusters_geo_tags: CsvList = Field(
+        default_factory=list, description="the other clusters' geo tags"
+    )
     edge_dns_servers: CsvList = Field(default_factory=list, description="edge DNS servers, ip or host:port")
-    dns_zones: str = Field("example.com:cloud.example.com:30", description="parent:loadBalancedZone:negTTL;...")
+    dns_zones: str = Field(
+        "example.com:cloud.example.com:30", description="parent:loadBalancedZone:negTTL;..."
+    )
     reconcile_requeue_seconds: float = Field(30, ge=0, description="periodic resync of every Gslb")
     ns_record_ttl: int = Field(30, ge=1, description="TTL of the NS and glue records in the edge zone")
-    cluster_exposed_ips: CsvList = Field(default_factory=list, description="IPv4 addresses this cluster's hosts resolve to")
+    cluster_exposed_ips: CsvList = Field(
+        default_factory=list, description="IPv4 addresses this cluster's hosts resolve to"
+    )
     gluea_prefix: str = Field("gslb-ns-", description="prefix of the NS glue names")
     peer_refresh_seconds: float = Field(5, gt=0, description="how often peers' localtargets are re-queried")
 
     # --- edge DNS providers ----------------------------------------------------------------------
-    edge_dns_type: Literal["none", "rfc2136", "infoblox"] = Field("none", description="provider for NS + glue")
+    edge_dns_type: Literal["none", "rfc2136", "infoblox"] = Field(
+        "none", description="provider for NS + glue"
+    )
     rfc2136_host: str = Field("", description="RFC2136 server, host or host:port")
     rfc2136_tsig_keyname: str = Field("", description="TSIG key name")
-    rfc2136_tsig_secret: SecretStr | None = Field(None, description="TSIG secret, base64 (or RFC2136_TSIG_SECRET_FILE)")
+    rfc2136_tsig_secret: SecretStr | None = Field(
+        None, description="TSIG secret, base64 (or RFC2136_TSIG_SECRET_FILE)"
+    )
     rfc2136_tsig_secret_file: Path | None = None
     rfc2136_tsig_algorithm: str = Field("hmac-sha256", description="TSIG algorithm")
     infoblox_grid_host: str = Field("", description="Infoblox grid host; selects the infoblox provider")
@@ -98,7 +122,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str = Field("localhost:4318", description="host:port (k8gb) or URL")
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
     tracing_sampling_ratio: float = Field(1.0, ge=0, le=1, description="parent-based ratio sampling")
-    otel_service_name: str = Field("pygslb", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"))
+    otel_service_name: str = Field(
+        "pygslb", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+    )
     log_level: Literal["trace", "debug", "info", "warn", "error"] = "info"
     log_format: Literal["simple", "json"] = "simple"
 
@@ -174,5 +200,3 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and overrides from the command line) once, at start-up."""
     return Settings(**overrides)  # type: ignore[arg-type]
-
-

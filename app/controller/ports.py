@@ -41,3 +41,21 @@ class RecordSink(Protocol):
     async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]: ...
 
     async def withdraw(self, namespace: str, name: str, group: str) -> None: ...
+
+
+class PeerAnswerLike(Protocol):
+    geo_tag: str
+    targets: list[str]
+    error: str | None
+
+
+class PeerSource(Protocol):
+    """Other clusters' healthy targets for a host (their `localtargets-<host>`), keyed by geo tag."""
+
+    async def localtargets(self, host: str) -> dict[str, PeerAnswerLike]: ...
+
+
+class Notifier(Protocol):
+    """Tells peers that this cluster's local targets for some names changed (DNS NOTIFY)."""
+
+    async def notify(self, names: Sequence[str]) -> None: ...

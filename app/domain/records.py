@@ -18,7 +18,9 @@ class HostFacts:
     peers: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
-def desired_endpoints(gslb: Gslb, own_tag: str, exposed_ips: Sequence[str], hosts: Sequence[HostFacts]) -> list[Endpoint]:
+def desired_endpoints(
+    gslb: Gslb, own_tag: str, exposed_ips: Sequence[str], hosts: Sequence[HostFacts]
+) -> list[Endpoint]:
     """`localtargets-<host>` when Healthy, then `<host>` with the strategy's final targets when non-empty."""
     strategy = gslb.spec.strategy
     ttl = strategy.ttl

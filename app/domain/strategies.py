@@ -44,7 +44,9 @@ def final_targets(
     return _union(local, _all_peers(peers))
 
 
-def targets_by_tag(own_tag: str, local: Sequence[str], peers: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+def targets_by_tag(
+    own_tag: str, local: Sequence[str], peers: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
     merged = {tag: list(ips) for tag, ips in peers.items() if ips and tag != own_tag}
     if local:
         merged[own_tag] = list(local)

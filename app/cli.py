@@ -1,0 +1,284 @@
+"""`gslb`: run the controller, or talk to a running one the way kubectl talks to an API server.
+
+Secrets are read from the environment or files only (GSLB_API_TOKEN, GSLB_API_TOKEN_FILE), never from
+arguments, so they cannot leak through `ps` or shell history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from app.domain.gslb import GROUP, GROUPS, VERSION
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from app.settings import load_settings
+
+    overrides: dict[str, Any] = {}
+    for flag, name in (
+        ("api_address", "api_address"),
+        ("dns_address", "dns_address"),
+        ("data_dir", "gslb_data_dir"),
+        ("services", "gslb_services_file"),
+        ("geo_tag", "cluster_geo_tag"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[name] = value
+    if getattr(args, "insecure", False):
+        overrides["gslb_insecure"] = True
+    return load_settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.runtime import configure_logging, serve
+
+    settings = _settings(args)
+    configure_logging(settings)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux
+        pass
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from app.domain.crds import crd_files, crds_yaml
+
+    if args.split:
+        target = Path(args.split)
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in crd_files().items():
+            (target / name).write_text(text)
+            print(target / name, file=sys.stderr)
+    else:
+        sys.stdout.write(crds_yaml())
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from app.api.openapi_doc import render_openapi
+    from app.settings import load_settings
+
+    sys.stdout.write(render_openapi(load_settings()))
+    return 0
+
+
+# --- client commands ---------------------------------------------------------------------------
+
+
+def _server(args: argparse.Namespace) -> str:
+    if args.server:
+        return str(args.server).rstrip("/")
+    address = os.environ.get("API_ADDRESS", "127.0.0.1:8080")
+    return f"http://{address}"
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    headers = {"Accept": "application/json"}
+    token = os.environ.get("GSLB_API_TOKEN")
+    token_file = os.environ.get("GSLB_API_TOKEN_FILE")
+    if not token and token_file:
+        token = Path(token_file).read_text().strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.Client(base_url=_server(args), headers=headers, timeout=30)
+
+
+def _collection(group: str, namespace: str | None) -> str:
+    if namespace is None:
+        return f"/apis/{group}/{VERSION}/gslbs"
+    return f"/apis/{group}/{VERSION}/namespaces/{namespace}/gslbs"
+
+
+def _fail(response: httpx.Response) -> int:
+    try:
+        body = response.json()
+        message = body.get("message", response.text)
+    except ValueError:
+        message = response.text
+    print(f"Error from server ({response.status_code}): {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+    rc = 0
+    with _client(args) as client:
+        for doc in yaml.safe_load_all(text):
+            if not doc:
+                continue
+            if doc.get("kind") != "Gslb":
+                print(f"skipping kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
+                continue
+            group = str(doc.get("apiVersion", f"{GROUP}/{VERSION}")).split("/")[0]
+            meta = doc.setdefault("metadata", {})
+            namespace = meta.get("namespace") or args.namespace or "default"
+            meta["namespace"] = namespace
+            name = meta.get("name", "")
+            url = f"{_collection(group, namespace)}/{name}"
+            current = client.get(url)
+            if current.status_code == 404:
+                response = client.post(_collection(group, namespace), json=doc)
+                verb = "created"
+            elif current.is_success:
+                meta["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
+                response = client.put(url, json=doc)
+                verb = "configured"
+            else:
+                rc = _fail(current)
+                continue
+            if response.is_success:
+                print(f"gslb.{group}/{name} {verb}")
+            else:
+                rc = _fail(response)
+    return rc
+
+
+def _wide_row(item: dict[str, Any]) -> list[str]:
+    status = item.get("status") or {}
+    health = status.get("serviceHealth") or {}
+    records = status.get("healthyRecords") or {}
+    peers = status.get("peers") or []
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return [
+        ",".join(f"{h}={s}" for h, s in health.items()) or "-",
+        ";".join(f"{h}={','.join(ips)}" for h, ips in records.items()) or "-",
+        ";".join(f"{p['geoTag']}:{p.get('error') or ','.join(p.get('targets', [])) or '-'}" for p in peers)
+        or "-",
+        ready.get("message", "-") if ready.get("status") == "False" else "-",
+    ]
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    groups = [args.group] if args.group else list(GROUPS)
+    items: list[dict[str, Any]] = []
+    with _client(args) as client:
+        for group in groups:
+            if args.name:
+                response = client.get(f"{_collection(group, args.namespace or 'default')}/{args.name}")
+                if response.status_code == 404 and len(groups) > 1:
+                    continue
+                if not response.is_success:
+                    return _fail(response)
+                items.append(response.json())
+            else:
+                response = client.get(
+                    _collection(group, None if args.all_namespaces else args.namespace or "default")
+                )
+                if not response.is_success:
+                    return _fail(response)
+                items.extend(response.json().get("items", []))
+    if args.name and not items:
+        print(f'Error from server (NotFound): gslbs "{args.name}" not found', file=sys.stderr)
+        return 1
+    if args.output in ("json", "yaml"):
+        doc: Any = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
+        print(
+            json.dumps(doc, indent=2) if args.output == "json" else yaml.safe_dump(doc, sort_keys=False),
+            end="",
+        )
+        return 0
+    header = ["NAMESPACE", "NAME", "STRATEGY", "GEOTAG", "HOSTS"]
+    if args.output == "wide":
+        header += ["HEALTH", "RECORDS", "PEERS", "ERROR"]
+    rows = [header]
+    for item in items:
+        meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
+        row = [
+            meta.get("namespace", ""),
+            meta["name"],
+            spec["strategy"]["type"],
+            status.get("geoTag", ""),
+            status.get("hosts", ""),
+        ]
+        if args.output == "wide":
+            row += _wide_row(item)
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row in rows:
+        print("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    groups = [args.group] if args.group else list(GROUPS)
+    with _client(args) as client:
+        for group in groups:
+            response = client.delete(f"{_collection(group, args.namespace or 'default')}/{args.name}")
+            if response.is_success:
+                print(f'gslb.{group} "{args.name}" deleted')
+                return 0
+            if response.status_code != 404:
+                return _fail(response)
+    print(f'Error from server (NotFound): gslbs "{args.name}" not found', file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gslb", description="pygslb: a k8gb-compatible GSLB controller")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the controller, the REST API and the DNS server")
+    serve.add_argument("--api-address", help="host:port for the API (env API_ADDRESS)")
+    serve.add_argument("--dns-address", help="host:port for DNS; '' disables it (env DNS_ADDRESS)")
+    serve.add_argument("--data-dir", help="embedded store directory (env GSLB_DATA_DIR)")
+    serve.add_argument("--services", help="services file with probes (env GSLB_SERVICES_FILE)")
+    serve.add_argument("--geo-tag", help="this cluster's geo tag (env CLUSTER_GEO_TAG)")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback API without a token")
+    serve.set_defaults(func=cmd_serve)
+
+    crds = sub.add_parser("crds", help="print the CustomResourceDefinitions")
+    crds.add_argument("--split", metavar="DIR", help="write one file per CRD into DIR")
+    crds.set_defaults(func=cmd_crds)
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document of the REST API")
+    openapi.set_defaults(func=cmd_openapi)
+
+    def client_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--server", "-s", help="API URL (default http://$API_ADDRESS)")
+        p.add_argument("--namespace", "-n", help="namespace (default 'default')")
+        p.add_argument("--group", choices=GROUPS, help="API group (default: both)")
+
+    apply = sub.add_parser("apply", help="create or update Gslbs from a YAML/JSON file")
+    apply.add_argument("-f", "--filename", required=True, help="file, or - for stdin")
+    client_args(apply)
+    apply.set_defaults(func=cmd_apply)
+
+    get = sub.add_parser("get", help="list Gslbs or show one")
+    get.add_argument("name", nargs="?")
+    get.add_argument("-A", "--all-namespaces", action="store_true")
+    get.add_argument("-o", "--output", choices=["wide", "yaml", "json"])
+    client_args(get)
+    get.set_defaults(func=cmd_get)
+
+    delete = sub.add_parser("delete", help="delete a Gslb")
+    delete.add_argument("name")
+    client_args(delete)
+    delete.set_defaults(func=cmd_delete)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach the pygslb API: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""The reconcile pipeline for one Gslb, top to bottom as k8gb's (k8gb.md §4.3), one span per step.
+
+hosts and services → local health → exposed IPs → peers → strategy → records → publish → status.
+Every collaborator is a port (controller/ports.py), so embedded and kubernetes modes share this code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from app.controller.metrics import ControllerMetrics
+from app.controller.ports import ExposedIpSource, HealthSource, Notifier, PeerSource, RecordSink, ServerSource
+from app.domain.endpoint import Endpoint
+from app.domain.gslb import (
+    Condition,
+    Gslb,
+    GslbStatus,
+    HealthStatus,
+    LoadBalancer,
+    PeerAnswer,
+    Server,
+    StrategyType,
+    with_defaults,
+)
+from app.domain.health import host_health
+from app.domain.records import HostFacts, desired_endpoints, healthy_records
+from app.domain.zones import ZoneConfig, zone_for
+from app.stores.base import GslbStore, NotFound, ObjectKey
+from app.telemetry.carry import Cause, start_reconcile_span
+
+log = logging.getLogger("pygslb.reconcile")
+tracer = trace.get_tracer("pygslb.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the runner needs to schedule the next round."""
+
+    deleted: bool = False
+    error: str | None = None
+    localtargets_changed: tuple[str, ...] = ()
+    services: tuple[tuple[str, str], ...] = ()
+    hosts: tuple[str, ...] = ()
+    peer_targets: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Reconciler:
+    store: GslbStore
+    servers: ServerSource
+    health: HealthSource
+    exposed: ExposedIpSource
+    sink: RecordSink
+    geo_tag: str
+    zones: list[ZoneConfig]
+    metrics: ControllerMetrics
+    peers: PeerSource | None = None
+    notifier: Notifier | None = None
+    peer_timeout: float = 2.0
+    _localtargets: dict[ObjectKey, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    async def reconcile(
+        self, key: ObjectKey, causes: Sequence[Cause] = (), reason: str = "", link: Cause | None = None
+    ) -> Outcome:
+        """Causes (write contexts) make the span a child of the newest writer; without any the span is a
+        new root linked to `link`, the last write's context."""
+        with start_reconcile_span(
+            tracer, "Reconcile", list(causes), reason or "resync", last_write=link
+        ) as span:
+            span.set_attribute("k8gb.gslb.namespace", key.namespace)
+            span.set_attribute("k8gb.gslb.name", key.name)
+            span.set_attribute("k8gb.gslb.group", key.group)
+            span.set_attribute("pygslb.reconcile.reason", reason or "write")
+            started = time.perf_counter()
+            try:
+                outcome = await self._reconcile(key, span)
+            except Exception as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                self.metrics.errors.labels(key.namespace, key.name).inc()
+                self.metrics.reconcile_seconds.labels("error").observe(time.perf_counter() - started)
+                await self._record_error(key, exc)
+                raise
+            self.metrics.reconcile_seconds.labels("ok").observe(time.perf_counter() - started)
+            return outcome
+
+    async def _reconcile(self, key: ObjectKey, span: trace.Span) -> Outcome:
+        try:
+            gslb = await self.store.get(key)
+        except NotFound:
+            span.set_attribute("pygslb.deleted", True)
+            return await self._withdraw(key)
+        if gslb.metadata.deletion_timestamp:
+            return await self._withdraw(key)
+        span.set_attribute("k8gb.gslb.generation", gslb.metadata.generation or 0)
+        span.set_attribute("k8gb.gslb.strategy", gslb.spec.strategy.type)
+
+        if not gslb.spec.strategy.dns_ttl_seconds:
+            # k8gb writes the defaulted TTL back into the object.
+            gslb = await self.store.update(with_defaults(gslb))
+
+        # --- hosts and the services behind them -------------------------------------------------
+        with tracer.start_as_current_span("resolveServers") as step:
+            all_servers = await self.servers.servers(gslb)
+            servers = [s for s in all_servers if zone_for(s.host, self.zones) is not None]
+            dropped = sorted({s.host for s in all_servers} - {s.host for s in servers})
+            step.set_attribute("k8gb.hosts", [s.host for s in servers])
+            if dropped:
+                step.set_attribute("k8gb.hosts.outside_zones", dropped)
+                log.warning(
+                    "%s: hosts outside every load-balanced zone are ignored: %s", key, ", ".join(dropped)
+                )
+        span.set_attribute("k8gb.hosts", [s.host for s in servers])
+
+        # --- local health -------------------------------------------------------------------------
+        with tracer.start_as_current_span("serviceHealth") as step:
+            health = {
+                s.host: host_health(
+                    (self.health.state(svc.namespace, svc.name) for svc in s.services),
+                    gslb.spec.service_health_policy,
+                )
+                for s in servers
+            }
+            for host, status in health.items():
+                step.set_attribute(f"k8gb.health.{host}", status.value)
+
+        # --- exposed IPs --------------------------------------------------------------------------
+        with tracer.start_as_current_span("exposedIPs") as step:
+            exposed = await self.exposed.exposed_ips(gslb)
+            step.set_attribute("k8gb.exposed_ips", exposed)
+
+        # --- peers --------------------------------------------------------------------------------
+        peer_targets, peer_status = await self._query_peers([s.host for s in servers])
+
+        # --- strategy → records -------------------------------------------------------------------
+        with tracer.start_as_current_span("gslbDNSEndpoint") as step:
+            facts = [HostFacts(s.host, health[s.host], peer_targets.get(s.host, {})) for s in servers]
+            desired = desired_endpoints(gslb, self.geo_tag, exposed, facts)
+            step.set_attribute(
+                "k8gb.records.planned", [f"{e.dns_name} A {','.join(e.targets)}" for e in desired]
+            )
+
+        with tracer.start_as_current_span("SaveDNSEndpoint") as step:
+            published = await self.sink.publish(gslb, desired)
+            step.set_attribute("k8gb.records.published", len(published))
+
+        changed = self._localtargets_changed(key, published)
+        if changed and self.notifier is not None:
+            await self.notifier.notify(changed)
+
+        # --- status -------------------------------------------------------------------------------
+        records = healthy_records(published)
+        status = GslbStatus(
+            service_health=health,
+            healthy_records=records,
+            geo_tag=self.geo_tag,
+            hosts=", ".join(s.host for s in servers),
+            load_balancer=LoadBalancer(exposed_ips=exposed),
+            servers=servers,
+            observed_generation=gslb.metadata.generation,
+            peers=peer_status or None,
+            conditions=[_ready(gslb, health, records)],
+        )
+        await self._write_status(gslb, status)
+        self.metrics.loops.labels(key.namespace, key.name).inc()
+        self.metrics.observe(
+            key.namespace,
+            key.name,
+            gslb.spec.strategy.type,
+            gslb.spec.strategy.primary_geo_tag == self.geo_tag,
+            health,
+            records,
+            exposed,
+            self.geo_tag,
+        )
+        return Outcome(
+            localtargets_changed=tuple(changed),
+            services=tuple((svc.namespace, svc.name) for s in servers for svc in s.services),
+            hosts=tuple(s.host for s in servers),
+            peer_targets={
+                h: {t: tuple(sorted(ips)) for t, ips in by.items()} for h, by in peer_targets.items()
+            },
+        )
+
+    async def _query_peers(
+        self, hosts: list[str]
+    ) -> tuple[dict[str, dict[str, list[str]]], list[PeerAnswer]]:
+        if self.peers is None or not hosts:
+            return {}, []
+        peers = self.peers
+        with tracer.start_as_current_span("peerTargets") as step:
+            answers = await asyncio.gather(*(peers.localtargets(h) for h in hosts))
+            targets: dict[str, dict[str, list[str]]] = {}
+            status: list[PeerAnswer] = []
+            for host, by_tag in zip(hosts, answers, strict=True):
+                targets[host] = {tag: list(a.targets) for tag, a in by_tag.items() if a.targets}
+                for tag, answer in sorted(by_tag.items()):
+                    status.append(
+                        PeerAnswer(geo_tag=tag, host=host, targets=list(answer.targets), error=answer.error)
+                    )
+                    step.set_attribute(
+                        f"k8gb.peer.{tag}.{host}", answer.error or ",".join(answer.targets) or "(none)"
+                    )
+                    self.metrics.peer_queries.labels(tag, "error" if answer.error else "ok").inc()
+            return targets, status
+
+    def _localtargets_changed(self, key: ObjectKey, published: Sequence[Endpoint]) -> list[str]:
+        now = {
+            e.dns_name: tuple(sorted(e.targets)) for e in published if e.dns_name.startswith("localtargets-")
+        }
+        before = self._localtargets.get(key, {})
+        self._localtargets[key] = now
+        return sorted(name for name in set(now) | set(before) if now.get(name) != before.get(name))
+
+    async def _withdraw(self, key: ObjectKey) -> Outcome:
+        await self.sink.withdraw(key.namespace, key.name, key.group)
+        gone = sorted(self._localtargets.pop(key, {}))
+        if gone and self.notifier is not None:
+            await self.notifier.notify(gone)
+        self.metrics.forget(key.namespace, key.name)
+        return Outcome(deleted=True, localtargets_changed=tuple(gone))
+
+    async def _write_status(self, gslb: Gslb, status: GslbStatus) -> None:
+        """Write only when something other than condition timestamps changed (no write loops)."""
+        old = gslb.status
+        if old is not None and old.conditions and status.conditions:
+            kept = []
+            for cond in status.conditions:
+                prev = next((c for c in old.conditions if c.type == cond.type), None)
+                if prev is not None and (prev.status, prev.reason, prev.message) == (
+                    cond.status,
+                    cond.reason,
+                    cond.message,
+                ):
+                    cond = cond.model_copy(update={"last_transition_time": prev.last_transition_time})
+                kept.append(cond)
+            status.conditions = kept
+        if old is not None and old.model_dump() == status.model_dump():
+            return
+        await self.store.update_status(ObjectKey.of(gslb), status)
+
+    async def _record_error(self, key: ObjectKey, exc: Exception) -> None:
+        """Show the failure in status (Ready=False) without losing what was last published."""
+        try:
+            gslb = await self.store.get(key)
+        except Exception:  # the store itself may be the failing part
+            return
+        status = (gslb.status or GslbStatus(geo_tag=self.geo_tag)).model_copy(deep=True)
+        cond = Condition(
+            type="Ready",
+            status="False",
+            reason="ReconcileError",
+            message=f"{type(exc).__name__}: {exc}"[:1024],
+            last_transition_time=_now(),
+            observed_generation=gslb.metadata.generation,
+        )
+        status.conditions = [c for c in status.conditions or [] if c.type != "Ready"] + [cond]
+        try:
+            await self._write_status(gslb, status)
+        except Exception:
+            log.exception("%s: could not record the reconcile error in status", key)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ready(gslb: Gslb, health: dict[str, HealthStatus], records: dict[str, list[str]]) -> Condition:
+    if not health:
+        reason, message, ok = "NoHosts", "no host of this Gslb is inside a load-balanced zone", False
+    elif not records:
+        reason, message, ok = "NoTargets", "no healthy target anywhere: hosts answer NXDOMAIN", True
+    else:
+        reason, message, ok = "Reconciled", f"{len(records)} of {len(health)} hosts have targets", True
+    if gslb.spec.strategy.type == StrategyType.FAILOVER and not gslb.spec.strategy.primary_geo_tag:
+        message += "; failover without primaryGeoTag treats every cluster as secondary"
+    return Condition(
+        type="Ready",
+        status="True" if ok else "False",
+        reason=reason,
+        message=message,
+        last_transition_time=_now(),
+        observed_generation=gslb.metadata.generation,
+    )
+
+
+def services_of(servers: Sequence[Server]) -> set[tuple[str, str]]:
+    return {(svc.namespace, svc.name) for s in servers for svc in s.services}

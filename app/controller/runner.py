@@ -1,0 +1,213 @@
+"""Drives the reconciler: list, watch, queue, workers, resync, backoff and the fast-convergence triggers.
+
+Triggers, each enqueueing only the Gslbs it concerns:
+- a store write (spec or k8gb annotation changed) → reconcile now, as a child of the writer's trace;
+- a change of a service's health → the Gslbs whose hosts it backs;
+- a DNS NOTIFY from a peer for `localtargets-<host>` → the Gslbs serving that host;
+- the peer refresh loop seeing a peer's answer change → the Gslbs serving that host;
+- the periodic resync (RECONCILE_REQUEUE_SECONDS) and error backoff → that Gslb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from app.controller.metrics import ControllerMetrics
+from app.controller.ports import PeerSource
+from app.controller.queue import WorkQueue
+from app.controller.reconcile import Outcome, Reconciler
+from app.domain.gslb import GROUPS, Gslb
+from app.stores.base import EventType, GslbStore, ObjectKey, StoreError
+from app.telemetry.carry import Cause, cause_from_annotations
+
+log = logging.getLogger("pygslb.controller")
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        store: GslbStore,
+        reconciler: Reconciler,
+        metrics: ControllerMetrics,
+        requeue_seconds: float = 30.0,
+        workers: int = 8,
+        peers: PeerSource | None = None,
+        peer_refresh_seconds: float = 5.0,
+        groups: Iterable[str] = GROUPS,
+    ) -> None:
+        self.store = store
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self.queue: WorkQueue[ObjectKey, Cause] = WorkQueue()
+        self.requeue_seconds = requeue_seconds
+        self.workers = workers
+        self.peers = peers
+        self.peer_refresh_seconds = peer_refresh_seconds
+        self.groups = tuple(groups)
+        self._by_service: dict[tuple[str, str], set[ObjectKey]] = defaultdict(set)
+        self._by_host: dict[str, set[ObjectKey]] = defaultdict(set)
+        self._last_write: dict[ObjectKey, Cause] = {}
+        self._peer_seen: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight = 0
+        self._synced = asyncio.Event()
+        self.reconciles = 0
+        self.on_reconciled: Callable[[ObjectKey, Outcome | None], None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        """True once every Gslb that existed at start has been reconciled once."""
+        return self._synced.is_set()
+
+    async def start(self) -> None:
+        watch = self.store.watch()  # subscribe before listing so nothing falls between the two
+        initial: list[Gslb] = []
+        for group in self.groups:
+            items, _ = await self.store.list(group)
+            initial.extend(items)
+        for gslb in initial:
+            self._enqueue_object(gslb, "startup")
+        self._initial = {ObjectKey.of(g) for g in initial}
+        if not self._initial:
+            self._synced.set()
+        self._tasks.append(asyncio.create_task(self._watch(watch), name="gslb-watch"))
+        for i in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"gslb-worker-{i}"))
+        if self.peers is not None:
+            self._tasks.append(asyncio.create_task(self._peer_refresh(), name="peer-refresh"))
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, let in-flight reconciles finish within `grace`, then cancel."""
+        self.queue.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._inflight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    # --- triggers ---------------------------------------------------------------------------------
+
+    def _enqueue_object(self, gslb: Gslb, reason: str) -> None:
+        key = ObjectKey.of(gslb)
+        cause = cause_from_annotations(gslb.metadata.annotations, gslb.metadata.generation)
+        observed = gslb.status.observed_generation if gslb.status else None
+        if cause is not None and (reason != "startup" or observed != gslb.metadata.generation):
+            self._last_write[key] = cause
+            self.queue.add(key, cause, reason)
+        else:
+            self.queue.add(key, None, reason)
+
+    def service_changed(self, namespace: str, name: str) -> None:
+        """Health of a service changed: reconcile the Gslbs it backs, as new root traces."""
+        for key in sorted(self._by_service.get((namespace, name), ())):
+            self.queue.add(key, None, "health-change")
+
+    def notified(self, zone: str, qname: str) -> None:
+        """A peer sent NOTIFY for one of its `localtargets-<host>` (or the zone apex: everything)."""
+        self.metrics.notifies_received.inc()
+        name = qname.lower().rstrip(".")
+        host = name.removeprefix("localtargets-")
+        if host in self._by_host:
+            keys: Iterable[ObjectKey] = self._by_host[host]
+        else:
+            keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
+        for key in sorted(keys):
+            self.queue.add(key, None, "peer-notify")
+
+    async def _watch(self, events_iter: object) -> None:
+        async for event in events_iter:  # type: ignore[attr-defined]
+            key = ObjectKey.of(event.object)
+            if event.type == EventType.DELETED:
+                self._last_write.pop(key, None)
+                self.queue.add(key, None, "deleted")
+            elif event.spec_changed:
+                self._enqueue_object(event.object, "write")
+
+    # --- workers ----------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self.queue.get()
+            self._inflight += 1
+            self.metrics.queue_depth.set(len(self.queue))
+            key = item.key
+            outcome: Outcome | None = None
+            try:
+                reason = item.reasons[-1] if item.reasons else ""
+                outcome = await self.reconciler.reconcile(
+                    key, item.causes, reason=reason, link=self._last_write.get(key)
+                )
+            except (StoreError, Exception) as exc:  # noqa: B014 - any failure backs off, never kills a worker
+                delay = self.queue.backoff(key)
+                log.warning("reconcile %s failed (%s); retrying in %.1fs", key, exc, delay)
+            else:
+                self.queue.forget(key)
+                self._index(key, outcome)
+                if not outcome.deleted and self.requeue_seconds > 0:
+                    self.queue.add_after(key, self.requeue_seconds, "resync")
+                elif outcome.deleted:
+                    self.queue.cancel(key)
+            finally:
+                self.reconciles += 1
+                self._inflight -= 1
+                self.queue.done(key)
+                self._initial.discard(key)
+                if not self._initial:
+                    self._synced.set()
+                if self.on_reconciled is not None:
+                    self.on_reconciled(key, outcome)
+
+    def _index(self, key: ObjectKey, outcome: Outcome) -> None:
+        for keys in self._by_service.values():
+            keys.discard(key)
+        for keys in self._by_host.values():
+            keys.discard(key)
+        if outcome.deleted:
+            return
+        for service in outcome.services:
+            self._by_service[service].add(key)
+        for host in outcome.hosts:
+            self._by_host[host].add(key)
+        for host, by_tag in outcome.peer_targets.items():
+            self._peer_seen[host] = by_tag
+
+    # --- peers ------------------------------------------------------------------------------------
+
+    async def _peer_refresh(self) -> None:
+        """Re-ask peers on a short interval; enqueue only the hosts whose answers changed."""
+        assert self.peers is not None
+        while True:
+            await asyncio.sleep(self.peer_refresh_seconds)
+            hosts = [h for h, keys in self._by_host.items() if keys]
+            for host in hosts:
+                try:
+                    answers = await self.peers.localtargets(host)
+                except Exception as exc:  # never fatal
+                    log.debug("peer refresh for %s failed: %s", host, exc)
+                    continue
+                seen = {tag: tuple(sorted(a.targets)) for tag, a in answers.items() if a.targets}
+                if seen != self._peer_seen.get(host, {}):
+                    self._peer_seen[host] = seen
+                    for key in sorted(self._by_host.get(host, ())):
+                        self.queue.add(key, None, "peer-change")
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Test and benchmark helper: wait until no work is queued or running."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (self.queue.idle and self._inflight == 0):
+            if loop.time() > deadline:
+                raise TimeoutError("controller did not become idle")
+            await asyncio.sleep(0.01)

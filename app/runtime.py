@@ -1,0 +1,261 @@
+"""The composition root: builds one process's parts for its mode, runs them, and stops them in order.
+
+Order on the way up: tracing → store → DNS zone and server → health → controller → API.
+On SIGTERM: stop taking requests, finish in-flight reconciles, stop DNS, flush traces, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from app.api.main import create_app
+from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
+from app.controller.metrics import ControllerMetrics
+from app.controller.ports import HealthSource, Notifier, PeerSource
+from app.controller.reconcile import Reconciler
+from app.controller.runner import Controller
+from app.dnsserver.geo import build_locator
+from app.dnsserver.server import DnsServer
+from app.dnsserver.zonetable import ZoneTable
+from app.domain.health import ServiceState
+from app.settings import Settings
+from app.stores.base import GslbStore
+from app.telemetry.setup import TracingHandle, setup_tracing
+
+log = logging.getLogger("pygslb")
+
+
+class NoServices:
+    """Health when no services file is given: every service is NotFound, as k8gb with no Service."""
+
+    def state(self, namespace: str, name: str) -> ServiceState:
+        return ServiceState.NOT_FOUND
+
+
+def configure_logging(settings: Settings) -> None:
+    level = {"trace": logging.DEBUG, "warn": logging.WARNING}.get(
+        settings.log_level, settings.log_level.upper()
+    )
+    if settings.log_format == "json":
+        fmt = '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
+    else:
+        fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def check_listen_address(settings: Settings) -> None:
+    """Refuse to expose an unauthenticated write API beyond loopback unless told --insecure."""
+    host, _ = settings.api_host_port
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not settings.api_token() and not settings.gslb_insecure:
+        raise SystemExit(
+            f"refusing to listen on {host} without GSLB_API_TOKEN (or GSLB_API_TOKEN_FILE); "
+            "set one, or pass --insecure to accept unauthenticated writes"
+        )
+
+
+@dataclass
+class Runtime:
+    """Everything one `gslb serve` process runs; tests build it to run a real instance in-process."""
+
+    settings: Settings
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    tracing: TracingHandle | None = None
+    store: GslbStore | None = None
+    zone: ZoneTable | None = None
+    dns: DnsServer | None = None
+    health: Any = None
+    controller: Controller | None = None
+    server: uvicorn.Server | None = None
+    extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _closers: list[Any] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.tracing = setup_tracing(s)
+        metrics = ControllerMetrics(self.registry, namespace=s.pod_namespace)
+        self.store = await self._build_store()
+
+        ns_names = {
+            z.load_balanced_zone: sorted(
+                z.glue_name(s.gluea_prefix, t) for t in [s.cluster_geo_tag, *s.peer_tags]
+            )
+            for z in s.zones
+        }
+        self.zone = ZoneTable(
+            s.zones, ns_names=ns_names, geo=build_locator(s.geoip_cidrs, s.geoip_database, s.geoip_field)
+        )
+        peers, notifier = self._build_peers()
+        health: HealthSource = NoServices()
+        controller_ref: list[Controller] = []
+
+        def on_health_change(ref: Any) -> None:
+            if controller_ref:
+                controller_ref[0].service_changed(ref.namespace, ref.name)
+
+        if s.gslb_services_file is not None:
+            from app.health.config import load_services_async
+            from app.health.probes import ProbeManager
+
+            services = await load_services_async(s.gslb_services_file)
+            self.health = ProbeManager(services, on_change=on_health_change)
+            health = self.health
+        reconciler = Reconciler(
+            store=self.store,
+            servers=SpecServerSource(),
+            health=health,
+            exposed=StaticExposedIps(s.cluster_exposed_ips),
+            sink=ZoneSink(self.zone, s.zones),
+            geo_tag=s.cluster_geo_tag,
+            zones=s.zones,
+            metrics=metrics,
+            peers=peers,
+            notifier=notifier,
+        )
+        self.controller = Controller(
+            store=self.store,
+            reconciler=reconciler,
+            metrics=metrics,
+            requeue_seconds=s.reconcile_requeue_seconds,
+            workers=s.reconcile_workers,
+            peers=peers,
+            peer_refresh_seconds=s.peer_refresh_seconds,
+        )
+        controller_ref.append(self.controller)
+        if s.dns_address:
+            host, port = s.dns_host_port
+            self.dns = DnsServer(self.zone, host, port, on_notify=self.controller.notified)
+            await self.dns.start()
+        if self.health is not None:
+            await self.health.start()
+        await self.controller.start()
+        self.extra_tasks.extend(await self._start_delegation(metrics))
+
+        app = create_app(
+            settings=s,
+            store=self.store,
+            ready=lambda: bool(self.controller and self.controller.synced),
+            metrics_registry=self.registry,
+        )
+        host, port = s.api_host_port
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            proxy_headers=False,
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.extra_tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
+        while not self.server.started:
+            if self.extra_tasks[-1].done():
+                self.extra_tasks[-1].result()
+                raise RuntimeError("API server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def _build_store(self) -> GslbStore:
+        s = self.settings
+        if s.gslb_mode == "kubernetes":
+            from app.stores.kube import build_kube_store
+
+            store: GslbStore = await build_kube_store(s)
+        else:
+            from app.stores.sqlite import SqliteStore
+
+            store = SqliteStore(s.gslb_data_dir)
+        await store.start()
+        return store
+
+    def _build_peers(self) -> tuple[PeerSource | None, Notifier | None]:
+        s = self.settings
+        if not s.peer_tags or not s.edge_servers:
+            return None, None
+        from app.peers.discovery import PeerDirectory
+        from app.peers.notify import PeerNotifier
+        from app.peers.query import PeerResolver
+
+        directory = PeerDirectory(s.zones, s.cluster_geo_tag, s.peer_tags, s.gluea_prefix, s.edge_servers)
+        return PeerResolver(directory), PeerNotifier(directory)
+
+    async def _start_delegation(self, metrics: ControllerMetrics) -> list[asyncio.Task[Any]]:
+        s = self.settings
+        if s.edge_dns_type == "none":
+            return []
+        from app.controller.delegation import DelegationLoop
+        from app.providers.wrappers import build_edge_provider
+
+        provider = build_edge_provider(s)
+        if provider is None:
+            return []
+        loop = DelegationLoop(settings=s, provider=provider, metrics=metrics)
+        return [asyncio.create_task(loop.run(), name="edge-delegation")]
+
+    @property
+    def api_url(self) -> str:
+        assert self.server is not None
+        sock = self.server.servers[0].sockets[0].getsockname()
+        return f"http://{sock[0]}:{sock[1]}"
+
+    @property
+    def dns_port(self) -> int:
+        assert self.dns is not None
+        return self.dns.port
+
+    async def stop(self, grace: float = 10.0) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.controller is not None:
+            await self.controller.stop(grace)
+        for task in self.extra_tasks:
+            if task.get_name() != "uvicorn":
+                task.cancel()
+        for task in self.extra_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=grace)
+        if self.health is not None:
+            await self.health.stop()
+        if self.dns is not None:
+            await self.dns.stop()
+        if self.store is not None:
+            await self.store.close()
+        if self.tracing is not None:
+            self.tracing.shutdown()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    check_listen_address(settings)
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    host, port = settings.api_host_port
+    log.info(
+        "pygslb serving: API http://%s:%d (Swagger UI at /docs), DNS %s, mode %s, geo tag %s",
+        host,
+        port,
+        settings.dns_address or "off",
+        settings.gslb_mode,
+        settings.cluster_geo_tag,
+    )
+    await stop.wait()
+    log.info("shutting down")
+    await runtime.stop()
