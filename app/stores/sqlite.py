@@ -1,0 +1,340 @@
+"""The embedded store: Gslbs in one SQLite file, with Kubernetes object semantics and a change feed.
+
+Durability: WAL with `synchronous=FULL`, one transaction per write, so an acknowledged write survives
+SIGKILL and power loss and an object is never half-written. Every sqlite3 call runs on one dedicated
+worker thread (sqlite3 is blocking; the event loop must not be). That single thread also serialises
+writes, so commit order is the order events reach watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sqlite3
+import string
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from app.domain.gslb import Gslb, GslbStatus
+from app.stores.base import (
+    AlreadyExists,
+    Conflict,
+    EventType,
+    NotFound,
+    ObjectKey,
+    StoreError,
+    Unavailable,
+    WatchEvent,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gslbs (
+    api_group TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    resource_version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (api_group, namespace, name)
+);
+CREATE TABLE IF NOT EXISTS revision (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO revision (id, value) VALUES (1, 0);
+"""
+
+# Metadata that a client may change with update(); the rest is owned by the store.
+_USER_METADATA = ("labels", "annotations", "finalizers", "owner_references")
+_TRACKED_ANNOTATION_PREFIX = "k8gb.io/"
+_NAME_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spec(gslb: Gslb) -> dict[str, Any]:
+    return gslb.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
+    annotations = gslb.metadata.annotations or {}
+    return {k: v for k, v in annotations.items() if k.startswith(_TRACKED_ANNOTATION_PREFIX)}
+
+
+class _Watch:
+    """An async iterator over one watcher's queue; registered at creation so no later write is missed."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        store._watchers.add(self._queue)
+
+    def __aiter__(self) -> _Watch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        event = await self._queue.get()
+        if event is None:
+            self._store._watchers.discard(self._queue)
+            raise StopAsyncIteration
+        return event
+
+    async def aclose(self) -> None:
+        """Stop receiving events (the watcher's queue is dropped)."""
+        self._store._watchers.discard(self._queue)
+
+
+class SqliteStore:
+    """`GslbStore` over `<data_dir>/gslb.db`. Call `start()` before use and `close()` at the end."""
+
+    def __init__(self, data_dir: Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(data_dir) / "gslb.db"
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchers: set[asyncio.Queue[WatchEvent | None]] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
+        finally:
+            await asyncio.to_thread(executor.shutdown, True)
+        for queue in list(self._watchers):
+            queue.put_nowait(None)
+        self._watchers.clear()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise Unavailable(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the worker thread; SQLite trouble becomes `Unavailable` with the file named."""
+        if self._executor is None:
+            raise Unavailable("the SQLite store is not started")
+        loop = asyncio.get_running_loop()
+
+        def guarded() -> T:
+            try:
+                return fn()
+            except StoreError:
+                raise
+            except sqlite3.Error as exc:
+                raise Unavailable(f"SQLite store {self.path} cannot serve the request: {exc}") from exc
+
+        return await loop.run_in_executor(self._executor, guarded)
+
+    # --- worker-thread helpers (never call from the loop) ------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise Unavailable("the SQLite store is closed")
+        return self._conn
+
+    def _load(self, key: ObjectKey) -> Gslb | None:
+        row = self._db.execute(
+            "SELECT body FROM gslbs WHERE api_group = ? AND namespace = ? AND name = ?",
+            (key.group, key.namespace, key.name),
+        ).fetchone()
+        return Gslb.model_validate(json.loads(row[0])) if row else None
+
+    def _write(self, mutate: Callable[[sqlite3.Connection, int], tuple[Gslb, WatchEvent | None]]) -> Gslb:
+        """One IMMEDIATE transaction: `mutate(conn, next_revision)` does the row work; all or nothing."""
+        conn = self._db
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            revision = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0] + 1
+            result, event = mutate(conn, revision)
+            if event is None:  # a no-op write: nothing changes, as the API server does
+                conn.execute("ROLLBACK")
+                return result
+            conn.execute("UPDATE revision SET value = ? WHERE id = 1", (revision,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._publish(event)
+        return result
+
+    def _publish(self, event: WatchEvent) -> None:
+        # call_soon_threadsafe callbacks run in FIFO order: watchers see commits in commit order,
+        # and before the writer's own await returns.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._fan_out, event)
+
+    def _fan_out(self, event: WatchEvent) -> None:
+        for queue in list(self._watchers):
+            queue.put_nowait(event)
+
+    @staticmethod
+    def _store_row(conn: sqlite3.Connection, gslb: Gslb, revision: int) -> None:
+        body = json.dumps(gslb.wire(), separators=(",", ":"), sort_keys=True)
+        key = ObjectKey.of(gslb)
+        conn.execute(
+            "INSERT OR REPLACE INTO gslbs (api_group, namespace, name, resource_version, body)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (key.group, key.namespace, key.name, revision, body),
+        )
+
+    def _current(self, key: ObjectKey, resource_version: str | None) -> Gslb:
+        stored = self._load(key)
+        if stored is None:
+            raise NotFound(f"{key} not found")
+        if resource_version and resource_version != stored.metadata.resource_version:
+            raise Conflict(
+                f"{key}: resourceVersion {resource_version} is stale "
+                f"(current {stored.metadata.resource_version}); read the object again and retry"
+            )
+        return stored
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    async def get(self, key: ObjectKey) -> Gslb:
+        def read() -> Gslb:
+            found = self._load(key)
+            if found is None:
+                raise NotFound(f"{key} not found")
+            return found
+
+        return await self._run(read)
+
+    async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
+        def read() -> tuple[list[Gslb], str]:
+            conn = self._db
+            conn.execute("BEGIN")  # one snapshot for the rows and the revision
+            try:
+                if namespace is None:
+                    rows = conn.execute(
+                        "SELECT body FROM gslbs WHERE api_group = ? ORDER BY namespace, name", (group,)
+                    ).fetchall()
+                else:
+                    rows = conn.execute(
+                        "SELECT body FROM gslbs WHERE api_group = ? AND namespace = ? ORDER BY name",
+                        (group, namespace),
+                    ).fetchall()
+                revision = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+            return [Gslb.model_validate(json.loads(r[0])) for r in rows], str(revision)
+
+        return await self._run(read)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def create(self, gslb: Gslb) -> Gslb:
+        def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
+            meta = gslb.metadata
+            name = meta.name
+            if not name:
+                if not meta.generate_name:
+                    raise ValueError("metadata.name or metadata.generateName is required")
+                name = meta.generate_name + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+            metadata = meta.model_copy(
+                update={
+                    "name": name,
+                    "namespace": meta.namespace or "default",
+                    "uid": str(uuid.uuid4()),
+                    "resource_version": str(revision),
+                    "generation": 1,
+                    "creation_timestamp": _now(),
+                    "deletion_timestamp": None,
+                }
+            )
+            created = gslb.model_copy(update={"metadata": metadata, "status": None})
+            if self._load(ObjectKey.of(created)) is not None:
+                raise AlreadyExists(f"{ObjectKey.of(created)} already exists")
+            self._store_row(conn, created, revision)
+            return created, WatchEvent(EventType.ADDED, created, spec_changed=True)
+
+        return await self._run(lambda: self._write(mutate))
+
+    async def update(self, gslb: Gslb) -> Gslb:
+        key = ObjectKey.of(gslb)
+
+        def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
+            stored = self._current(key, gslb.metadata.resource_version)
+            spec_changed = _spec(gslb) != _spec(stored)
+            user_meta = {f: getattr(gslb.metadata, f) for f in _USER_METADATA}
+            if not spec_changed and all(getattr(stored.metadata, f) == v for f, v in user_meta.items()):
+                return stored, None
+            generation = (stored.metadata.generation or 1) + (1 if spec_changed else 0)
+            metadata = stored.metadata.model_copy(
+                update={**user_meta, "resource_version": str(revision), "generation": generation}
+            )
+            updated = stored.model_copy(update={"metadata": metadata, "spec": gslb.spec})
+            self._store_row(conn, updated, revision)
+            relevant = spec_changed or _tracked_annotations(updated) != _tracked_annotations(stored)
+            return updated, WatchEvent(EventType.MODIFIED, updated, spec_changed=relevant)
+
+        return await self._run(lambda: self._write(mutate))
+
+    async def update_status(
+        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+    ) -> Gslb:
+        def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
+            stored = self._current(key, resource_version)
+            if stored.status == status:
+                return stored, None
+            metadata = stored.metadata.model_copy(update={"resource_version": str(revision)})
+            updated = stored.model_copy(update={"metadata": metadata, "status": status})
+            self._store_row(conn, updated, revision)
+            return updated, WatchEvent(EventType.MODIFIED, updated, spec_changed=False)
+
+        return await self._run(lambda: self._write(mutate))
+
+    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
+        def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
+            stored = self._current(key, resource_version)
+            conn.execute(
+                "DELETE FROM gslbs WHERE api_group = ? AND namespace = ? AND name = ?",
+                (key.group, key.namespace, key.name),
+            )
+            metadata = stored.metadata.model_copy(update={"resource_version": str(revision)})
+            deleted = stored.model_copy(update={"metadata": metadata})
+            return deleted, WatchEvent(EventType.DELETED, deleted, spec_changed=True)
+
+        return await self._run(lambda: self._write(mutate))
+
+    # --- change feed ---------------------------------------------------------------------------
+
+    def watch(self) -> _Watch:
+        """Every committed write after this call, in commit order; ends when the store closes."""
+        return _Watch(self)
