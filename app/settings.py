@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         default_factory=list, description="IPv4 addresses this cluster's hosts resolve to"
     )
     gluea_prefix: str = Field("gslb-ns-", description="prefix of the NS glue names")
+    dns_exposed_ips: CsvList = Field(
+        default_factory=list,
+        description="glue A addresses of our DNS server (default: DNS_ADDRESS host or CLUSTER_EXPOSED_IPS)",
+    )
     peer_refresh_seconds: float = Field(5, gt=0, description="how often peers' localtargets are re-queried")
 
     # --- edge DNS providers ----------------------------------------------------------------------
@@ -100,17 +104,17 @@ class Settings(BaseSettings):
     rfc2136_tsig_secret: SecretStr | None = Field(
         None, description="TSIG secret, base64 (or RFC2136_TSIG_SECRET_FILE)"
     )
-    rfc2136_tsig_secret_file: Path | None = None
+    rfc2136_tsig_secret_file: Path | None = Field(None, description="file holding the TSIG secret")
     rfc2136_tsig_algorithm: str = Field("hmac-sha256", description="TSIG algorithm")
     infoblox_grid_host: str = Field("", description="Infoblox grid host; selects the infoblox provider")
-    infoblox_wapi_port: int = Field(443, ge=1, le=65535)
-    infoblox_wapi_username: str = ""
-    infoblox_wapi_password: SecretStr | None = None
-    infoblox_wapi_password_file: Path | None = None
-    infoblox_wapi_version: str = "v2"
-    infoblox_http_request_timeout: float = Field(20, gt=0)
-    infoblox_dns_view: str = "default"
-    infoblox_scheme: Literal["https", "http"] = "https"
+    infoblox_wapi_port: int = Field(443, ge=1, le=65535, description="WAPI port")
+    infoblox_wapi_username: str = Field("", description="WAPI user")
+    infoblox_wapi_password: SecretStr | None = Field(None, description="WAPI password (or ..._PASSWORD_FILE)")
+    infoblox_wapi_password_file: Path | None = Field(None, description="file holding the WAPI password")
+    infoblox_wapi_version: str = Field("v2", description="WAPI version, e.g. 2.3.1")
+    infoblox_http_request_timeout: float = Field(20, gt=0, description="seconds per WAPI request")
+    infoblox_dns_view: str = Field("default", description="DNS view of the delegated zone")
+    infoblox_scheme: Literal["https", "http"] = Field("https", description="WAPI scheme")
 
     # --- geoip ---------------------------------------------------------------------------------
     geoip_cidrs: str = Field("", description="CIDR=tag pairs, comma separated: location table for geoip")
@@ -120,16 +124,24 @@ class Settings(BaseSettings):
     # --- observability -------------------------------------------------------------------------
     tracing_enabled: bool = Field(False, description="export traces over OTLP")
     otel_exporter_otlp_endpoint: str = Field("localhost:4318", description="host:port (k8gb) or URL")
-    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf", description="OTLP transport: http/protobuf or grpc"
+    )
     tracing_sampling_ratio: float = Field(1.0, ge=0, le=1, description="parent-based ratio sampling")
     otel_service_name: str = Field(
-        "pygslb", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+        "pygslb",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
+        description="service.name of exported spans",
     )
-    log_level: Literal["trace", "debug", "info", "warn", "error"] = "info"
-    log_format: Literal["simple", "json"] = "simple"
+    log_level: Literal["trace", "debug", "info", "warn", "error"] = Field("info", description="log level")
+    log_format: Literal["simple", "json"] = Field("simple", description="simple (console) or json")
 
     _split = field_validator(
-        "ext_gslb_clusters_geo_tags", "edge_dns_servers", "cluster_exposed_ips", mode="before"
+        "ext_gslb_clusters_geo_tags",
+        "edge_dns_servers",
+        "cluster_exposed_ips",
+        "dns_exposed_ips",
+        mode="before",
     )(_csv)
 
     @field_validator("cluster_geo_tag")
@@ -147,7 +159,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{tag!r}: letters, digits and '-' only")
         return list(dict.fromkeys(value))
 
-    @field_validator("cluster_exposed_ips")
+    @field_validator("cluster_exposed_ips", "dns_exposed_ips")
     @classmethod
     def _ipv4(cls, value: list[str]) -> list[str]:
         for ip in value:
@@ -192,6 +204,19 @@ class Settings(BaseSettings):
     @property
     def edge_servers(self) -> list[tuple[str, int]]:
         return [split_host_port(s, 53) for s in self.edge_dns_servers if s.count(":") <= 1]
+
+    @property
+    def glue_ips(self) -> list[str]:
+        """Where peers and the edge reach this cluster's DNS server."""
+        if self.dns_exposed_ips:
+            return list(self.dns_exposed_ips)
+        host, _ = self.dns_host_port
+        try:
+            if not ipaddress.IPv4Address(host).is_unspecified:
+                return [host]
+        except ValueError:
+            pass
+        return list(self.cluster_exposed_ips)
 
     def api_token(self) -> str | None:
         return self.gslb_api_token.get_secret_value() if self.gslb_api_token else None
