@@ -1,0 +1,1 @@
+"""The built-in authoritative DNS server: zone table (a provider), answer plans, UDP/TCP server, geo."""

@@ -1,0 +1,256 @@
+"""Plans: ready-made responses for one exact query, so that repeating it costs a dict hit and a join.
+
+A plan is built once per distinct query (everything after the 2-byte ID: flags, question, EDNS
+options) with dnspython, from the zone table's compiled record sets. It holds every byte of the
+response except the ID. Per-query ordering is a pick among pre-rendered permutations (small sets),
+or a join of pre-rendered answer RRs (large sets); geoip without ECS picks per client location.
+
+Answer chunks can be spliced in any order because each was rendered with its owner as a pointer to
+the question (offset 12) and positive answers carry nothing after them but the OPT record. Every
+splice is checked once against dnspython's own rendering; a mismatch falls back to that rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from app.dnsserver.ordering import Arrangements, Mode, draw_order, enumerate_orders
+from app.dnsserver.zonetable import Lookup, ServedRRset, ZoneTable, wire_length
+
+OUR_PAYLOAD = 1232
+"""EDNS0 UDP payload we advertise and the most we send over UDP (DNS flag day 2020)."""
+PLAIN_UDP_LIMIT = 512
+
+
+class Plan(Protocol):
+    rcode: str
+
+    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+        """The response for a query with ID `qid` from `client`, over UDP (may be truncated) or TCP."""
+        ...
+
+
+class StaticPlan:
+    __slots__ = ("rcode", "_full", "_udp")
+
+    def __init__(self, rcode: str, full: bytes, udp: bytes) -> None:
+        self.rcode = rcode
+        self._full = full
+        self._udp = udp
+
+    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+        return qid + (self._udp if udp else self._full)
+
+
+class ArrangedPlan:
+    """Every permutation pre-rendered; one random draw per query."""
+
+    __slots__ = ("rcode", "_variants", "_pick", "_udp_tc")
+
+    def __init__(
+        self, rcode: str, variants: Sequence[bytes], arrangements: Arrangements, udp_tc: bytes | None
+    ):
+        self.rcode = rcode
+        self._variants = tuple(variants)
+        self._pick = arrangements.pick
+        self._udp_tc = udp_tc
+
+    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+        if udp and self._udp_tc is not None:
+            return qid + self._udp_tc
+        return qid + self._variants[self._pick()]
+
+
+class DrawnPlan:
+    """Too many answers to enumerate: order drawn per query and answer RRs joined."""
+
+    __slots__ = ("rcode", "_head", "_tail", "_chunks", "_draw", "_udp_tc")
+
+    def __init__(
+        self,
+        rcode: str,
+        head: bytes,
+        tail: bytes,
+        chunks: Sequence[bytes],
+        draw: Callable[[], list[int]],
+        udp_tc: bytes | None,
+    ) -> None:
+        self.rcode = rcode
+        self._head = head
+        self._tail = tail
+        self._chunks = tuple(chunks)
+        self._draw = draw
+        self._udp_tc = udp_tc
+
+    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+        if udp and self._udp_tc is not None:
+            return qid + self._udp_tc
+        chunks = self._chunks
+        return b"".join([qid, self._head, *[chunks[i] for i in self._draw()], self._tail])
+
+
+class GeoPlan:
+    """geoip without ECS: the client is the source address; one sub-plan per client location."""
+
+    __slots__ = ("rcode", "_locate", "_build", "_by_location")
+
+    def __init__(self, rcode: str, locate: Callable[[str], str | None], build: Callable[[str | None], Plan]):
+        self.rcode = rcode
+        self._locate = locate
+        self._build = build
+        self._by_location: dict[str | None, Plan] = {}
+
+    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+        location = self._locate(client)
+        plan = self._by_location.get(location)
+        if plan is None:
+            plan = self._by_location[location] = self._build(location)
+        return plan.render(qid, client, udp)
+
+
+def udp_limit(query: dns.message.Message) -> int:
+    if query.edns < 0:
+        return PLAIN_UDP_LIMIT
+    return max(PLAIN_UDP_LIMIT, min(query.payload, OUR_PAYLOAD))
+
+
+def client_subnet(query: dns.message.Message) -> dns.edns.ECSOption | None:
+    for option in query.options:
+        if isinstance(option, dns.edns.ECSOption):
+            return option
+    return None
+
+
+def response_for(
+    query: dns.message.Message, rcode: dns.rcode.Rcode, *, ecs_scope: int | None = None
+) -> dns.message.Message:
+    """dnspython's response skeleton: ID, opcode, RD and CD echoed, never RA, EDNS0 with our payload."""
+    response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
+    response.flags |= query.flags & dns.flags.CD
+    if query.edns >= 0:
+        options: list[dns.edns.Option] = []
+        ecs = client_subnet(query)
+        if ecs is not None and ecs_scope is not None:
+            options.append(dns.edns.ECSOption(ecs.address, ecs.srclen, min(ecs_scope, ecs.srclen)))
+        response.use_edns(0, query.ednsflags & dns.flags.DO, OUR_PAYLOAD, options=options)
+    response.set_rcode(rcode)
+    return response
+
+
+def _wire_pair(response: dns.message.Message, limit: int) -> tuple[bytes, bytes | None]:
+    """The response without its ID, and its truncated UDP stand-in when it exceeds `limit` (else None).
+
+    The stand-in is what many authoritative servers send: TC, the question and OPT, no records.
+    """
+    wire = response.to_wire()
+    if len(wire) <= limit:
+        return wire[2:], None
+    answer, authority, additional = response.answer, response.authority, response.additional
+    response.answer, response.authority, response.additional = [], [], []
+    response.flags |= dns.flags.TC
+    try:
+        short = response.to_wire()
+    finally:
+        response.answer, response.authority, response.additional = answer, authority, additional
+        response.flags &= ~dns.flags.TC
+    return wire[2:], short[2:]
+
+
+def static_plan(query: dns.message.Message, response: dns.message.Message) -> StaticPlan:
+    full, udp_tc = _wire_pair(response, udp_limit(query))
+    return StaticPlan(dns.rcode.to_text(response.rcode()), full, udp_tc or full)
+
+
+def build_plan(table: ZoneTable, query: dns.message.Message) -> Plan:
+    """The plan for a standard QUERY with exactly one question (the caller checks both)."""
+    question = query.question[0]
+    if query.edns > 0:
+        return static_plan(query, response_for(query, dns.rcode.BADVERS))
+    if question.rdclass != dns.rdataclass.IN or question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+        return static_plan(query, response_for(query, dns.rcode.REFUSED))
+    if dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY:
+        return static_plan(query, response_for(query, dns.rcode.FORMERR))
+    lookup = table.lookup(question.name, question.rdtype)
+    if lookup is None:
+        return static_plan(query, response_for(query, dns.rcode.REFUSED))
+    if lookup.answer is None:
+        return _negative(query, lookup)
+    return _positive(table, query, question.name, lookup.answer)
+
+
+def _negative(query: dns.message.Message, lookup: Lookup) -> Plan:
+    response = response_for(query, lookup.rcode, ecs_scope=0)
+    response.flags |= dns.flags.AA
+    if lookup.soa is not None:
+        response.authority = [lookup.soa]
+    return static_plan(query, response)
+
+
+def _positive(
+    table: ZoneTable, query: dns.message.Message, qname: dns.name.Name, served: ServedRRset
+) -> Plan:
+    policy = served.policy
+    count = len(served.chunks)
+    if policy.mode is not Mode.GEO:
+        return _arranged(query, qname, served, tuple(range(count)), ecs_scope=0)
+    ecs = client_subnet(query)
+    if ecs is not None and ecs.srclen > 0:
+        indices = policy.subset(count, table.locate(ecs.address))
+        return _arranged(query, qname, served, indices, ecs_scope=ecs.srclen)
+
+    def build(location: str | None) -> Plan:
+        return _arranged(query, qname, served, policy.subset(count, location), ecs_scope=0)
+
+    return GeoPlan("NOERROR", table.locate, build)
+
+
+def _arranged(
+    query: dns.message.Message,
+    qname: dns.name.Name,
+    served: ServedRRset,
+    indices: Sequence[int],
+    *,
+    ecs_scope: int,
+) -> Plan:
+    rdatas = list(served.rrset)
+    response = response_for(query, dns.rcode.NOERROR, ecs_scope=ecs_scope)
+    response.flags |= dns.flags.AA
+    response.answer = [dns.rrset.from_rdata_list(qname, served.rrset.ttl, [rdatas[i] for i in indices])]
+    full, udp_tc = _wire_pair(response, udp_limit(query))
+    start = wire_length(qname) + 4 + 10  # question after the 12-byte header, minus the stripped ID
+    answers = b"".join(served.chunks[i] for i in indices)
+    if full[start : start + len(answers)] != answers or response.authority:
+        return StaticPlan("NOERROR", full, udp_tc or full)
+    head, tail = full[:start], full[start + len(answers) :]
+    arrangements = enumerate_orders(served.policy, indices)
+    if arrangements is None:
+        policy = served.policy
+        return DrawnPlan("NOERROR", head, tail, served.chunks, lambda: draw_order(policy, indices), udp_tc)
+    variants = [head + b"".join(served.chunks[i] for i in order) + tail for order in arrangements.orders]
+    return ArrangedPlan("NOERROR", variants, arrangements, udp_tc)
+
+
+def error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    """A question-echo error (REFUSED, NOTIMP, FORMERR) for a query that parsed."""
+    return response_for(query, rcode).to_wire()
+
+
+def header_only(header: bytes, rcode: dns.rcode.Rcode) -> bytes:
+    """FORMERR for a packet whose header is readable but whose body is not: ID, opcode and RD echoed."""
+    flags = int.from_bytes(header[2:4], "big")
+    message = dns.message.Message(id=int.from_bytes(header[:2], "big"))
+    message.flags = dns.flags.QR | (flags & dns.flags.RD)
+    message.set_opcode(dns.opcode.from_flags(flags))
+    message.set_rcode(rcode)
+    return message.to_wire()

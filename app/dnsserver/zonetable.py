@@ -1,0 +1,362 @@
+"""The in-memory record store the built-in DNS server answers from.
+
+It is a provider (the ExternalDNS-shaped contract of app/providers/base.py, structurally): the
+reconciler plans against `records()` and hands whole change sets to `apply()`, which validates every
+change before touching anything. All the work is done on write: each record set is compiled into
+dnspython rdata plus its answer RRs already in wire form (owner compressed to the question at offset
+12, so the chunks can be concatenated in any order after any spelling of the question), and its
+ordering policy from the labels. A query then costs dict lookups only, never I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from app.dnsserver.geo import GeoLocator
+from app.dnsserver.ordering import Mode, OrderPolicy
+from app.domain.endpoint import Changes, Endpoint
+from app.domain.zones import ZoneConfig
+
+SUPPORTED_TYPES = frozenset({"A", "AAAA", "TXT", "CNAME"})
+_REORDERABLE = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT})
+_MAX_TTL = 2**31 - 1
+_SERIAL_MOD = 2**32
+_LOCATE_CACHE_MAX = 65536
+
+
+class ZoneTableError(Exception):
+    """A change set or query the table refuses; fatal (retrying the same input fails the same way).
+
+    Same shape as providers.base.ProviderError, which this layer may not import (the adapter layers are
+    independent): callers that treat the table as a provider map it by its `transient` attribute.
+    """
+
+    transient = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRRset:
+    """One record set ready to serve."""
+
+    rrset: dns.rrset.RRset
+    chunks: tuple[bytes, ...]
+    """One wire-format answer RR per rdata, in rrset order, owner = pointer to the question."""
+    policy: OrderPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the table knows about one (name, type) inside one of its zones."""
+
+    zone: ZoneConfig
+    rcode: dns.rcode.Rcode
+    answer: ServedRRset | None = None
+    soa: dns.rrset.RRset | None = None
+    """The zone's SOA for the authority section of a negative answer (TTL = negTTL)."""
+
+
+@dataclass(slots=True)
+class _Zone:
+    config: ZoneConfig
+    origin: dns.name.Name
+    serial: int
+    ns_names: list[dns.name.Name]
+    records: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    apex: dict[int, ServedRRset] = field(default_factory=dict)
+
+
+def _name(text: str, what: str) -> dns.name.Name:
+    try:
+        return dns.name.from_text(text.strip().rstrip(".").lower() + ".")
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise ZoneTableError(f"{what} {text!r} is not a valid DNS name: {exc}") from None
+
+
+def wire_length(name: dns.name.Name) -> int:
+    """Uncompressed wire length of a name (each label plus its length byte, root included)."""
+    return sum(len(label) + 1 for label in name.labels)
+
+
+def _answer_chunks(rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
+    """Each rdata rendered by dnspython as the only answer after a question for the owner name."""
+    question_len = wire_length(rrset.name) + 4
+    chunks = []
+    for rdata in rrset:
+        message = dns.message.Message(id=0)
+        message.question = [dns.rrset.RRset(rrset.name, dns.rdataclass.IN, rrset.rdtype)]
+        message.answer = [dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)]
+        chunks.append(message.to_wire()[12 + question_len :])
+    return tuple(chunks)
+
+
+def _weights(endpoint: Endpoint) -> dict[str, int]:
+    """k8gb's `weight-<geo>-<index>-<weight>: <ip>` labels as ip → weight (geo tags may contain dashes)."""
+    weights: dict[str, int] = {}
+    for key, value in endpoint.labels:
+        if not key.startswith("weight-"):
+            continue
+        parts = key[len("weight-") :].rsplit("-", 2)
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
+            raise ZoneTableError(f"{endpoint.dns_name}: label {key!r} is not weight-<geo>-<index>-<weight>")
+        weights[value.strip()] = int(parts[2])
+    return weights
+
+
+def _policy(endpoint: Endpoint, rdtype: int, targets: list[str], geo: GeoLocator | None) -> OrderPolicy:
+    weights = _weights(endpoint)
+    if rdtype not in _REORDERABLE or len(targets) <= 1:
+        return OrderPolicy(Mode.FIXED)
+    if endpoint.label("strategy") == "geoip":
+        return OrderPolicy(Mode.GEO, locations=tuple(geo.locate(t) if geo else None for t in targets))
+    if weights:
+        return OrderPolicy(Mode.WEIGHTED, weights=tuple(weights.get(t, 0) for t in targets))
+    return OrderPolicy(Mode.SHUFFLE)
+
+
+class ZoneTable:
+    """Records of the load-balanced zones, served by `DnsServer`; a Provider named `builtin`."""
+
+    name = "builtin"
+
+    def __init__(
+        self,
+        zones: list[ZoneConfig],
+        ns_names: Mapping[str, list[str]] | None = None,
+        *,
+        soa_mname: str | None = None,
+        soa_rname: str | None = None,
+        ns_ttl: int = 30,
+        geo: GeoLocator | None = None,
+    ) -> None:
+        self._geo = geo
+        self._soa_mname = soa_mname
+        self._soa_rname = soa_rname
+        self._ns_ttl = ns_ttl
+        self._zones: dict[dns.name.Name, _Zone] = {}
+        self._nodes: dict[dns.name.Name, dict[int, ServedRRset]] = {}
+        self._ents: Counter[dns.name.Name] = Counter()
+        self._listeners: list[Callable[[], None]] = []
+        self._located: dict[str, str | None] = {}
+        serial = int(time.time()) % _SERIAL_MOD
+        for config in zones:
+            origin = _name(config.load_balanced_zone, "zone")
+            self._zones[origin] = _Zone(config, origin, serial, [])
+        for zone, names in (ns_names or {}).items():
+            self._zone(zone).ns_names = [_name(n, "NS name") for n in names]
+        for state in self._zones.values():
+            self._build_apex(state)
+
+    # --- provider contract -----------------------------------------------------------------------
+
+    async def records(self, zone: str) -> list[Endpoint]:
+        held = self._zone(zone).records
+        return [held[key] for key in sorted(held)]
+
+    async def apply(self, zone: str, changes: Changes) -> None:
+        self.apply_now(zone, changes)
+
+    def adjust(self, endpoints: list[Endpoint]) -> list[Endpoint]:
+        return endpoints
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def apply_now(self, zone: str, changes: Changes) -> None:
+        """Validate the whole change set, then apply it whole; synchronous, so no query sees half of it."""
+        target = self._zone(zone)
+        current = target.records
+        seen: dict[tuple[str, str], str] = {}
+        for kind, endpoints in (
+            ("create", changes.create),
+            ("update", changes.update_new),
+            ("delete", changes.delete),
+        ):
+            for endpoint in endpoints:
+                key = endpoint.key
+                if key in seen:
+                    raise ZoneTableError(f"{key[0]} {key[1]} appears twice ({seen[key]} and {kind})")
+                seen[key] = kind
+                exists = key in current
+                if kind == "create" and exists:
+                    raise ZoneTableError(f"cannot create {key[0]} {key[1]}: it already exists")
+                if kind != "create" and not exists:
+                    raise ZoneTableError(f"cannot {kind} {key[0]} {key[1]}: it does not exist")
+        for endpoint in changes.update_old:
+            if endpoint.key not in current:
+                raise ZoneTableError(
+                    f"cannot update {endpoint.dns_name} {endpoint.record_type}: it does not exist"
+                )
+        compiled = [
+            (endpoint, *self._compile(target, endpoint))
+            for endpoint in (*changes.create, *changes.update_new)
+        ]
+        if not compiled and not changes.delete:
+            return
+        for endpoint in changes.delete:
+            del current[endpoint.key]
+            self._drop(_name(endpoint.dns_name, "name"), dns.rdatatype.from_text(endpoint.record_type))
+        for endpoint, owner, served in compiled:
+            current[endpoint.key] = endpoint
+            self._put(owner, served)
+        self._bump(target)
+
+    def set_ns_names(self, zone: str, names: Iterable[str]) -> None:
+        """The NS targets served at the zone apex (k8gb's glue names, e.g. gslb-ns-eu-cloud.example.com)."""
+        target = self._zone(zone)
+        target.ns_names = [_name(n, "NS name") for n in names]
+        self._bump(target)
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` after every write (servers drop their answer caches); returns the unsubscriber."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- reads (hot path callers) ----------------------------------------------------------------
+
+    @property
+    def zones(self) -> list[ZoneConfig]:
+        return [z.config for z in self._zones.values()]
+
+    def serial(self, zone: str) -> int:
+        return self._zone(zone).serial
+
+    def zone_of(self, qname: dns.name.Name) -> ZoneConfig | None:
+        found = self._zone_of(qname)
+        return found.config if found else None
+
+    def lookup(self, qname: dns.name.Name, rdtype: int) -> Lookup | None:
+        """NOERROR with an answer, NODATA or NXDOMAIN (both with SOA); None when outside every zone."""
+        zone = self._zone_of(qname)
+        if zone is None:
+            return None
+        node = self._nodes.get(qname, {})
+        if qname == zone.origin:
+            node = {**node, **zone.apex}
+        elif not node and not self._ents[qname]:
+            return Lookup(zone.config, dns.rcode.NXDOMAIN, soa=zone.apex[dns.rdatatype.SOA].rrset)
+        served = node.get(rdtype)
+        if served is None and rdtype == dns.rdatatype.ANY and node:
+            served = node.get(dns.rdatatype.SOA) or next(iter(node.values()))
+        if served is None and rdtype != dns.rdatatype.CNAME:
+            served = node.get(dns.rdatatype.CNAME)
+        if served is None:
+            return Lookup(zone.config, dns.rcode.NOERROR, soa=zone.apex[dns.rdatatype.SOA].rrset)
+        return Lookup(zone.config, dns.rcode.NOERROR, answer=served)
+
+    def locate(self, ip: str) -> str | None:
+        """The client's location for geoip, memoised (cleared on every write and when it grows large)."""
+        try:
+            return self._located[ip]
+        except KeyError:
+            pass
+        if len(self._located) >= _LOCATE_CACHE_MAX:
+            self._located.clear()
+        location = self._geo.locate(ip) if self._geo is not None else None
+        self._located[ip] = location
+        return location
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _zone(self, zone: str) -> _Zone:
+        try:
+            return self._zones[_name(zone, "zone")]
+        except KeyError:
+            raise ZoneTableError(f"zone {zone!r} is not served here") from None
+
+    def _zone_of(self, qname: dns.name.Name) -> _Zone | None:
+        name = qname
+        while True:
+            zone = self._zones.get(name)
+            if zone is not None or len(name) <= 1:
+                return zone
+            name = name.parent()
+
+    def _compile(self, zone: _Zone, endpoint: Endpoint) -> tuple[dns.name.Name, ServedRRset]:
+        owner = _name(endpoint.dns_name, "record name")
+        if self._zone_of(owner) is not zone:
+            raise ZoneTableError(f"{endpoint.dns_name} is not inside zone {zone.config.load_balanced_zone}")
+        if endpoint.record_type not in SUPPORTED_TYPES:
+            raise ZoneTableError(
+                f"{endpoint.dns_name}: record type {endpoint.record_type!r} "
+                f"is not one of {sorted(SUPPORTED_TYPES)}"
+            )
+        if not 0 <= endpoint.ttl <= _MAX_TTL:
+            raise ZoneTableError(f"{endpoint.dns_name}: TTL {endpoint.ttl} is out of range")
+        targets = list(dict.fromkeys(t.strip() for t in endpoint.targets))
+        if not targets:
+            raise ZoneTableError(f"{endpoint.dns_name}: a record needs at least one target")
+        rdtype = dns.rdatatype.from_text(endpoint.record_type)
+        try:
+            rdatas = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, t) for t in targets]
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise ZoneTableError(f"{endpoint.dns_name}: bad {endpoint.record_type} target: {exc}") from None
+        rrset = dns.rrset.from_rdata_list(owner, endpoint.ttl, rdatas)
+        policy = _policy(endpoint, rdtype, targets, self._geo)
+        return owner, ServedRRset(rrset, _answer_chunks(rrset), policy)
+
+    def _put(self, owner: dns.name.Name, served: ServedRRset) -> None:
+        node = self._nodes.get(owner)
+        if node is None:
+            node = self._nodes[owner] = {}
+            for ancestor in self._between(owner):
+                self._ents[ancestor] += 1
+        node[served.rrset.rdtype] = served
+
+    def _drop(self, owner: dns.name.Name, rdtype: int) -> None:
+        node = self._nodes.get(owner)
+        if node is None:
+            return
+        node.pop(rdtype, None)
+        if not node:
+            del self._nodes[owner]
+            for ancestor in self._between(owner):
+                self._ents[ancestor] -= 1
+                if self._ents[ancestor] <= 0:
+                    del self._ents[ancestor]
+
+    def _between(self, owner: dns.name.Name) -> list[dns.name.Name]:
+        """Ancestors strictly between `owner` and its zone apex: empty non-terminals while owner exists."""
+        zone = self._zone_of(owner)
+        found: list[dns.name.Name] = []
+        name = owner
+        while zone is not None and name != zone.origin and len(name) > 1:
+            name = name.parent()
+            if name != zone.origin:
+                found.append(name)
+        return found
+
+    def _bump(self, zone: _Zone) -> None:
+        zone.serial = (zone.serial + 1) % _SERIAL_MOD
+        self._build_apex(zone)
+        self._located.clear()
+        for listener in list(self._listeners):
+            listener()
+
+    def _build_apex(self, zone: _Zone) -> None:
+        origin_text = zone.origin.to_text()
+        neg_ttl = zone.config.neg_ttl
+        ns_names = zone.ns_names
+        mname = self._soa_mname or (ns_names[0].to_text() if ns_names else f"ns.{origin_text}")
+        rname = self._soa_rname or f"hostmaster.{origin_text}"
+        soa_text = f"{mname.rstrip('.')}. {rname.rstrip('.')}. {zone.serial} 3600 600 86400 {neg_ttl}"
+        soa = dns.rrset.from_text_list(zone.origin, neg_ttl, "IN", "SOA", [soa_text])
+        ns = dns.rrset.from_rdata_list(
+            zone.origin,
+            self._ns_ttl,
+            [dns.rdata.from_text("IN", "NS", n.to_text()) for n in ns_names or [dns.name.from_text(mname)]],
+        )
+        zone.apex = {
+            dns.rdatatype.SOA: ServedRRset(soa, _answer_chunks(soa), OrderPolicy(Mode.FIXED)),
+            dns.rdatatype.NS: ServedRRset(ns, _answer_chunks(ns), OrderPolicy(Mode.FIXED)),
+        }
