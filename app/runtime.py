@@ -19,6 +19,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from app.api.main import create_app
+from app.controller.delegation import DelegationLoop
 from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import HealthSource, Notifier, PeerSource
@@ -79,6 +80,7 @@ class Runtime:
     dns: DnsServer | None = None
     health: Any = None
     controller: Controller | None = None
+    delegation: DelegationLoop | None = None
     server: uvicorn.Server | None = None
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
@@ -99,6 +101,7 @@ class Runtime:
             s.zones, ns_names=ns_names, geo=build_locator(s.geoip_cidrs, s.geoip_database, s.geoip_field)
         )
         peers, notifier = self._build_peers()
+        self.delegation = self._build_delegation(metrics)
         health: HealthSource = NoServices()
         controller_ref: list[Controller] = []
 
@@ -124,6 +127,7 @@ class Runtime:
             metrics=metrics,
             peers=peers,
             notifier=notifier,
+            edge_state=self.delegation.state if self.delegation else None,
         )
         self.controller = Controller(
             store=self.store,
@@ -142,7 +146,8 @@ class Runtime:
         if self.health is not None:
             await self.health.start()
         await self.controller.start()
-        self.extra_tasks.extend(await self._start_delegation(metrics))
+        if self.delegation is not None:
+            self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
 
         app = create_app(
             settings=s,
@@ -193,18 +198,26 @@ class Runtime:
         directory = PeerDirectory(s.zones, s.cluster_geo_tag, s.peer_tags, s.gluea_prefix, s.edge_servers)
         return PeerResolver(directory), PeerNotifier(directory)
 
-    async def _start_delegation(self, metrics: ControllerMetrics) -> list[asyncio.Task[Any]]:
+    def _build_delegation(self, metrics: ControllerMetrics) -> DelegationLoop | None:
         s = self.settings
         if s.edge_dns_type == "none":
-            return []
-        from app.controller.delegation import DelegationLoop
+            return None
         from app.providers.wrappers import build_edge_provider
 
         provider = build_edge_provider(s)
         if provider is None:
-            return []
-        loop = DelegationLoop(settings=s, provider=provider, metrics=metrics)
-        return [asyncio.create_task(loop.run(), name="edge-delegation")]
+            return None
+        return DelegationLoop(
+            provider=provider,
+            zones=s.zones,
+            own_tag=s.cluster_geo_tag,
+            peer_tags=s.peer_tags,
+            glue_ips=s.glue_ips,
+            glue_prefix=s.gluea_prefix,
+            ns_ttl=s.ns_record_ttl,
+            metrics=metrics,
+            interval=s.zone_delegation_reconcile_requeue_seconds,
+        )
 
     @property
     def api_url(self) -> str:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         "example.com:cloud.example.com:30", description="parent:loadBalancedZone:negTTL;..."
     )
     reconcile_requeue_seconds: float = Field(30, ge=0, description="periodic resync of every Gslb")
+    zone_delegation_reconcile_requeue_seconds: float = Field(
+        300, ge=0.1, description="how often the edge delegation (NS + glue) is re-checked"
+    )
     ns_record_ttl: int = Field(30, ge=1, description="TTL of the NS and glue records in the edge zone")
     cluster_exposed_ips: CsvList = Field(
         default_factory=list, description="IPv4 addresses this cluster's hosts resolve to"

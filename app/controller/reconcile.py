@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from app.controller.delegation import DelegationState
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import ExposedIpSource, HealthSource, Notifier, PeerSource, RecordSink, ServerSource
 from app.domain.endpoint import Endpoint
@@ -64,7 +65,7 @@ class Reconciler:
     metrics: ControllerMetrics
     peers: PeerSource | None = None
     notifier: Notifier | None = None
-    peer_timeout: float = 2.0
+    edge_state: Mapping[str, DelegationState] | None = None
     _localtargets: dict[ObjectKey, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
     async def reconcile(
@@ -167,7 +168,7 @@ class Reconciler:
             servers=servers,
             observed_generation=gslb.metadata.generation,
             peers=peer_status or None,
-            conditions=[_ready(gslb, health, records)],
+            conditions=[_ready(gslb, health, records), *self._edge_conditions(servers)],
         )
         await self._write_status(gslb, status)
         self.metrics.loops.labels(key.namespace, key.name).inc()
@@ -211,6 +212,25 @@ class Reconciler:
                     )
                     self.metrics.peer_queries.labels(tag, "error" if answer.error else "ok").inc()
             return targets, status
+
+    def _edge_conditions(self, servers: Sequence[Server]) -> list[Condition]:
+        """Whether the zones of this Gslb's hosts are delegated from the edge, and the last error if not."""
+        if self.edge_state is None:
+            return []
+        zones = sorted({z.load_balanced_zone for s in servers if (z := zone_for(s.host, self.zones))})
+        states = [self.edge_state[z] for z in zones if z in self.edge_state]
+        if not states:
+            return []
+        failed = [st for st in states if not st.ok]
+        return [
+            Condition(
+                type="EdgeDelegated",
+                status="False" if failed else "True",
+                reason="ProviderError" if failed else "Delegated",
+                message="; ".join(st.message for st in (failed or states)),
+                last_transition_time=max(st.at for st in states),
+            )
+        ]
 
     def _localtargets_changed(self, key: ObjectKey, published: Sequence[Endpoint]) -> list[str]:
         now = {

@@ -1,0 +1,133 @@
+"""Keeps this cluster in the edge zone's delegation: NS + own glue A per load-balanced zone (k8gb §4.2, §4.6).
+
+Runs on its own schedule (k8gb's ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS), independent of Gslbs.
+A failing provider is retried with exponential backoff; the last outcome per zone is kept so each
+Gslb's status can say whether its zone is delegated, and why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Status, StatusCode
+
+from app.controller.metrics import ControllerMetrics
+from app.domain.delegation import delegation_changes, withdrawal_changes
+from app.domain.zones import ZoneConfig
+from app.providers.base import Provider, ProviderError
+
+log = logging.getLogger("pygslb.delegation")
+tracer = trace.get_tracer("pygslb.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationState:
+    zone: str
+    ok: bool
+    message: str
+    at: str
+    attempts: int = 0
+
+
+class DelegationLoop:
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        zones: list[ZoneConfig],
+        own_tag: str,
+        peer_tags: list[str],
+        glue_ips: list[str],
+        glue_prefix: str,
+        ns_ttl: int,
+        metrics: ControllerMetrics,
+        interval: float = 300.0,
+        base_delay: float = 1.0,
+        max_delay: float = 60.0,
+    ) -> None:
+        self.provider = provider
+        self.zones = zones
+        self.own_tag = own_tag
+        self.peer_tags = peer_tags
+        self.glue_ips = glue_ips
+        self.glue_prefix = glue_prefix
+        self.ns_ttl = ns_ttl
+        self.metrics = metrics
+        self.interval = interval
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.state: dict[str, DelegationState] = {}
+        self._kick = asyncio.Event()
+
+    def kick(self) -> None:
+        """Re-check now (a peer appeared, the operator asked)."""
+        self._kick.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            ok = True
+            for zone in self.zones:
+                ok &= await self.sync_zone(zone, failures + 1)
+            failures = 0 if ok else failures + 1
+            if ok:
+                delay = self.interval
+            else:
+                delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1)) * random.uniform(0.9, 1.1)
+            self._kick.clear()
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def sync_zone(self, zone: ZoneConfig, attempt: int = 1) -> bool:
+        name = getattr(self.provider, "name", type(self.provider).__name__)
+        with tracer.start_as_current_span("SaveZoneDelegation", context=Context()) as span:
+            span.set_attribute("dns.zone", zone.load_balanced_zone)
+            span.set_attribute("dns.parent_zone", zone.parent_zone)
+            span.set_attribute("pygslb.provider", name)
+            try:
+                current = await self.provider.records(zone.parent_zone)
+                changes = delegation_changes(
+                    zone, self.own_tag, self.peer_tags, self.glue_ips, self.glue_prefix, self.ns_ttl, current
+                )
+                span.set_attribute("dns.changes", changes.count())
+                if changes.has_changes:
+                    await self.provider.apply(zone.parent_zone, changes)
+                    log.info("edge delegation of %s updated through %s", zone.load_balanced_zone, name)
+            except (ProviderError, ValueError, OSError) as exc:
+                transient = bool(getattr(exc, "transient", isinstance(exc, OSError)))
+                self.metrics.provider_errors.labels(
+                    name, zone.load_balanced_zone, str(transient).lower()
+                ).inc()
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                self.state[zone.load_balanced_zone] = DelegationState(
+                    zone.load_balanced_zone, False, f"{name}: {exc}", _now(), attempt
+                )
+                log.warning(
+                    "edge delegation of %s failed (attempt %d): %s", zone.load_balanced_zone, attempt, exc
+                )
+                return False
+            self.state[zone.load_balanced_zone] = DelegationState(
+                zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt
+            )
+            return True
+
+    async def withdraw(self) -> None:
+        """Leave every delegation (on an explicit decommission, not on a restart)."""
+        for zone in self.zones:
+            current = await self.provider.records(zone.parent_zone)
+            changes = withdrawal_changes(zone, self.own_tag, self.glue_prefix, current)
+            if changes.has_changes:
+                await self.provider.apply(zone.parent_zone, changes)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
