@@ -228,3 +228,13 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and overrides from the command line) once, at start-up."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def settings_table() -> str:
+    """The README's settings table, generated so it cannot drift from the code."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+        shown = "" if default in (None, "", []) else f"`{default}`"
+        rows.append(f"| `{name.upper()}` | {shown} | {info.description or ''} |")
+    return "\n".join(rows)
