@@ -1,0 +1,69 @@
+"""The OpenTelemetry SDK wiring; imported only when tracing is enabled (see `setup.setup_tracing`).
+
+Export never slows a request or a reconcile: spans are queued in memory (bounded, the oldest are dropped
+when full) and shipped by the batch processor's own thread, each export bounded by a short timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import metadata
+
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+
+#: Seconds one export (retries included) may take unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says
+#: otherwise; the SDK's 10 s would keep a dead collector's batches in flight needlessly long.
+EXPORT_TIMEOUT_S = 3.0
+#: Spans held while the collector is slow or away; beyond it new spans are dropped, never waited for.
+MAX_QUEUE_SIZE = 2048
+
+
+def service_version() -> str:
+    try:
+        return metadata.version("pygslb")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def sampler(ratio: float) -> Sampler:
+    """Parent-based: a caller's decision always wins; roots are sampled at `ratio` (k8gb's ~1.0 rule:
+    within 1e-4 of 1 means always)."""
+    if abs(ratio - 1.0) <= 1e-4:
+        return ParentBased(ALWAYS_ON)
+    return ParentBased(TraceIdRatioBased(ratio))
+
+
+def _export_timeout() -> float | None:
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
+        return None  # the exporter reads the standard variables itself
+    return EXPORT_TIMEOUT_S
+
+
+def exporter(endpoint: str, protocol: str) -> SpanExporter:
+    """The OTLP exporter for `protocol`; `endpoint` is already normalised by `setup.otlp_endpoint`.
+    Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(
+            endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=_export_timeout()
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(endpoint=endpoint, timeout=_export_timeout())
+
+
+def build_provider(
+    *, service_name: str, endpoint: str, protocol: str, sampling_ratio: float
+) -> TracerProvider:
+    resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: service_version()})
+    # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
+    # shutdown is bounded instead.
+    provider = TracerProvider(sampler=sampler(sampling_ratio), resource=resource, shutdown_on_exit=False)
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter(endpoint, protocol), max_queue_size=MAX_QUEUE_SIZE)
+    )
+    return provider

@@ -1,0 +1,169 @@
+"""Carry a trace context where HTTP headers cannot: onto stored objects and through the work queue.
+
+Only the OpenTelemetry *API* is used here, so the API, the controller and the providers may import this
+module whether tracing is enabled or not (with tracing disabled every helper is a cheap no-op or returns
+empty values).
+
+The rules (architecture.md, "Trace continuity"):
+
+- A write records the writer's context on the object: `k8gb.io/traceparent` (+ `k8gb.io/tracestate`), and
+  `k8gb.io/traceparent-generation`, the `metadata.generation` the context belongs to. A reconcile of that
+  generation continues the trace, in this process or another; a later generation written without a context
+  (a kubectl edit) does not inherit a stale one.
+- Several writes collapsed into one reconcile: the newest cause is the parent, the others are span links.
+- No cause (periodic resync, health change): a new root trace, linked to the last write's context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util import types
+
+TRACEPARENT = "k8gb.io/traceparent"
+TRACESTATE = "k8gb.io/tracestate"
+TRACE_GENERATION = "k8gb.io/traceparent-generation"
+
+#: The name pygslb's own tracers carry (k8gb uses "github.com/k8gb-io/k8gb").
+TRACER_NAME = "pygslb"
+
+# Stored contexts are always W3C trace context, whatever the global propagator is configured to be.
+_W3C = TraceContextTextMapPropagator()
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why a reconcile runs: the trace context of the write (or event) that asked for it, if any."""
+
+    traceparent: str | None
+    tracestate: str | None
+    reason: str
+
+    def context(self) -> Context | None:
+        """The remote parent context this cause names, or None when it names none (or a malformed one)."""
+        if not self.traceparent:
+            return None
+        carrier = {"traceparent": self.traceparent}
+        if self.tracestate:
+            carrier["tracestate"] = self.tracestate
+        return _valid(_W3C.extract(carrier, context=Context()))
+
+
+def tracer(name: str = TRACER_NAME) -> trace.Tracer:
+    """A tracer from the global provider, resolved at call time (so it follows `setup_tracing`)."""
+    return trace.get_tracer(name)
+
+
+def _valid(ctx: Context) -> Context | None:
+    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+
+
+def _w3c_headers(ctx: Context | None) -> dict[str, str]:
+    if not trace.get_current_span(ctx).get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier, context=ctx)
+    return carrier
+
+
+def annotations_from_context(ctx: Context | None = None, *, generation: int | None = None) -> dict[str, str]:
+    """The annotations that record `ctx` (default: the current context) on an object.
+
+    Empty when there is no valid span context. With `generation`, the generation marker is included;
+    the writer passes the generation the write will produce.
+    """
+    headers = _w3c_headers(ctx)
+    if not headers:
+        return {}
+    annotations = {TRACEPARENT: headers["traceparent"]}
+    if headers.get("tracestate"):
+        annotations[TRACESTATE] = headers["tracestate"]
+    if generation is not None:
+        annotations[TRACE_GENERATION] = str(generation)
+    return annotations
+
+
+def context_from_annotations(annotations: Mapping[str, str] | None) -> Context | None:
+    """The context recorded on an object, or None when absent or malformed (never an error)."""
+    if not annotations:
+        return None
+    return Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), "annotation").context()
+
+
+def cause_from_current(reason: str = "write") -> Cause:
+    """The current context as a cause for the work queue (fields None when there is no valid span)."""
+    headers = _w3c_headers(None)
+    return Cause(headers.get("traceparent"), headers.get("tracestate"), reason)
+
+
+def cause_from_annotations(
+    annotations: Mapping[str, str] | None, generation: int | None, reason: str = "write"
+) -> Cause | None:
+    """The cause recorded on an object for exactly this `generation`, else None.
+
+    A marker for another generation means the annotation belongs to an older write: using it would
+    attribute this change to the wrong caller.
+    """
+    if not annotations or generation is None:
+        return None
+    if annotations.get(TRACE_GENERATION) != str(generation):
+        return None
+    cause = Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), reason)
+    return cause if cause.context() is not None else None
+
+
+def _link(cause: Cause, ctx: Context) -> trace.Link:
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return trace.Link(span_context, {"pygslb.cause.reason": cause.reason})
+
+
+@contextmanager
+def start_reconcile_span(
+    tracer: trace.Tracer,
+    name: str,
+    causes: Sequence[Cause],
+    root_reason: str | None,
+    *,
+    last_write: Cause | None = None,
+    attributes: types.Attributes = None,
+) -> Iterator[trace.Span]:
+    """Start (as current) the span of one reconcile, applying the queue rule.
+
+    `causes` are in arrival order, oldest first. The newest cause with a valid context is the parent and
+    every other valid cause becomes a link. Without any, the span is a new root (an explicitly empty
+    parent context, so an ambient span cannot adopt it), linked to `last_write` when that is valid.
+    """
+    contexts = [(cause, ctx) for cause in causes if (ctx := cause.context()) is not None]
+    attrs: dict[str, types.AttributeValue] = dict(attributes or {})
+    attrs["pygslb.reconcile.causes"] = len(causes)
+    if contexts:
+        newest, parent = contexts[-1]
+        parent_id = trace.get_current_span(parent).get_span_context()
+        seen = {(parent_id.trace_id, parent_id.span_id)}
+        links = []
+        for cause, ctx in reversed(contexts[:-1]):
+            span_context = trace.get_current_span(ctx).get_span_context()
+            if (span_context.trace_id, span_context.span_id) not in seen:
+                seen.add((span_context.trace_id, span_context.span_id))
+                links.append(_link(cause, ctx))
+        attrs.setdefault("pygslb.reconcile.trigger", newest.reason)
+    else:
+        parent = Context()
+        last = last_write.context() if last_write is not None else None
+        links = [_link(last_write, last)] if last_write is not None and last is not None else []
+        fallback = causes[-1].reason if causes else "resync"
+        attrs.setdefault("pygslb.reconcile.trigger", root_reason or fallback)
+    with tracer.start_as_current_span(name, context=parent, links=links, attributes=attrs) as span:
+        yield span
+
+
+def inject_headers[H: MutableMapping[str, str]](headers: H) -> H:
+    """Add the current context to outgoing HTTP headers (global propagator: traceparent, tracestate,
+    baggage), for clients that are not auto-instrumented. Returns the same mapping."""
+    propagate.inject(headers)
+    return headers

@@ -1,0 +1,159 @@
+"""HTTP in and out: the API's server spans, the `traceresponse` header, and instrumented clients.
+
+Every response carries `traceresponse` (W3C Trace Context level 2,
+`00-<trace-id>-<span-id>-<flags>`), so a caller always learns which trace its request joined:
+
+- tracing enabled: the ids of the server span (a child of the caller's context, or a new root when the
+  caller sent none or a malformed `traceparent`); the flags say whether this hop sampled it.
+- tracing disabled: there is no server span. The caller's context is passed through unchanged (so a
+  write still records it on the object and outgoing calls still carry it), and `traceresponse` names the
+  caller's own trace and span with the sampled flag cleared: this hop recorded nothing. Without a valid
+  caller context it carries fresh random ids (flags `02`: random trace id, not sampled), which are
+  not propagated anywhere: an unsampled made-up parent would only stop a traced process downstream
+  from sampling.
+
+A malformed header never fails the request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Where the server-request hook leaves the server span's context for `TraceResponseMiddleware`.
+SERVER_SPAN_SCOPE_KEY = "pygslb.server_span_context"
+TRACERESPONSE = "traceresponse"
+
+_W3C = TraceContextTextMapPropagator()
+_SAMPLED = trace.TraceFlags.SAMPLED
+_RANDOM = trace.TraceFlags.RANDOM_TRACE_ID
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+def format_traceresponse(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags & 0xFF:02x}"
+
+
+def _fresh_ids() -> tuple[int, int]:
+    # Never zero: all-zero ids are invalid in W3C trace context.
+    return secrets.randbits(128) or 1, secrets.randbits(64) or 1
+
+
+def traceresponse_for(scope: Scope) -> str:
+    """The `traceresponse` value for a request: the server span if there is one, else see module doc."""
+    server = scope.get(SERVER_SPAN_SCOPE_KEY)
+    if isinstance(server, trace.SpanContext) and server.is_valid:
+        return format_traceresponse(server.trace_id, server.span_id, server.trace_flags)
+    caller = trace.get_current_span(
+        _W3C.extract(_headers(scope), context=context.Context())
+    ).get_span_context()
+    if caller.is_valid:
+        return format_traceresponse(caller.trace_id, caller.span_id, caller.trace_flags & ~_SAMPLED)
+    trace_id, span_id = _fresh_ids()
+    return format_traceresponse(trace_id, span_id, _RANDOM)
+
+
+class TraceResponseMiddleware:
+    """Pure ASGI middleware adding `traceresponse` to every HTTP response, errors included.
+
+    It sits outside the OpenTelemetry middleware and reads the server span from the scope (left there by
+    `remember_server_span`). With `pass_through_caller` (tracing disabled, no OpenTelemetry middleware)
+    it also makes the caller's extracted context current for the request.
+    """
+
+    def __init__(self, app: ASGIApp, *, pass_through_caller: bool = False) -> None:
+        self.app = app
+        self.pass_through_caller = pass_through_caller
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_traceresponse(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"traceresponse"]
+                headers.append((b"traceresponse", traceresponse_for(scope).encode("ascii")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = context.attach(propagate.extract(_headers(scope))) if self.pass_through_caller else None
+        try:
+            await self.app(scope, receive, send_with_traceresponse)
+        finally:
+            if token is not None:
+                context.detach(token)
+
+
+def remember_server_span(span: trace.Span, scope: dict[str, Any]) -> None:
+    """FastAPI instrumentation's server-request hook: note the server span for `traceresponse`."""
+    scope[SERVER_SPAN_SCOPE_KEY] = span.get_span_context()
+
+
+def sdk_installed() -> bool:
+    """Whether a real (not proxy or no-op) TracerProvider is installed globally."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def instrument_app(app: FastAPI, *, tracer_provider: trace.TracerProvider | None = None) -> None:
+    """Server spans (when tracing is enabled) and `traceresponse` (always) for `app`.
+
+    Call after `setup_tracing`: with neither `tracer_provider` nor an installed SDK provider, tracing is
+    taken as disabled and only the pass-through + `traceresponse` behaviour is added. Idempotent.
+    """
+    if getattr(app, "_pygslb_instrumented", False):
+        return
+    enabled = tracer_provider is not None or sdk_installed()
+    if enabled:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            exclude_spans=["send", "receive"],
+            server_request_hook=remember_server_span,
+        )
+    build: Callable[[], ASGIApp] = app.build_middleware_stack
+
+    def build_with_traceresponse() -> ASGIApp:
+        return TraceResponseMiddleware(build(), pass_through_caller=not enabled)
+
+    app.build_middleware_stack = build_with_traceresponse  # type: ignore[method-assign]
+    app.middleware_stack = None
+    app._pygslb_instrumented = True  # type: ignore[attr-defined]
+
+
+def instrument_httpx_client(
+    client: httpx.AsyncClient | httpx.Client, *, tracer_provider: trace.TracerProvider | None = None
+) -> None:
+    """Client spans and `traceparent` on every request of `client` (with tracing disabled the no-op
+    tracer still forwards the current context)."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=tracer_provider)
+
+
+def instrument_aiohttp(*, tracer_provider: trace.TracerProvider | None = None) -> None:
+    """Client spans and `traceparent` for every aiohttp session created from now on (the Kubernetes
+    client uses aiohttp). Process-wide and idempotent."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    instrumentor = AioHttpClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument(tracer_provider=tracer_provider)

@@ -1,0 +1,146 @@
+"""Turn tracing on (or leave it off) once, at process start.
+
+With `TRACING_ENABLED=false` nothing of the SDK is imported and no TracerProvider is installed: every
+tracer is the API's no-op tracer, which still passes a caller's context through (so a traced caller's
+context reaches the annotations and outgoing requests even through a disabled hop). The W3C propagator
+(tracecontext + baggage) is installed either way, because extracting and injecting headers is cheap and
+keeps traces continuous across processes.
+
+With tracing enabled the SDK part lives in `app.telemetry._sdk`, imported only then.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+Protocol = Literal["http/protobuf", "grpc"]
+
+_DEFAULT_PORTS: dict[str, int] = {"http/protobuf": 4318, "grpc": 4317}
+_TRACES_PATH = "/v1/traces"
+
+
+def otlp_endpoint(value: str, protocol: str) -> str:
+    """Normalise an OTLP endpoint given the k8gb way (`host:port`) or the OpenTelemetry way (a URL).
+
+    - `host:port` (or `host`) means `http://host:port`, insecure; the port defaults to 4318 (HTTP) or
+      4317 (gRPC).
+    - HTTP: `/v1/traces` is appended when the URL has no path; a URL with a path is used as given, so
+      a full `.../v1/traces` URL keeps working.
+    - gRPC: `scheme://host:port`; a path means nothing to gRPC and is dropped.
+
+    Raises ValueError with the reason for anything else.
+    """
+    if protocol not in _DEFAULT_PORTS:
+        raise ValueError(f"OTLP protocol {protocol!r}: expected 'http/protobuf' or 'grpc'")
+    raw = value.strip()
+    if not raw:
+        raise ValueError("OTLP endpoint is empty: expected host:port or a http(s) URL")
+    url = raw if "://" in raw else f"http://{raw}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"OTLP endpoint {value!r}: scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError(f"OTLP endpoint {value!r}: no host")
+    try:
+        port = parts.port or _DEFAULT_PORTS[protocol]
+    except ValueError as exc:
+        raise ValueError(f"OTLP endpoint {value!r}: bad port ({exc})") from None
+    if parts.query or parts.fragment:
+        raise ValueError(f"OTLP endpoint {value!r}: no query or fragment allowed")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    base = f"{parts.scheme}://{host}:{port}"
+    if protocol == "grpc":
+        return base
+    path = parts.path if parts.path not in ("", "/") else _TRACES_PATH
+    return base + path
+
+
+def install_propagator() -> None:
+    """W3C trace context + baggage as the global propagator, unless OTEL_PROPAGATORS chose otherwise
+    (the API has then already built the one asked for)."""
+    if os.environ.get("OTEL_PROPAGATORS"):
+        return
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+
+
+@dataclass
+class TracingHandle:
+    """What `setup_tracing` installed; `shutdown` flushes within a bound and is safe to call twice."""
+
+    enabled: bool
+    provider: TracerProvider | None = None
+    endpoint: str | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def tracer(self, name: str = "pygslb") -> trace.Tracer:
+        """A tracer bound to this handle's provider (the no-op tracer when disabled)."""
+        if self.provider is None:
+            return trace.NoOpTracer()
+        return self.provider.get_tracer(name)
+
+    def force_flush(self, timeout_s: float = 5.0) -> bool:
+        """Export what is queued; False when it did not finish within `timeout_s`."""
+        provider = self.provider
+        if provider is None or self._closed:
+            return True
+        return _bounded(lambda: provider.force_flush(int(timeout_s * 1000)), timeout_s)
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Flush and stop the exporter, giving up after `timeout_s` (a collector that is down must not
+        hold the process). True when everything finished in time."""
+        provider = self.provider
+        if provider is None or self._closed:
+            return True
+        self._closed = True
+        return _bounded(provider.shutdown, timeout_s)
+
+
+def _bounded(call: Callable[[], object], timeout_s: float) -> bool:
+    # The SDK's own shutdown waits up to 30 s per processor; a daemon thread lets us stop waiting.
+    worker = threading.Thread(target=call, name="pygslb-otel-flush", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return not worker.is_alive()
+
+
+def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHandle:
+    """Install the propagator, and the SDK TracerProvider when `settings.tracing_enabled`.
+
+    `set_global=False` builds the provider without installing it globally (the global provider can be
+    set only once per process); tests use that to get a fresh provider each, via `handle.tracer()`.
+    """
+    install_propagator()
+    if not settings.tracing_enabled:
+        return TracingHandle(enabled=False)
+    from app.telemetry import _sdk  # only now: a disabled process never imports the SDK
+
+    endpoint = otlp_endpoint(settings.otel_exporter_otlp_endpoint, settings.otel_exporter_otlp_protocol)
+    provider = _sdk.build_provider(
+        service_name=settings.otel_service_name,
+        endpoint=endpoint,
+        protocol=settings.otel_exporter_otlp_protocol,
+        sampling_ratio=settings.tracing_sampling_ratio,
+    )
+    handle = TracingHandle(enabled=True, provider=provider, endpoint=endpoint)
+    if set_global:
+        trace.set_tracer_provider(provider)
+        atexit.register(handle.shutdown)
+    return handle
