@@ -25,7 +25,7 @@ from app.controller.metrics import ControllerMetrics
 from app.controller.ports import HealthSource, Notifier, PeerSource
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
-from app.dnsserver.geo import build_locator
+from app.dnsserver.geo import ChainLocator, CidrLocator, GeoLocator, MaxMindLocator
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
@@ -97,9 +97,7 @@ class Runtime:
             )
             for z in s.zones
         }
-        self.zone = ZoneTable(
-            s.zones, ns_names=ns_names, geo=build_locator(s.geoip_cidrs, s.geoip_database, s.geoip_field)
-        )
+        self.zone = ZoneTable(s.zones, ns_names=ns_names, ns_ttl=s.ns_record_ttl, geo=await self._build_geo())
         peers, notifier = self._build_peers()
         self.delegation = self._build_delegation(metrics)
         health: HealthSource = NoServices()
@@ -110,10 +108,10 @@ class Runtime:
                 controller_ref[0].service_changed(ref.namespace, ref.name)
 
         if s.gslb_services_file is not None:
-            from app.health.config import load_services_async
+            from app.health.config import aload_services
             from app.health.probes import ProbeManager
 
-            services = await load_services_async(s.gslb_services_file)
+            services = await aload_services(s.gslb_services_file)
             self.health = ProbeManager(services, on_change=on_health_change)
             health = self.health
         reconciler = Reconciler(
@@ -173,6 +171,15 @@ class Runtime:
                 self.extra_tasks[-1].result()
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
+
+    async def _build_geo(self) -> GeoLocator | None:
+        s = self.settings
+        locators: list[GeoLocator] = []
+        if s.geoip_cidrs:
+            locators.append(CidrLocator.from_setting(s.geoip_cidrs))
+        if s.geoip_database is not None:
+            locators.append(await MaxMindLocator.load(s.geoip_database, s.geoip_field))
+        return ChainLocator(locators) if locators else None
 
     async def _build_store(self) -> GslbStore:
         s = self.settings
