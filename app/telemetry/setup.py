@@ -39,7 +39,7 @@ def otlp_endpoint(value: str, protocol: str) -> str:
     """Normalise an OTLP endpoint given the k8gb way (`host:port`) or the OpenTelemetry way (a URL).
 
     - `host:port` (or `host`) means `http://host:port`, insecure; the port defaults to 4318 (HTTP) or
-      4317 (gRPC).
+      4317 (gRPC). A URL without a port keeps its scheme's default port, as URLs do.
     - HTTP: `/v1/traces` is appended when the URL has no path; a URL with a path is used as given, so
       a full `.../v1/traces` URL keeps working.
     - gRPC: `scheme://host:port`; a path means nothing to gRPC and is dropped.
@@ -51,20 +51,22 @@ def otlp_endpoint(value: str, protocol: str) -> str:
     raw = value.strip()
     if not raw:
         raise ValueError("OTLP endpoint is empty: expected host:port or a http(s) URL")
-    url = raw if "://" in raw else f"http://{raw}"
-    parts = urlsplit(url)
+    is_url = "://" in raw
+    parts = urlsplit(raw if is_url else f"http://{raw}")
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"OTLP endpoint {value!r}: scheme must be http or https")
     if not parts.hostname:
         raise ValueError(f"OTLP endpoint {value!r}: no host")
     try:
-        port = parts.port or _DEFAULT_PORTS[protocol]
+        port = parts.port
     except ValueError as exc:
         raise ValueError(f"OTLP endpoint {value!r}: bad port ({exc})") from None
     if parts.query or parts.fragment:
         raise ValueError(f"OTLP endpoint {value!r}: no query or fragment allowed")
+    if port is None and not is_url:
+        port = _DEFAULT_PORTS[protocol]
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    base = f"{parts.scheme}://{host}:{port}"
+    base = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
     if protocol == "grpc":
         return base
     path = parts.path if parts.path not in ("", "/") else _TRACES_PATH

@@ -222,7 +222,9 @@ class OtlpHttpReceiver(SpanStore):
         super().__init__()
         self._server = _HttpServer(self)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="otlp-http", daemon=True
+        )
 
     @property
     def host_port(self) -> str:

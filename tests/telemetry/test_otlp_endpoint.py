@@ -1,0 +1,60 @@
+"""OTLP endpoint normalisation: k8gb's `host:port` and the OpenTelemetry URL form, both protocols."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.telemetry.setup import otlp_endpoint
+
+HTTP = "http/protobuf"
+GRPC = "grpc"
+
+
+@pytest.mark.parametrize(
+    ("value", "protocol", "expected"),
+    [
+        # k8gb: host:port means plain http, the traces path is implied
+        ("localhost:4318", HTTP, "http://localhost:4318/v1/traces"),
+        ("otel-collector.k8gb:4318", HTTP, "http://otel-collector.k8gb:4318/v1/traces"),
+        ("10.0.0.7:55681", HTTP, "http://10.0.0.7:55681/v1/traces"),
+        ("[::1]:4318", HTTP, "http://[::1]:4318/v1/traces"),
+        ("collector", HTTP, "http://collector:4318/v1/traces"),
+        ("collector", GRPC, "http://collector:4317"),
+        ("localhost:4317", GRPC, "http://localhost:4317"),
+        ("  localhost:4318  ", HTTP, "http://localhost:4318/v1/traces"),
+        # OpenTelemetry: a URL; HTTP gets /v1/traces only when there is no path
+        ("http://collector:4318", HTTP, "http://collector:4318/v1/traces"),
+        ("http://collector:4318/", HTTP, "http://collector:4318/v1/traces"),
+        ("https://otlp.example.com", HTTP, "https://otlp.example.com/v1/traces"),
+        ("http://Collector.Example:4318", HTTP, "http://collector.example:4318/v1/traces"),
+        ("https://otlp.example.com:443/v1/traces", HTTP, "https://otlp.example.com:443/v1/traces"),
+        ("http://gateway:8080/otlp/v1/traces", HTTP, "http://gateway:8080/otlp/v1/traces"),
+        ("localhost:4318/custom/traces", HTTP, "http://localhost:4318/custom/traces"),
+        # gRPC: scheme and authority only
+        ("http://collector:4317", GRPC, "http://collector:4317"),
+        ("https://collector:4317/ignored", GRPC, "https://collector:4317"),
+        ("http://[2001:db8::1]:4317", GRPC, "http://[2001:db8::1]:4317"),
+        ("https://otlp.example.com", GRPC, "https://otlp.example.com"),
+    ],
+)
+def test_normalises(value: str, protocol: str, expected: str) -> None:
+    assert otlp_endpoint(value, protocol) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "protocol", "reason"),
+    [
+        ("", HTTP, "empty"),
+        ("   ", GRPC, "empty"),
+        ("ftp://collector:21", HTTP, "scheme"),
+        ("grpc://collector:4317", GRPC, "scheme"),
+        ("http://:4318", HTTP, "no host"),
+        ("collector:notaport", HTTP, "bad port"),
+        ("collector:70000", HTTP, "bad port"),
+        ("http://collector:4318/v1/traces?x=1", HTTP, "query"),
+        ("collector:4318", "http/json", "protocol"),
+    ],
+)
+def test_rejects_with_the_reason(value: str, protocol: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        otlp_endpoint(value, protocol)

@@ -1,0 +1,241 @@
+"""setup_tracing against real OTLP receivers: protocols, endpoint forms, sampling, resource, a dead collector,
+and the disabled path (no SDK at all)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
+
+from app.settings import Settings
+from app.telemetry.carry import Cause
+from app.telemetry.setup import setup_tracing
+from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, tracing_to
+
+REPO = Path(__file__).resolve().parents[2]
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+def _caller(flags: str) -> Context:
+    ctx = Cause(f"00-{CALLER_TRACE}-{CALLER_SPAN}-{flags}", None, "test").context()
+    assert ctx is not None
+    return ctx
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["{host_port}", "{url}", "{url}/", "{url}/v1/traces"],
+    ids=["k8gb-host-port", "url", "url-slash", "full-url"],
+)
+def test_http_export_reaches_the_receiver(otlp_receiver: OtlpHttpReceiver, endpoint: str) -> None:
+    target = endpoint.format(host_port=otlp_receiver.host_port, url=otlp_receiver.url)
+    with tracing_to(otlp_receiver, endpoint=target) as handle:
+        with handle.tracer("pygslb.test").start_as_current_span(
+            "Reconcile", kind=SpanKind.INTERNAL, attributes={"k8gb.gslb.name": "roundrobin", "n": 3}
+        ):
+            pass
+        assert handle.force_flush()
+    (span,) = otlp_receiver.spans_named("Reconcile")
+    assert span.attributes == {"k8gb.gslb.name": "roundrobin", "n": 3}
+    assert span.scope_name == "pygslb.test"
+    assert span.parent_span_id == ""
+    assert span.resource["service.name"] == "pygslb"
+    assert span.resource["service.version"]
+
+
+def test_grpc_export_reaches_the_receiver(otlp_grpc_receiver: OtlpGrpcReceiver) -> None:
+    with tracing_to(otlp_grpc_receiver) as handle:
+        with handle.tracer().start_as_current_span("SaveDNSEndpoint", context=_caller("01")):
+            pass
+        assert handle.force_flush()
+    (span,) = otlp_grpc_receiver.spans_named("SaveDNSEndpoint")
+    assert (span.trace_id, span.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    assert span.resource["service.name"] == "pygslb"
+
+
+def test_gzip_compression_from_the_standard_variable(
+    otlp_receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    with tracing_to(otlp_receiver) as handle:
+        with handle.tracer().start_as_current_span("compressed"):
+            pass
+        assert handle.force_flush()
+    assert otlp_receiver.encodings == ["gzip"]
+    assert [s.name for s in otlp_receiver.spans] == ["compressed"]
+
+
+def test_service_name_comes_from_settings(otlp_receiver: OtlpHttpReceiver) -> None:
+    settings = Settings(
+        tracing_enabled=True, otel_exporter_otlp_endpoint=otlp_receiver.host_port, otel_service_name="gslb-eu"
+    )
+    handle = setup_tracing(settings, set_global=False)
+    with handle.tracer().start_as_current_span("named"):
+        pass
+    assert handle.shutdown(timeout_s=5)
+    assert otlp_receiver.spans_named("named")[0].resource["service.name"] == "gslb-eu"
+
+
+@pytest.mark.parametrize(
+    ("ratio", "parent_flags", "exported"),
+    [
+        (0.0, "01", True),  # a sampled caller is always sampled
+        (0.0, None, False),  # an unsampled root at ratio 0
+        (1.0, None, True),  # ratio 1.0 is ParentBased(ALWAYS_ON)
+        (1.0, "00", False),  # ... which still respects a caller that did not sample
+        (0.3, "01", True),
+    ],
+)
+def test_sampling_is_parent_based(
+    otlp_receiver: OtlpHttpReceiver, ratio: float, parent_flags: str | None, exported: bool
+) -> None:
+    with tracing_to(otlp_receiver, sampling_ratio=ratio) as handle:
+        tracer = handle.tracer()
+        parent = _caller(parent_flags) if parent_flags else Context()
+        with tracer.start_as_current_span("candidate", context=parent):
+            pass
+        # A marker that every configuration exports proves the flush happened.
+        with tracer.start_as_current_span("marker", context=_caller("01")):
+            pass
+        assert handle.force_flush()
+    names = [s.name for s in otlp_receiver.spans]
+    assert "marker" in names
+    assert ("candidate" in names) is exported
+    if exported and parent_flags:
+        (candidate,) = otlp_receiver.spans_named("candidate")
+        assert (candidate.trace_id, candidate.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+
+
+class BlackHole:
+    """A collector that accepts connections and reads requests but never answers."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.requests = 0
+        self.got_request = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            self.requests += 1
+            self.got_request.set()
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    with BlackHole() as hole:
+        yield hole
+
+
+def test_a_hung_collector_never_holds_the_caller(black_hole: BlackHole) -> None:
+    settings = Settings(tracing_enabled=True, otel_exporter_otlp_endpoint=f"127.0.0.1:{black_hole.port}")
+    handle = setup_tracing(settings, set_global=False)
+    tracer = handle.tracer()
+    with tracer.start_as_current_span("first"):
+        pass
+    # The flush is bounded and says it did not finish: the export sits in the black hole.
+    assert handle.force_flush(timeout_s=0.2) is False
+    assert black_hole.got_request.wait(5)
+    # While that export hangs, traced work carries on: spans only enter the in-memory queue.
+    for i in range(200):
+        with tracer.start_as_current_span(f"work-{i}") as span:
+            span.set_attribute("i", i)
+    assert black_hole.requests == 1
+    # Shutdown gives up at its bound instead of waiting for the collector.
+    assert handle.shutdown(timeout_s=0.3) is False
+
+
+def _run(script: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_disabled_means_no_sdk_and_the_caller_context_passes_through() -> None:
+    out = _run(
+        f"""
+        import json, sys
+        from opentelemetry import trace
+        from app.settings import Settings
+        from app.telemetry import carry, http
+        from app.telemetry.setup import setup_tracing
+
+        handle = setup_tracing(Settings(tracing_enabled=False))
+        caller = carry.Cause("00-{CALLER_TRACE}-{CALLER_SPAN}-01", "vendor=x", "test").context()
+        with carry.tracer().start_as_current_span("Reconcile", context=caller) as span:
+            recording = span.is_recording()
+            annotations = carry.annotations_from_context(generation=4)
+        print(json.dumps({{
+            "enabled": handle.enabled,
+            "sdk_modules": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
+            "provider": type(trace.get_tracer_provider()).__name__,
+            "recording": recording,
+            "annotations": annotations,
+        }}))
+        """
+    )
+    assert out["enabled"] is False
+    assert out["sdk_modules"] == []
+    assert out["provider"] == "ProxyTracerProvider"
+    assert out["recording"] is False
+    assert out["annotations"] == {
+        "k8gb.io/traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
+        "k8gb.io/tracestate": "vendor=x",
+        "k8gb.io/traceparent-generation": "4",
+    }
+
+
+def test_enabled_installs_the_sdk_provider_globally() -> None:
+    out = _run(
+        """
+        import json
+        from opentelemetry import trace
+        from app.settings import Settings
+        from app.telemetry.setup import setup_tracing
+
+        handle = setup_tracing(Settings(tracing_enabled=True, otel_exporter_otlp_endpoint="127.0.0.1:9"))
+        provider = trace.get_tracer_provider()
+        print(json.dumps({
+            "same": provider is handle.provider,
+            "provider": type(provider).__module__ + "." + type(provider).__name__,
+            "sampler": provider.sampler.get_description(),
+            "shutdown": handle.shutdown(timeout_s=2),
+        }))
+        """
+    )
+    assert out["same"] is True
+    assert out["provider"] == "opentelemetry.sdk.trace.TracerProvider"
+    assert out["sampler"].startswith("ParentBased{root:AlwaysOnSampler")
