@@ -1,0 +1,56 @@
+"""Peer queries are CLIENT spans under the caller's span, with the DNS attributes and errors marked."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from app.peers.query import PeerResolver
+from tests.peers.conftest import DnsNet
+from tests.support.otlp import OtlpHttpReceiver, ReceivedSpan, global_otlp_receiver
+
+__all__ = ["global_otlp_receiver"]
+
+HOST = "app.cloud.example.com"
+LOCALTARGETS = f"localtargets-{HOST}"
+CLIENT, ERROR = 3, 2  # OTLP SpanKind.SPAN_KIND_CLIENT, Status.STATUS_CODE_ERROR
+
+
+async def test_peer_query_spans(dns_net: DnsNet, global_otlp_receiver: OtlpHttpReceiver) -> None:
+    await dns_net.edge({"us": "127.0.0.2", "za": "127.0.0.3"})
+    await dns_net.start("127.0.0.2", records={LOCALTARGETS: ["10.2.0.1"]})
+    await dns_net.start("127.0.0.3", mode="refuse")
+    resolver = PeerResolver(dns_net.directory(["us", "za"]), timeout=0.5)
+
+    with trace.get_tracer("tests.peers").start_as_current_span("reconcile") as parent:
+        await resolver.localtargets(HOST)
+    context = parent.get_span_context()
+    trace_id, parent_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+    def mine(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in spans if s.trace_id == trace_id and s.name.startswith("peer.")]
+
+    spans = mine(await global_otlp_receiver.wait_for(lambda all_spans: len(mine(all_spans)) >= 5))
+    assert all(s.parent_span_id == parent_id and s.kind == CLIENT for s in spans)
+    assert all(s.scope_name == "pygslb.peers" for s in spans)
+    assert sorted(s.attributes["dns.question.name"] for s in spans if s.name == "peer.glue") == [
+        "gslb-ns-us-cloud.example.com",
+        "gslb-ns-za-cloud.example.com",
+    ]
+
+    queries = [s for s in spans if s.name == "peer.query"]
+    [ok] = [s for s in queries if s.attributes["peer.geo_tag"] == "us"]
+    assert ok.attributes == {
+        "dns.question.name": LOCALTARGETS,
+        "dns.question.type": "A",
+        "server.address": "127.0.0.2",
+        "server.port": dns_net.port,
+        "peer.geo_tag": "us",
+        "dns.rcode": "NOERROR",
+        "dns.answers": ["10.2.0.1"],
+    }
+    assert ok.status_code != ERROR
+    failed = [s for s in queries if s.attributes["peer.geo_tag"] == "za"]
+    assert sorted((s.attributes["server.port"], s.attributes["error.type"]) for s in failed) == sorted(
+        [(dns_net.port, "REFUSED"), (53, "connection_refused")]
+    )
+    assert all(s.status_code == ERROR for s in failed)
