@@ -12,6 +12,7 @@ splice is checked once against dnspython's own rendering; a mismatch falls back 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -27,6 +28,8 @@ import dns.rrset
 
 from app.dnsserver.ordering import Arrangements, Mode, draw_order, enumerate_orders
 from app.dnsserver.zonetable import Lookup, ServedRRset, ZoneTable, wire_length
+
+log = logging.getLogger(__name__)
 
 OUR_PAYLOAD = 1232
 """EDNS0 UDP payload we advertise and the most we send over UDP (DNS flag day 2020)."""
@@ -153,14 +156,15 @@ def _wire_pair(response: dns.message.Message, limit: int) -> tuple[bytes, bytes 
 
     The stand-in is what many authoritative servers send: TC, the question and OPT, no records.
     """
-    wire = response.to_wire()
+    # max_size: dnspython would cap at the client's payload; want_shuffle: keep the rrset order we chose.
+    wire = response.to_wire(max_size=65535, want_shuffle=False)
     if len(wire) <= limit:
         return wire[2:], None
     answer, authority, additional = response.answer, response.authority, response.additional
     response.answer, response.authority, response.additional = [], [], []
     response.flags |= dns.flags.TC
     try:
-        short = response.to_wire()
+        short = response.to_wire(max_size=65535, want_shuffle=False)
     finally:
         response.answer, response.authority, response.additional = answer, authority, additional
         response.flags &= ~dns.flags.TC
@@ -231,6 +235,8 @@ def _arranged(
     start = wire_length(qname) + 4 + 10  # question after the 12-byte header, minus the stripped ID
     answers = b"".join(served.chunks[i] for i in indices)
     if full[start : start + len(answers)] != answers or response.authority:
+        if served.policy.mode is not Mode.FIXED:
+            log.warning("answers for %s cannot be reordered; serving them in a fixed order", qname)
         return StaticPlan("NOERROR", full, udp_tc or full)
     head, tail = full[:start], full[start + len(answers) :]
     arrangements = enumerate_orders(served.policy, indices)

@@ -34,6 +34,8 @@ _REORDERABLE = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT
 _MAX_TTL = 2**31 - 1
 _SERIAL_MOD = 2**32
 _LOCATE_CACHE_MAX = 65536
+_MAX_ANSWER_BYTES = 60_000
+"""A record set must fit one TCP response (64 KiB) with room for the question and OPT."""
 
 
 class ZoneTableError(Exception):
@@ -303,7 +305,10 @@ class ZoneTable:
             raise ZoneTableError(f"{endpoint.dns_name}: bad {endpoint.record_type} target: {exc}") from None
         rrset = dns.rrset.from_rdata_list(owner, endpoint.ttl, rdatas)
         policy = _policy(endpoint, rdtype, targets, self._geo)
-        return owner, ServedRRset(rrset, _answer_chunks(rrset), policy)
+        chunks = _answer_chunks(rrset)
+        if sum(map(len, chunks)) > _MAX_ANSWER_BYTES:
+            raise ZoneTableError(f"{endpoint.dns_name}: {len(targets)} targets do not fit one DNS response")
+        return owner, ServedRRset(rrset, chunks, policy)
 
     def _put(self, owner: dns.name.Name, served: ServedRRset) -> None:
         node = self._nodes.get(owner)
