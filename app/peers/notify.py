@@ -19,6 +19,7 @@ import dns.rcode
 import dns.rdatatype
 
 from app.peers import wire
+from app.peers.discovery import PeerDirectory
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +69,36 @@ async def send_notify(
         for name in dict.fromkeys(names)
     ]
     return list(await asyncio.gather(*jobs))
+
+
+class PeerNotifier:
+    """The controller's Notifier: NOTIFY the first server of every resolved peer, in the background.
+
+    `notify()` returns at once so a reconcile never waits on a dead peer; the sends keep the
+    caller's trace context (tasks copy it), so their spans still sit under the reconcile span.
+    """
+
+    def __init__(self, directory: PeerDirectory, timeout: float = 1.0) -> None:
+        self.directory = directory
+        self.timeout = timeout
+        self._pending: set[asyncio.Task[list[NotifyResult]]] = set()
+
+    async def notify(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        task = asyncio.create_task(self._send(list(names)), name="peer-notify")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send(self, names: list[str]) -> list[NotifyResult]:
+        targets = await self.directory.notify_targets()
+        return await send_notify(names, targets, self.timeout) if targets else []
+
+    async def drain(self) -> None:
+        """Wait for the sends in flight (tests, orderly shutdown)."""
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        await self.drain()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dns.flags
 import dns.opcode
 import dns.rdatatype
 
-from app.peers.notify import send_notify
+from app.peers.notify import PeerNotifier, send_notify
 from tests.peers.conftest import DnsNet
 
 NAMES = ["localtargets-app.cloud.example.com", "localtargets-api.cloud.example.com"]
@@ -53,3 +55,27 @@ async def test_duplicates_are_sent_once(dns_net: DnsNet) -> None:
 
 async def test_nothing_to_send() -> None:
     assert await send_notify([], [("127.0.0.2", 53)]) == []
+
+
+async def test_notifier_sends_to_resolved_peers_without_blocking(dns_net: DnsNet) -> None:
+    await dns_net.edge({"us": "127.0.0.2", "za": "127.0.0.3"})
+    us = await dns_net.start("127.0.0.2")
+    za = await dns_net.start("127.0.0.3", mode="silent")  # never answers: must not hold up the caller
+    notifier = PeerNotifier(dns_net.directory(["us", "za"]), timeout=0.3)
+
+    await notifier.notify(NAMES[:1])
+    assert notifier._pending, "notify() returned while the sends are still in flight"
+    await notifier.drain()
+
+    assert us.names_asked() == NAMES[:1] and za.names_asked() == NAMES[:1]
+    assert us.received[0].opcode() == dns.opcode.NOTIFY
+
+
+async def test_notifier_close_cancels_sends(dns_net: DnsNet) -> None:
+    await dns_net.edge({"us": "127.0.0.2"})
+    await dns_net.start("127.0.0.2", mode="silent")
+    notifier = PeerNotifier(dns_net.directory(["us"]), timeout=30)
+    await notifier.notify(NAMES)
+    async with asyncio.timeout(5):  # a send left running would take 30 s
+        await notifier.close()
+    assert not notifier._pending
