@@ -111,15 +111,19 @@ def sdk_installed() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-def instrument_app(app: FastAPI, *, tracer_provider: trace.TracerProvider | None = None) -> None:
-    """Server spans (when tracing is enabled) and `traceresponse` (always) for `app`.
+def instrument_app(
+    app: FastAPI, *, tracer_provider: trace.TracerProvider | None = None, enabled: bool | None = None
+) -> None:
+    """Server spans (when tracing is enabled) and `traceresponse` (always) for `app`. Idempotent.
 
-    Call after `setup_tracing`: with neither `tracer_provider` nor an installed SDK provider, tracing is
-    taken as disabled and only the pass-through + `traceresponse` behaviour is added. Idempotent.
+    `enabled` is normally `TracingHandle.enabled`; left None it is inferred: a `tracer_provider` given,
+    or an SDK provider installed globally (so call this after `setup_tracing`). Disabled adds only the
+    pass-through of the caller's context and `traceresponse`.
     """
     if getattr(app, "_pygslb_instrumented", False):
         return
-    enabled = tracer_provider is not None or sdk_installed()
+    if enabled is None:
+        enabled = tracer_provider is not None or sdk_installed()
     if enabled:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

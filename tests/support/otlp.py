@@ -316,6 +316,7 @@ def tracing_to(
     sampling_ratio: float = 1.0,
     endpoint: str | None = None,
     set_global: bool = False,
+    shutdown_timeout_s: float = 5.0,
 ) -> Iterator[TracingHandle]:
     """`setup_tracing` aimed at `receiver`, batching every 50 ms (OTEL_BSP_SCHEDULE_DELAY) so spans
     arrive without an explicit flush; shut down (bounded) on exit."""
@@ -325,7 +326,7 @@ def tracing_to(
     try:
         yield handle
     finally:
-        handle.shutdown(timeout_s=5)
+        handle.shutdown(timeout_s=shutdown_timeout_s)
 
 
 @pytest.fixture

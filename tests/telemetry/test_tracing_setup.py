@@ -238,4 +238,4 @@ def test_enabled_installs_the_sdk_provider_globally() -> None:
     )
     assert out["same"] is True
     assert out["provider"] == "opentelemetry.sdk.trace.TracerProvider"
-    assert out["sampler"].startswith("ParentBased{root:AlwaysOnSampler")
+    assert str(out["sampler"]).startswith("ParentBased{root:AlwaysOnSampler")
