@@ -105,12 +105,23 @@ def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
 
 @dataclass
 class SpanStore:
-    """The spans received so far, thread-safe, with an async wait."""
+    """The spans a receiver on 127.0.0.1:`port` got so far, thread-safe, with an async wait."""
 
     _spans: list[ReceivedSpan] = field(default_factory=list)
     encodings: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def host_port(self) -> str:
+        """The endpoint as k8gb takes it."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The endpoint as the OpenTelemetry standard takes it (base URL)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def add(self, request: trace_service_pb2.ExportTraceServiceRequest, encoding: str) -> None:
         spans = _spans(request)
@@ -221,20 +232,10 @@ class OtlpHttpReceiver(SpanStore):
     def __init__(self) -> None:
         super().__init__()
         self._server = _HttpServer(self)
-        self.port: int = self._server.server_address[1]
+        self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="otlp-http", daemon=True
         )
-
-    @property
-    def host_port(self) -> str:
-        """The endpoint as k8gb takes it."""
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """The endpoint as the OpenTelemetry standard takes it (base URL)."""
-        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> OtlpHttpReceiver:
         self._thread.start()
@@ -265,15 +266,7 @@ class OtlpGrpcReceiver(SpanStore):
         super().__init__()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="otlp-grpc"))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self._server)
-        self.port: int = self._server.add_insecure_port("127.0.0.1:0")
-
-    @property
-    def host_port(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     def __enter__(self) -> OtlpGrpcReceiver:
         self._server.start()
