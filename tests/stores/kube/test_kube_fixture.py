@@ -1,0 +1,199 @@
+"""The emulated API server's adaptations to kmock, each checked over plain HTTP (no code under test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import kmock
+import pytest
+
+from tests.support.kmockapi import KubeApi
+
+GSLBS = "/apis/k8gb.io/v1beta1/namespaces/default/gslbs"
+INGRESSES = "/apis/networking.k8s.io/v1/namespaces/default/ingresses"
+
+
+def gslb(name: str, strategy: str = "roundRobin", **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "k8gb.io/v1beta1",
+        "kind": "Gslb",
+        "metadata": {"name": name, **meta},
+        "spec": {"strategy": {"type": strategy}},
+    }
+
+
+@pytest.fixture
+async def http(kube_api: KubeApi) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(kube_api.server_url) as session:
+        yield session
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, **kw: Any
+) -> tuple[int, Any]:
+    async with http.request(method, path, json=body, **kw) as resp:
+        text = await resp.text()
+        return resp.status, json.loads(text) if text else None
+
+
+async def read_events(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, Any]]:
+    events = []
+    for _ in range(count):
+        line = await asyncio.wait_for(resp.content.readline(), 5)
+        if not line:
+            break
+        events.append(json.loads(line))
+    return events
+
+
+async def test_create_answers_201_with_server_fields(http: aiohttp.ClientSession) -> None:
+    status, created = await call(http, "POST", GSLBS, gslb("a"))
+    assert status == 201
+    meta = created["metadata"]
+    assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
+    assert meta["generation"] == 1 and meta["resourceVersion"].isdigit()
+    status, again = await call(http, "POST", GSLBS, gslb("a"))
+    assert (status, again["reason"]) == (409, "AlreadyExists")
+
+
+async def test_put_bumps_generation_only_for_spec_and_rejects_stale_versions(
+    http: aiohttp.ClientSession,
+) -> None:
+    _, created = await call(http, "POST", GSLBS, gslb("a"))
+    labelled = json.loads(json.dumps(created))
+    labelled["metadata"]["labels"] = {"team": "x"}
+    status, after_label = await call(http, "PUT", f"{GSLBS}/a", labelled)
+    assert status == 200 and after_label["metadata"]["generation"] == 1
+    assert int(after_label["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+
+    after_label["spec"]["strategy"]["type"] = "failover"
+    _, after_spec = await call(http, "PUT", f"{GSLBS}/a", after_label)
+    assert after_spec["metadata"]["generation"] == 2
+
+    status, stale = await call(http, "PUT", f"{GSLBS}/a", after_label)  # the version it carries is old now
+    assert (status, stale["reason"]) == (409, "Conflict")
+
+    no_version = gslb("a")
+    status, invalid = await call(http, "PUT", f"{GSLBS}/a", no_version)
+    assert (status, invalid["reason"]) == (422, "Invalid")
+
+    _, unchanged = await call(http, "PUT", f"{GSLBS}/a", after_spec)
+    assert unchanged["metadata"]["resourceVersion"] == after_spec["metadata"]["resourceVersion"]
+
+
+async def test_status_subresource_is_separate_from_the_object(http: aiohttp.ClientSession) -> None:
+    _, created = await call(http, "POST", GSLBS, {**gslb("a"), "status": {"geoTag": "ignored"}})
+    assert "status" not in created
+    created["status"] = {"geoTag": "eu"}
+    _, with_status = await call(http, "PUT", f"{GSLBS}/a/status", created)
+    assert with_status["status"] == {"geoTag": "eu"} and with_status["metadata"]["generation"] == 1
+    with_status["status"] = {"geoTag": "us"}
+    with_status["spec"]["strategy"]["type"] = "geoip"
+    _, main = await call(http, "PUT", f"{GSLBS}/a", with_status)
+    assert main["status"] == {"geoTag": "eu"} and main["spec"]["strategy"]["type"] == "geoip"
+    status, patched = await call(
+        http,
+        "PATCH",
+        f"{GSLBS}/a/status",
+        {"status": {"hosts": "h"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert status == 200 and patched["status"] == {"geoTag": "eu", "hosts": "h"}
+
+
+async def test_lists_have_kind_and_filter_by_selectors(http: aiohttp.ClientSession) -> None:
+    for name, labels in (("a", {"app": "x", "tier": "web"}), ("b", {"app": "y"}), ("c", {})):
+        await call(http, "POST", INGRESSES, {"metadata": {"name": name, "labels": labels}, "spec": {}})
+    cases = {
+        "app=x": ["a"],
+        "app!=x": ["b", "c"],
+        "app in (x,y)": ["a", "b"],
+        "app notin (x)": ["b", "c"],
+        "tier": ["a"],
+        "!tier": ["b", "c"],
+        "app=x,tier=web": ["a"],
+    }
+    for selector, names in cases.items():
+        status, listing = await call(http, "GET", INGRESSES, params={"labelSelector": selector})
+        assert status == 200, selector
+        assert listing["kind"] == "IngressList" and listing["apiVersion"] == "networking.k8s.io/v1"
+        assert [i["metadata"]["name"] for i in listing["items"]] == names, selector
+    _, by_field = await call(http, "GET", INGRESSES, params={"fieldSelector": "metadata.name=b"})
+    assert [i["metadata"]["name"] for i in by_field["items"]] == ["b"]
+
+
+async def test_watch_replays_from_a_version_and_expires_after_compaction(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    _, a = await call(http, "POST", GSLBS, gslb("a"))
+    await call(http, "POST", GSLBS, gslb("b"))
+    since = a["metadata"]["resourceVersion"]
+    async with http.get(GSLBS, params={"watch": "True", "resourceVersion": since}) as resp:
+        (event,) = await read_events(resp, 1)
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "b")
+
+    kube_api.compact()
+    async with http.get(GSLBS, params={"watch": "true", "resourceVersion": since}) as resp:
+        (event,) = await read_events(resp, 1)
+        assert event["type"] == "ERROR" and event["object"]["code"] == 410
+        assert await resp.content.readline() == b""
+
+
+async def test_watch_sends_bookmarks_selector_transitions_and_can_be_dropped(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    _, created = await call(
+        http, "POST", INGRESSES, {"metadata": {"name": "i", "labels": {"app": "x"}}, "spec": {}}
+    )
+    params = {
+        "watch": "true",
+        "resourceVersion": created["metadata"]["resourceVersion"],
+        "allowWatchBookmarks": "true",
+        "labelSelector": "app=x",
+    }
+    async with http.get(INGRESSES, params=params) as resp:
+        await asyncio.sleep(0.05)
+        assert kube_api.bookmark() == 1
+        (bookmark,) = await read_events(resp, 1)
+        assert bookmark["type"] == "BOOKMARK"
+        assert bookmark["object"]["metadata"]["resourceVersion"] == str(kube_api.resource_version)
+        created["metadata"]["labels"] = {"app": "other"}
+        await call(http, "PUT", f"{INGRESSES}/i", created)
+        (left,) = await read_events(resp, 1)
+        assert left["type"] == "DELETED"  # no longer matches the selector
+        kube_api.drop_watches()
+        assert await asyncio.wait_for(resp.content.readline(), 5) == b""
+
+
+async def test_deletion_honours_finalizers_and_collects_dependents(http: aiohttp.ClientSession) -> None:
+    _, owner = await call(http, "POST", GSLBS, gslb("owner", finalizers=["test/hold"]))
+    ref = {"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb", "name": "owner", "uid": owner["metadata"]["uid"]}
+    await call(http, "POST", INGRESSES, {"metadata": {"name": "dep", "ownerReferences": [ref]}, "spec": {}})
+    _, deleting = await call(http, "DELETE", f"{GSLBS}/owner")
+    assert deleting["metadata"]["deletionTimestamp"] and deleting["metadata"]["generation"] == 2
+    assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 200
+    deleting["metadata"]["finalizers"] = []
+    await call(http, "PUT", f"{GSLBS}/owner", deleting)
+    assert (await call(http, "GET", f"{GSLBS}/owner"))[0] == 404
+    assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 404
+
+
+async def test_a_test_reaction_wins_over_the_emulation(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    kube_api[kmock.resource("k8gb.io", "v1beta1", "gslbs")][:1] << 503
+    assert (await call(http, "GET", GSLBS))[0] == 503
+    assert (await call(http, "GET", GSLBS))[0] == 200
+
+
+async def test_server_side_table_uses_printer_columns(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", GSLBS, gslb("a", strategy="failover"))
+    accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    status, table = await call(http, "GET", GSLBS, headers={"Accept": accept})
+    assert status == 200 and table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "strategy", "geoTag", "hosts"]
+    assert table["rows"][0]["cells"] == ["a", "failover", None, None]

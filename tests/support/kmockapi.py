@@ -1,0 +1,1009 @@
+"""A Kubernetes API server for tests: kmock's HTTP server, with the API semantics our code relies on.
+
+What kmock 0.8 gives us and we keep: a real aiohttp server on 127.0.0.1 (a free port), the parsing of
+every request into Kubernetes terms (resource, namespace, name, subresource), the request log
+(`api.requests`), and the reaction DSL for fault injection: a reaction a test adds wins over the
+emulation, e.g. `api[kmock.resource("k8gb.io", "v1beta1", "gslbs")][:1] << 503`.
+
+What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, smallest first:
+ 1. `watch=True` (what kubernetes-asyncio sends) is a watch, like `watch=true`.
+ 2. POST answers 201 Created; PUT replaces (kmock maps PUT to nothing); PATCH takes merge, strategic
+    (treated as a merge patch: lists are replaced) and JSON patches.
+ 3. Lists carry `kind: <Kind>List`, `apiVersion` and `metadata.resourceVersion`.
+ 4. Core discovery says `groupVersion: v1`; a created CustomResourceDefinition registers its resource
+    (kind, scope, short names, status subresource, printer columns) for discovery and serving.
+ 5. `uid`, `resourceVersion` (one counter, as etcd's revision), `generation` (bumped when anything but
+    metadata and a subresource-managed status changes) and `creationTimestamp` are set by the server;
+    a write with a stale `resourceVersion` is 409 Conflict; a PUT of a custom resource without one is
+    422, as the real server answers; a no-op write changes nothing and emits no event.
+ 6. Label selectors (`=`, `==`, `!=`, `in`, `notin`, exists, `!`) and field selectors (`a.b=c`,
+    `a.b!=c`) filter lists and watches; a watch reports objects entering/leaving a selector as
+    ADDED/DELETED, like the real server.
+ 7. The status subresource: writes to `/status` change only status; writes to the object ignore status.
+ 8. Watches replay history from `resourceVersion`; `compact()` forgets history so older versions get
+    the real "410 Expired" ERROR event; `bookmark()` sends BOOKMARKs to watches that asked for them;
+    `drop_watches()` ends (or aborts) open streams; `timeoutSeconds` ends a stream like the server does.
+ 9. Deletion honours finalizers (deletionTimestamp first) and preconditions, and garbage-collects
+    dependents through ownerReferences (synchronously, background propagation; `Orphan` strips refs).
+10. Server-side printing: `Accept: ...;as=Table` answers a meta.k8s.io/v1 Table built from the CRD's
+    additionalPrinterColumns, which is what `kubectl get` prints.
+Not emulated: admission, schema validation/pruning, server-side apply, pagination (`limit` returns all).
+
+kmock's own `KubernetesEmulator` keeps objects without versions or history, so its state model is
+replaced here wholesale rather than patched piecemeal; the transport, parsing and DSL stay kmock's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import random
+import re
+import string
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str, str]  # group, plural, namespace ("" for cluster scope), name
+
+
+# --- resource types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    json_path: str
+    priority: int = 0
+    description: str = ""
+    format: str = ""
+
+
+@dataclass
+class ResourceType:
+    group: str
+    versions: tuple[str, ...]
+    plural: str
+    kind: str
+    namespaced: bool = True
+    status: bool = False  # has the status subresource
+    custom: bool = False  # defined by a CRD (PUT requires a resourceVersion)
+    short_names: tuple[str, ...] = ()
+    singular: str = ""
+    columns: tuple[Column, ...] = ()
+
+    def api_version(self, version: str | None = None) -> str:
+        version = version or self.versions[0]
+        return f"{self.group}/{version}" if self.group else version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    def discovery(self) -> list[Obj]:
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        entry = {
+            "name": self.plural,
+            "singularName": self.singular or self.kind.lower(),
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": verbs,
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        entries = [entry]
+        if self.status:
+            entries.append(
+                {
+                    "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        return entries
+
+
+BUILTINS: tuple[ResourceType, ...] = (
+    ResourceType("", ("v1",), "namespaces", "Namespace", namespaced=False, status=True, short_names=("ns",)),
+    ResourceType("", ("v1",), "services", "Service", status=True, short_names=("svc",)),
+    ResourceType("", ("v1",), "events", "Event", short_names=("ev",)),
+    ResourceType("", ("v1",), "configmaps", "ConfigMap", short_names=("cm",)),
+    ResourceType("networking.k8s.io", ("v1",), "ingresses", "Ingress", status=True, short_names=("ing",)),
+    ResourceType("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice"),
+    ResourceType("coordination.k8s.io", ("v1",), "leases", "Lease"),
+    ResourceType("events.k8s.io", ("v1",), "events", "Event", short_names=("ev",)),
+    ResourceType(
+        "apiextensions.k8s.io",
+        ("v1",),
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        status=True,
+        short_names=("crd", "crds"),
+    ),
+)
+
+
+def resource_type_from_crd(crd: Obj) -> ResourceType:
+    spec = crd["spec"]
+    names = spec["names"]
+    served = [v for v in spec["versions"] if v.get("served", True)]
+    storage = next((v for v in served if v.get("storage")), served[0])
+    columns = tuple(
+        Column(
+            name=c["name"],
+            type=c.get("type", "string"),
+            json_path=c["jsonPath"],
+            priority=c.get("priority", 0),
+            description=c.get("description", ""),
+            format=c.get("format", ""),
+        )
+        for c in storage.get("additionalPrinterColumns", [])
+    )
+    return ResourceType(
+        group=spec["group"],
+        versions=tuple(v["name"] for v in served),
+        plural=names["plural"],
+        kind=names["kind"],
+        namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+        status="status" in (storage.get("subresources") or {}),
+        custom=True,
+        short_names=tuple(names.get("shortNames", [])),
+        singular=names.get("singular", ""),
+        columns=columns,
+    )
+
+
+# --- selectors and patches ----------------------------------------------------------------------------
+
+
+class BadRequest(ValueError):
+    pass
+
+
+_REQ = re.compile(
+    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9./_-]+)\s*"
+    r"(?:(?P<op>==|=|!=)\s*(?P<val>[A-Za-z0-9._-]*)|\s+(?P<setop>in|notin)\s*\((?P<vals>[^)]*)\))?\s*$"
+)
+
+
+def _split_selector(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return parts
+
+
+def label_matcher(text: str | None) -> Any:
+    """A predicate over a labels dict from a Kubernetes label selector string."""
+    if not text:
+        return lambda labels: True
+    checks = []
+    for part in _split_selector(text):
+        m = _REQ.match(part)
+        if not m or (m["neg"] and (m["op"] or m["setop"])):
+            raise BadRequest(f"unable to parse requirement: {part!r}")
+        key = m["key"]
+        if m["op"] in ("=", "=="):
+            checks.append(lambda lb, k=key, v=m["val"]: lb.get(k) == v)
+        elif m["op"] == "!=":
+            checks.append(lambda lb, k=key, v=m["val"]: lb.get(k) != v)
+        elif m["setop"]:
+            values = {v.strip() for v in m["vals"].split(",") if v.strip()}
+            if m["setop"] == "in":
+                checks.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
+            else:
+                checks.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+        elif m["neg"]:
+            checks.append(lambda lb, k=key: k not in lb)
+        else:
+            checks.append(lambda lb, k=key: k in lb)
+    return lambda labels: all(check(labels or {}) for check in checks)
+
+
+def _dig(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def field_matcher(text: str | None) -> Any:
+    if not text:
+        return lambda obj: True
+    checks = []
+    for part in text.split(","):
+        m = re.match(r"^\s*([A-Za-z0-9._-]+)\s*(==|=|!=)\s*(.*?)\s*$", part)
+        if not m:
+            raise BadRequest(f"invalid field selector: {part!r}")
+        path, op, value = m.groups()
+        if op == "!=":
+            checks.append(lambda o, p=path, v=value: str(_dig(o, p) or "") != v)
+        else:
+            checks.append(lambda o, p=path, v=value: str(_dig(o, p) or "") == v)
+    return lambda obj: all(check(obj) for check in checks)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            result.pop(k, None)
+        else:
+            result[k] = merge_patch(result.get(k), v)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise BadRequest(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def json_patch(target: Obj, ops: list[Obj]) -> Obj:
+    """RFC 6902 JSON patch: add, remove, replace, test."""
+    doc = copy.deepcopy(target)
+    for op in ops:
+        *parents, last = _pointer(op["path"])
+        node: Any = doc
+        for p in parents:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        kind = op["op"]
+        if kind == "test":
+            current = node[int(last)] if isinstance(node, list) else node.get(last)
+            if current != op.get("value"):
+                raise BadRequest(f"test failed at {op['path']}")
+        elif kind == "remove":
+            if isinstance(node, list):
+                del node[int(last)]
+            else:
+                node.pop(last)
+        elif kind in ("add", "replace"):
+            if isinstance(node, list):
+                if last == "-":
+                    node.append(op["value"])
+                elif kind == "add":
+                    node.insert(int(last), op["value"])
+                else:
+                    node[int(last)] = op["value"]
+            else:
+                node[last] = op["value"]
+        else:
+            raise BadRequest(f"unsupported JSON patch op {kind!r}")
+    return doc
+
+
+# --- watches ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    rv: int
+    type: str  # ADDED / MODIFIED / DELETED
+    group: str
+    plural: str
+    obj: Obj
+    old: Obj | None
+
+
+@dataclass(eq=False)
+class Watcher:
+    rtype: ResourceType
+    version: str
+    namespace: str | None
+    labels: Any
+    fields: Any
+    bookmarks: bool
+    queue: asyncio.Queue[Obj | str] = field(default_factory=asyncio.Queue)
+
+    def _matches(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj.get("metadata", {})
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return bool(self.labels(meta.get("labels")) and self.fields(obj))
+
+    def event(self, change: Change) -> Obj | None:
+        """The event this watcher sees for a change, with selector transitions as the API server has them."""
+        if (change.group, change.plural) != (self.rtype.group, self.rtype.plural):
+            return None
+        now, before = self._matches(change.obj), self._matches(change.old)
+        if change.type == "DELETED":
+            kind = "DELETED" if before or now else None
+        elif now and before:
+            kind = "MODIFIED"
+        elif now:
+            kind = "ADDED"
+        elif before:
+            kind = "DELETED"
+        else:
+            kind = None
+        if kind is None:
+            return None
+        obj = copy.deepcopy(change.obj)
+        obj["apiVersion"] = self.rtype.api_version(self.version)
+        return {"type": kind, "object": obj}
+
+
+# --- the server --------------------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _status(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
+    body: Obj = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details:
+        body["details"] = details
+    return body
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str, details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.body = _status(code, reason, message, details)
+        self.code = code
+
+
+def _spec_part(obj: Obj, with_status: bool) -> Obj:
+    skip = {"metadata", "apiVersion", "kind"} | ({"status"} if not with_status else set())
+    return {k: v for k, v in obj.items() if k not in skip}
+
+
+def _same_ignoring_version(a: Obj, b: Obj) -> bool:
+    def strip(o: Obj) -> Obj:
+        o = copy.deepcopy(o)
+        o.get("metadata", {}).pop("resourceVersion", None)
+        o.get("metadata", {}).pop("managedFields", None)
+        return o
+
+    return strip(a) == strip(b)
+
+
+@attrs.define(kw_only=True)
+class KubeApi(kmock.RawHandler):
+    """A kmock handler that behaves as a Kubernetes API server (see the module docstring)."""
+
+    _types: dict[tuple[str, str], ResourceType] = attrs.field(factory=dict, init=False)
+    _objects: dict[Key, Obj] = attrs.field(factory=dict, init=False)
+    _rv: int = attrs.field(default=100, init=False)
+    _history: list[Change] = attrs.field(factory=list, init=False)
+    _compacted: int = attrs.field(default=0, init=False)
+    _watchers: set[Watcher] = attrs.field(factory=set, init=False)
+    server_url: str = attrs.field(default="", init=False)
+    kubeconfig: Path | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        for rtype in BUILTINS:
+            self.register(rtype)
+
+    # --- test-facing helpers ---------------------------------------------------------------------
+
+    def register(self, rtype: ResourceType) -> None:
+        self._types[(rtype.group, rtype.plural)] = rtype
+
+    def install_crds(self, documents: Iterable[Obj]) -> None:
+        """Create CRDs directly (as `kubectl apply -f crds/` would)."""
+        for crd in documents:
+            if crd and crd.get("kind") == "CustomResourceDefinition":
+                self._create(
+                    self._types[("apiextensions.k8s.io", "customresourcedefinitions")], "v1", None, crd
+                )
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def compact(self) -> None:
+        """Forget the watch history so far: a watch from an older resourceVersion gets 410 Expired."""
+        self._compacted = self._rv
+        self._history.clear()
+
+    def bookmark(self) -> int:
+        """Send a BOOKMARK with the current resourceVersion to every watch that allowed bookmarks."""
+        sent = 0
+        for watcher in list(self._watchers):
+            if watcher.bookmarks:
+                obj = {
+                    "kind": watcher.rtype.kind,
+                    "apiVersion": watcher.rtype.api_version(watcher.version),
+                    "metadata": {"resourceVersion": str(self._rv)},
+                }
+                watcher.queue.put_nowait({"type": "BOOKMARK", "object": obj})
+                sent += 1
+        return sent
+
+    def drop_watches(self, *, abort: bool = False) -> int:
+        """End every open watch stream: cleanly (EOF, as a server timeout) or by aborting the connection."""
+        for watcher in list(self._watchers):
+            watcher.queue.put_nowait("abort" if abort else "end")
+        return len(self._watchers)
+
+    @property
+    def open_watches(self) -> int:
+        return len(self._watchers)
+
+    def watchers_of(self, plural: str) -> int:
+        return sum(1 for w in self._watchers if w.rtype.plural == plural)
+
+    def get_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj | None:
+        obj = self._objects.get((group, plural, namespace or "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def objects(self, group: str, plural: str, namespace: str | None = None) -> list[Obj]:
+        return [
+            copy.deepcopy(o)
+            for (g, p, ns, _), o in sorted(self._objects.items())
+            if (g, p) == (group, plural) and (namespace is None or ns == namespace)
+        ]
+
+    # --- request entry -------------------------------------------------------------------------
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        request = self._normalize(request)
+        with contextlib.suppress(NotImplementedError):
+            return await super()._handle(request)  # a reaction the test added wins
+        try:
+            return await self._emulate(request)
+        except ApiError as exc:
+            return aiohttp.web.json_response(exc.body, status=exc.code)
+        except BadRequest as exc:
+            return aiohttp.web.json_response(_status(400, "BadRequest", str(exc)), status=400)
+
+    def _normalize(self, request: kmock.Request) -> kmock.Request:
+        """Adaptation 1 and 2: `watch=True`, and PUT as an update, in kmock's own request terms."""
+        watch = str(request.params.get("watch", "")).lower() in ("true", "1")
+        action = request.action
+        if request.resource is not None:
+            if request.method == kmock.method.GET and watch:
+                action = kmock.action.WATCH
+            elif request.method == kmock.method.PUT and request.name:
+                action = kmock.action.UPDATE
+        if action is request.action:
+            return request
+        return attrs.evolve(request, action=action)
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        return aiohttp.web.json_response(_status(500, "InternalError", repr(exc)), status=500)
+
+    async def _emulate(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/") or "/"
+        if request.resource is None or request.resource.plural is None:
+            return self._discovery(path)
+        group, version, plural = request.resource.group, request.resource.version, request.resource.plural
+        rtype = self._types.get((group or "", plural))
+        if rtype is None or version not in rtype.versions:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        ns = request.namespace if rtype.namespaced else None
+        sub = request.subresource
+        if sub not in (None, "status") or (sub == "status" and not rtype.status):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        method = request.method
+        body: Any = request.data
+        if request.action == kmock.action.WATCH:
+            return await self._serve_watch(request, rtype, version, ns)
+        if method == kmock.method.GET and request.name:
+            obj = self._get(rtype, ns, request.name)
+            return self._reply(request, rtype, version, obj)
+        if method == kmock.method.GET:
+            return self._reply_list(request, rtype, version, ns)
+        if method == kmock.method.POST and not request.name:
+            created = self._create(rtype, version, ns, body)
+            return aiohttp.web.json_response(self._view(rtype, version, created), status=201)
+        if method == kmock.method.PUT and request.name:
+            updated = self._replace(rtype, ns, request.name, body, status_only=sub == "status")
+            return aiohttp.web.json_response(self._view(rtype, version, updated))
+        if method == kmock.method.PATCH and request.name:
+            ctype = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
+            updated = self._patch(rtype, ns, request.name, body, ctype, status_only=sub == "status")
+            return aiohttp.web.json_response(self._view(rtype, version, updated))
+        if method == kmock.method.DELETE and request.name:
+            deleted = self._delete(rtype, ns, request.name, body if isinstance(body, dict) else {})
+            return aiohttp.web.json_response(self._view(rtype, version, deleted))
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    # --- discovery ------------------------------------------------------------------------------
+
+    def _discovery(self, path: str) -> aiohttp.web.StreamResponse:
+        groups: dict[str, list[str]] = {}
+        for rtype in self._types.values():
+            if rtype.group:
+                versions = groups.setdefault(rtype.group, [])
+                versions.extend(v for v in rtype.versions if v not in versions)
+
+        def group_obj(name: str) -> Obj:
+            vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in groups[name]]
+            return {"name": name, "versions": vs, "preferredVersion": vs[0]}
+
+        if path == "/version":
+            return aiohttp.web.json_response(
+                {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kmock", "platform": "linux/amd64"}
+            )
+        if path in ("/healthz", "/livez", "/readyz"):
+            return aiohttp.web.Response(text="ok")
+        if path == "/api":
+            return aiohttp.web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+        if path == "/apis":
+            return aiohttp.web.json_response(
+                {
+                    "kind": "APIGroupList",
+                    "apiVersion": "v1",
+                    "groups": [group_obj(g) for g in sorted(groups)],
+                }
+            )
+        m = re.fullmatch(r"/api/(v1)|/apis/([^/]+)/([^/]+)|/apis/([^/]+)", path)
+        if m and m.group(4):
+            if m.group(4) not in groups:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return aiohttp.web.json_response(
+                {"kind": "APIGroup", "apiVersion": "v1", **group_obj(m.group(4))}
+            )
+        if m:
+            group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
+            resources = [
+                entry
+                for rtype in self._types.values()
+                if rtype.group == group and version in rtype.versions
+                for entry in rtype.discovery()
+            ]
+            if not resources:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            gv = f"{group}/{version}" if group else version
+            return aiohttp.web.json_response(
+                {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+            )
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def _view(self, rtype: ResourceType, version: str, obj: Obj) -> Obj:
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = rtype.api_version(version)
+        out["kind"] = rtype.kind
+        return out
+
+    def _key(self, rtype: ResourceType, ns: str | None, name: str) -> Key:
+        return (rtype.group, rtype.plural, ns or "", name)
+
+    def _get(self, rtype: ResourceType, ns: str | None, name: str) -> Obj:
+        obj = self._objects.get(self._key(rtype, ns, name))
+        if obj is None:
+            raise self._not_found(rtype, name)
+        return obj
+
+    def _not_found(self, rtype: ResourceType, name: str) -> ApiError:
+        qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+        return ApiError(
+            404,
+            "NotFound",
+            f'{qualified} "{name}" not found',
+            {"name": name, "group": rtype.group, "kind": rtype.plural},
+        )
+
+    def _select(self, rtype: ResourceType, ns: str | None, params: Any) -> list[Obj]:
+        labels = label_matcher(params.get("labelSelector"))
+        fields = field_matcher(params.get("fieldSelector"))
+        return [
+            obj
+            for (g, p, ons, _), obj in sorted(self._objects.items())
+            if (g, p) == (rtype.group, rtype.plural)
+            and (ns is None or ons == ns)
+            and labels(obj.get("metadata", {}).get("labels"))
+            and fields(obj)
+        ]
+
+    def _reply(self, request: kmock.Request, rtype: ResourceType, version: str, obj: Obj) -> Any:
+        if "as=Table" in request.headers.get("Accept", ""):
+            return aiohttp.web.json_response(self._table(request, rtype, [obj]))
+        return aiohttp.web.json_response(self._view(rtype, version, obj))
+
+    def _reply_list(self, request: kmock.Request, rtype: ResourceType, version: str, ns: str | None) -> Any:
+        items = self._select(rtype, ns, request.params)
+        if "as=Table" in request.headers.get("Accept", ""):
+            return aiohttp.web.json_response(self._table(request, rtype, items))
+        return aiohttp.web.json_response(
+            {
+                "apiVersion": rtype.api_version(version),
+                "kind": rtype.list_kind,
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": [self._view(rtype, version, o) for o in items],
+            }
+        )
+
+    def _table(self, request: kmock.Request, rtype: ResourceType, items: list[Obj]) -> Obj:
+        """Adaptation 10: what the API server prints for `kubectl get` (Name + printer columns, or Age)."""
+        columns = list(rtype.columns) or [Column("Age", "date", ".metadata.creationTimestamp")]
+        definitions = [
+            {"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}
+        ] + [
+            {
+                "name": c.name,
+                "type": c.type,
+                "format": c.format,
+                "description": c.description,
+                "priority": c.priority,
+            }
+            for c in columns
+        ]
+        rows = []
+        for obj in items:
+            cells: list[Any] = [obj["metadata"]["name"]]
+            for c in columns:
+                value = _dig(obj, c.json_path.lstrip("."))
+                if c.type == "date" and isinstance(value, str):
+                    value = _age(value)
+                cells.append(value)
+            meta = {
+                k: obj["metadata"][k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in obj["metadata"]
+            }
+            rows.append(
+                {
+                    "cells": cells,
+                    "object": {
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                    },
+                }
+            )
+        return {
+            "kind": "Table",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "columnDefinitions": definitions,
+            "rows": rows,
+        }
+
+    # --- writes ---------------------------------------------------------------------------------------
+
+    def _bump(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _emit(self, rtype: ResourceType, kind: str, obj: Obj, old: Obj | None) -> None:
+        change = Change(self._rv, kind, rtype.group, rtype.plural, copy.deepcopy(obj), copy.deepcopy(old))
+        self._history.append(change)
+        for watcher in list(self._watchers):
+            event = watcher.event(change)
+            if event is not None:
+                watcher.queue.put_nowait(event)
+
+    def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any) -> Obj:
+        if not isinstance(body, dict):
+            raise BadRequest("the body of the request was in an unknown format")
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if rtype.namespaced:
+            if meta.get("namespace") and ns and meta["namespace"] != ns:
+                raise BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            ns = ns or meta.get("namespace")
+            if not ns:
+                raise BadRequest("the namespace of the object is required")
+            meta["namespace"] = ns
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+            meta["name"] = meta["generateName"] + suffix
+        name = meta.get("name")
+        if not name:
+            raise ApiError(422, "Invalid", "metadata.name: Required value: name or generateName is required")
+        key = self._key(rtype, ns, name)
+        if key in self._objects:
+            qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f'{qualified} "{name}" already exists',
+                {"name": name, "group": rtype.group, "kind": rtype.plural},
+            )
+        for server_field in (
+            "deletionTimestamp",
+            "resourceVersion",
+            "uid",
+            "generation",
+            "creationTimestamp",
+        ):
+            meta.pop(server_field, None)
+        meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
+        if rtype.status:
+            obj.pop("status", None)
+        obj["apiVersion"], obj["kind"] = rtype.api_version(version), rtype.kind
+        meta["resourceVersion"] = str(self._bump())
+        self._objects[key] = obj
+        if rtype.group == "apiextensions.k8s.io" and rtype.plural == "customresourcedefinitions":
+            self.register(resource_type_from_crd(obj))
+            obj["status"] = {
+                "conditions": [
+                    {"type": "Established", "status": "True"},
+                    {"type": "NamesAccepted", "status": "True"},
+                ],
+                "acceptedNames": obj["spec"]["names"],
+            }
+        self._emit(rtype, "ADDED", obj, None)
+        return obj
+
+    def _check_rv(self, rtype: ResourceType, current: Obj, wanted: str | None) -> None:
+        if wanted and wanted != current["metadata"]["resourceVersion"]:
+            qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {qualified} "{current["metadata"]["name"]}": '
+                "the object has been modified; please apply your changes to the latest version and try again",
+                {"name": current["metadata"]["name"], "group": rtype.group, "kind": rtype.plural},
+            )
+
+    def _replace(
+        self, rtype: ResourceType, ns: str | None, name: str, body: Any, *, status_only: bool
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise BadRequest("the body of the request was in an unknown format")
+        current = self._get(rtype, ns, name)
+        meta = body.get("metadata") or {}
+        if meta.get("name") not in (None, name):
+            raise BadRequest("the name of the object does not match the name on the URL")
+        wanted = meta.get("resourceVersion")
+        if rtype.custom and not wanted and not status_only:
+            raise ApiError(
+                422, "Invalid", "metadata.resourceVersion: Invalid value: 0: must be specified for an update"
+            )
+        self._check_rv(rtype, current, wanted)
+        return self._commit(rtype, current, body, status_only=status_only)
+
+    def _patch(
+        self, rtype: ResourceType, ns: str | None, name: str, body: Any, ctype: str, *, status_only: bool
+    ) -> Obj:
+        current = self._get(rtype, ns, name)
+        if ctype == "application/json-patch+json":
+            if not isinstance(body, list):
+                raise BadRequest("a JSON patch is a list of operations")
+            patched = json_patch(current, body)
+        elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if not isinstance(body, dict):
+                raise BadRequest("a merge patch is an object")
+            self._check_rv(rtype, current, (body.get("metadata") or {}).get("resourceVersion"))
+            patched = merge_patch(current, body)
+        else:
+            raise ApiError(415, "UnsupportedMediaType", f"the media type {ctype!r} is not supported")
+        return self._commit(rtype, current, patched, status_only=status_only)
+
+    def _commit(self, rtype: ResourceType, current: Obj, body: Obj, *, status_only: bool) -> Obj:
+        """Write `body` over `current`: server-managed fields kept, generation rules, no-op detection."""
+        if status_only:
+            new = copy.deepcopy(current)
+            if "status" in body:
+                new["status"] = copy.deepcopy(body["status"])
+            else:
+                new.pop("status", None)
+        else:
+            new = copy.deepcopy(body)
+            meta = new.setdefault("metadata", {})
+            for kept in ("uid", "creationTimestamp", "deletionTimestamp", "generation", "namespace", "name"):
+                if kept in current["metadata"]:
+                    meta[kept] = current["metadata"][kept]
+                else:
+                    meta.pop(kept, None)
+            if rtype.status:
+                if "status" in current:
+                    new["status"] = copy.deepcopy(current["status"])
+                else:
+                    new.pop("status", None)
+            if _spec_part(new, not rtype.status) != _spec_part(current, not rtype.status):
+                meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
+        if _same_ignoring_version(new, current):
+            return current
+        new["metadata"]["resourceVersion"] = str(self._bump())
+        key = self._key(rtype, current["metadata"].get("namespace"), current["metadata"]["name"])
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            del self._objects[key]
+            self._emit(rtype, "DELETED", new, current)
+            self._collect_garbage(new["metadata"]["uid"])
+            return new
+        self._objects[key] = new
+        self._emit(rtype, "MODIFIED", new, current)
+        return new
+
+    def _delete(self, rtype: ResourceType, ns: str | None, name: str, options: Obj) -> Obj:
+        current = self._get(rtype, ns, name)
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != current["metadata"]["uid"]:
+            raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: {pre['uid']}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}",
+            )
+        if current["metadata"].get("finalizers"):
+            if current["metadata"].get("deletionTimestamp"):
+                return current
+            new = copy.deepcopy(current)
+            new["metadata"]["deletionTimestamp"] = _now()
+            new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+            new["metadata"]["resourceVersion"] = str(self._bump())
+            self._objects[self._key(rtype, ns, name)] = new
+            self._emit(rtype, "MODIFIED", new, current)
+            return new
+        gone = copy.deepcopy(current)
+        gone["metadata"]["resourceVersion"] = str(self._bump())
+        del self._objects[self._key(rtype, ns, name)]
+        self._emit(rtype, "DELETED", gone, current)
+        self._collect_garbage(current["metadata"]["uid"], orphan=options.get("propagationPolicy") == "Orphan")
+        return gone
+
+    def _collect_garbage(self, owner_uid: str, *, orphan: bool = False) -> None:
+        """Adaptation 9: dependents whose every owner is gone are deleted; live co-owners keep them."""
+        live = {o["metadata"]["uid"] for o in self._objects.values()}
+        for key, obj in list(self._objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            if not any(r.get("uid") == owner_uid for r in refs):
+                continue
+            rtype = self._types[(key[0], key[1])]
+            remaining = [r for r in refs if r.get("uid") != owner_uid]
+            if orphan or any(r.get("uid") in live for r in remaining):
+                body = copy.deepcopy(obj)
+                body["metadata"]["ownerReferences"] = remaining
+                if not remaining:
+                    del body["metadata"]["ownerReferences"]
+                self._commit(rtype, obj, body, status_only=False)
+            elif key in self._objects:
+                self._delete(rtype, key[2] or None, key[3], {})
+
+    # --- watch --------------------------------------------------------------------------------------
+
+    async def _serve_watch(
+        self, request: kmock.Request, rtype: ResourceType, version: str, ns: str | None
+    ) -> aiohttp.web.StreamResponse:
+        params = request.params
+        fields = params.get("fieldSelector")
+        if request.name:  # watch on a single object path
+            fields = ",".join(filter(None, [fields, f"metadata.name={request.name}"]))
+        watcher = Watcher(
+            rtype=rtype,
+            version=version,
+            namespace=ns,
+            labels=label_matcher(params.get("labelSelector")),
+            fields=field_matcher(fields),
+            bookmarks=str(params.get("allowWatchBookmarks", "")).lower() in ("true", "1"),
+        )
+        since = params.get("resourceVersion") or ""
+        initial: list[Obj] = []
+        if since in ("", "0"):
+            for obj in self._select(rtype, ns, {}):
+                if watcher._matches(obj):
+                    initial.append({"type": "ADDED", "object": self._view(rtype, version, obj)})
+        elif not since.isdigit():
+            raise BadRequest(f"invalid resourceVersion {since!r}")
+        elif int(since) < self._compacted:
+            expired = _status(410, "Expired", f"too old resource version: {since} ({self._compacted})")
+            initial.append({"type": "ERROR", "object": expired})
+            watcher.queue.put_nowait("end")
+        else:
+            for change in self._history:
+                if change.rv > int(since):
+                    event = watcher.event(change)
+                    if event is not None:
+                        initial.append(event)
+        self._watchers.add(watcher)  # no await since the snapshot: nothing falls in between
+
+        assert request._raw_request is not None
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        loop = asyncio.get_running_loop()
+        timeout = float(params.get("timeoutSeconds") or 0)
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            await response.prepare(request._raw_request)
+            for event in initial:
+                await response.write(json.dumps(event).encode() + b"\n")
+            while True:
+                transport = request._raw_request.transport
+                if transport is None or transport.is_closing():
+                    break
+                wait = 0.5 if deadline is None else min(0.5, deadline - loop.time())
+                if wait <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(watcher.queue.get(), wait)
+                except TimeoutError:
+                    continue
+                if item == "end":
+                    break
+                if item == "abort":
+                    transport.abort()
+                    return response
+                await response.write(json.dumps(item).encode() + b"\n")
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self._watchers.discard(watcher)
+        return response
+
+    def close_watches(self) -> None:
+        self.drop_watches()
+
+
+def _age(timestamp: str) -> str:
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = int((datetime.now(UTC) - then).total_seconds())
+    return f"{seconds}s" if seconds < 120 else f"{seconds // 60}m"
+
+
+def write_kubeconfig(path: Path, server: str, namespace: str = "default") -> Path:
+    """A kubeconfig for the emulated server, readable by kubernetes-asyncio and the real kubectl."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kmock", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": "kmock-token"}}],
+        "contexts": [
+            {"name": "kmock", "context": {"cluster": "kmock", "user": "tester", "namespace": namespace}}
+        ],
+        "current-context": "kmock",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running_api(workdir: Path) -> AsyncIterator[KubeApi]:
+    """The emulated API server on 127.0.0.1 (a free port), with a kubeconfig in `workdir`; stops on exit."""
+    api = KubeApi()
+    async with api, kmock.Server(api) as server:
+        api.server_url = str(server.url).rstrip("/")
+        api.kubeconfig = write_kubeconfig(workdir / "kubeconfig", api.server_url)
+        try:
+            yield api
+        finally:
+            api.drop_watches()
+            await asyncio.sleep(0)
+
+
+def load_yaml_documents(paths: Iterable[Path]) -> list[Obj]:
+    docs: list[Obj] = []
+    for path in paths:
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
