@@ -23,6 +23,11 @@ class TransientProviderError(ProviderError):
     transient = True
 
 
+class ChangeConflictError(ProviderError):
+    """The change set does not fit what the provider holds (create of an existing record, update or
+    delete of a missing or since-changed one). Nothing was written; re-read, re-plan, apply again."""
+
+
 class Provider(Protocol):
     name: str
 
