@@ -11,6 +11,7 @@ With tracing enabled the SDK part lives in `app.telemetry._sdk`, imported only t
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import threading
@@ -113,6 +114,10 @@ class TracingHandle:
             return True
         self._closed = True
         return _bounded(provider.shutdown, timeout_s)
+
+    async def ashutdown(self, timeout_s: float = 5.0) -> bool:
+        """`shutdown` off the event loop, for an async caller at exit."""
+        return await asyncio.to_thread(self.shutdown, timeout_s)
 
 
 def _bounded(call: Callable[[], object], timeout_s: float) -> bool:

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from app.settings import Settings
 from app.telemetry.carry import Cause
 from app.telemetry.setup import setup_tracing
-from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, tracing_to
+from tests.support.otlp import OtlpGrpcReceiver, OtlpHttpReceiver, settings_for, tracing_to
 
 REPO = Path(__file__).resolve().parents[2]
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -171,17 +171,22 @@ def test_a_hung_collector_never_holds_the_caller(black_hole: BlackHole) -> None:
     assert handle.shutdown(timeout_s=0.3) is False
 
 
-def _run(script: str) -> dict[str, object]:
+def _python(*args: str, cwd: Path = REPO) -> str:
+    """Run a fresh interpreter (the global TracerProvider can be set once per process); its stdout."""
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=REPO,
+        [sys.executable, *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _run(script: str) -> dict[str, object]:
+    return json.loads(_python("-c", textwrap.dedent(script)).strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def test_disabled_means_no_sdk_and_the_caller_context_passes_through() -> None:
@@ -239,3 +244,35 @@ def test_enabled_installs_the_sdk_provider_globally() -> None:
     assert out["same"] is True
     assert out["provider"] == "opentelemetry.sdk.trace.TracerProvider"
     assert str(out["sampler"]).startswith("ParentBased{root:AlwaysOnSampler")
+
+
+def test_global_fixture_serves_module_level_tracers(tmp_path: Path) -> None:
+    """Code that holds a module-level tracer (taken before any provider exists, as the controller does)
+    exports through the session-wide provider of `global_otlp_receiver`."""
+    (tmp_path / "test_global.py").write_text(
+        textwrap.dedent(
+            """
+            from opentelemetry import trace
+            from tests.support.otlp import global_otlp_receiver  # noqa: F401
+
+            tracer = trace.get_tracer("pygslb.controller")  # a proxy, bound on first use
+
+            async def test_exports(global_otlp_receiver):
+                with tracer.start_as_current_span("Reconcile") as span:
+                    trace_id = span.get_span_context().trace_id
+                spans = await global_otlp_receiver.wait_for(lambda _: global_otlp_receiver.by_trace(trace_id))
+                assert [s.name for s in spans] == ["Reconcile"]
+            """
+        )
+    )
+    out = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-oasyncio_mode=auto", ".", cwd=tmp_path)
+    assert "1 passed" in out
+
+
+async def test_async_shutdown_flushes_off_the_loop(otlp_receiver: OtlpHttpReceiver) -> None:
+    handle = setup_tracing(settings_for(otlp_receiver), set_global=False)
+    with handle.tracer().start_as_current_span("last words"):
+        pass
+    assert await handle.ashutdown(timeout_s=5)
+    assert [s.name for s in otlp_receiver.spans] == ["last words"]
+    assert await handle.ashutdown(timeout_s=5)  # twice is harmless
