@@ -23,6 +23,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+from opentelemetry import trace
 
 from app.domain.zones import ZoneConfig, zone_for
 from app.peers import wire
@@ -65,6 +66,7 @@ class PeerDirectory:
 
     `timeout` bounds each query to one edge server. `min_ttl`/`max_ttl` bound how long a glue
     answer is trusted; `retry_seconds` is how soon a failed or empty lookup is tried again.
+    `clock` and `tracer` are seams for tests (None: the global tracer provider).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class PeerDirectory:
         max_ttl: float = 30.0,
         retry_seconds: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.zones = list(zones)
         self.own_tag = own_tag
@@ -89,6 +92,7 @@ class PeerDirectory:
         self.timeout = timeout
         self.min_ttl, self.max_ttl, self.retry_seconds = min_ttl, max_ttl, retry_seconds
         self._clock = clock
+        self.tracer = tracer or wire.default_tracer()
         self._cache: dict[str, _Glue] = {}
         self._inflight: dict[str, asyncio.Task[_Glue]] = {}
 
@@ -166,7 +170,9 @@ class PeerDirectory:
         reasons: list[str] = []
         for host, port in self.edge_servers:
             query = dns.message.make_query(name, dns.rdatatype.A)  # RD set: the edge may be a resolver
-            with wire.client_span("peer.glue", qname=name, qtype="A", host=host, port=port) as span:
+            with wire.client_span(
+                self.tracer, "peer.glue", qname=name, qtype="A", host=host, port=port
+            ) as span:
                 try:
                     response = await wire.exchange(query, host, port, self.timeout)
                     rcode = response.rcode()

@@ -17,6 +17,7 @@ import dns.message
 import dns.opcode
 import dns.rcode
 import dns.rdatatype
+from opentelemetry import trace
 
 from app.peers import wire
 from app.peers.discovery import PeerDirectory
@@ -42,9 +43,9 @@ def notify_message(name: str) -> dns.message.Message:
     return message
 
 
-async def _notify_one(name: str, host: str, port: int, timeout: float) -> NotifyResult:
+async def _notify_one(name: str, host: str, port: int, timeout: float, tracer: trace.Tracer) -> NotifyResult:
     server = f"{host}:{port}"
-    with wire.client_span("peer.notify", qname=name, qtype="SOA", host=host, port=port) as span:
+    with wire.client_span(tracer, "peer.notify", qname=name, qtype="SOA", host=host, port=port) as span:
         try:
             response = await wire.exchange(notify_message(name), host, port, timeout, tcp_fallback=False)
             rcode = response.rcode()
@@ -60,11 +61,15 @@ async def _notify_one(name: str, host: str, port: int, timeout: float) -> Notify
 
 
 async def send_notify(
-    names: Sequence[str], peers: Sequence[tuple[str, int]], timeout: float = 1.0
+    names: Sequence[str],
+    peers: Sequence[tuple[str, int]],
+    timeout: float = 1.0,
+    *,
+    tracer: trace.Tracer | None = None,
 ) -> list[NotifyResult]:
     """NOTIFY every name to every peer server concurrently; waits at most about `timeout`."""
     jobs = [
-        _notify_one(name, host, port, timeout)
+        _notify_one(name, host, port, timeout, tracer or wire.default_tracer())
         for host, port in dict.fromkeys(peers)
         for name in dict.fromkeys(names)
     ]
@@ -81,6 +86,7 @@ class PeerNotifier:
     def __init__(self, directory: PeerDirectory, timeout: float = 1.0) -> None:
         self.directory = directory
         self.timeout = timeout
+        self.tracer = directory.tracer
         self._pending: set[asyncio.Task[list[NotifyResult]]] = set()
 
     async def notify(self, names: Sequence[str]) -> None:
@@ -92,7 +98,7 @@ class PeerNotifier:
 
     async def _send(self, names: list[str]) -> list[NotifyResult]:
         targets = await self.directory.notify_targets()
-        return await send_notify(names, targets, self.timeout) if targets else []
+        return await send_notify(names, targets, self.timeout, tracer=self.tracer) if targets else []
 
     async def drain(self) -> None:
         """Wait for the sends in flight (tests, orderly shutdown)."""

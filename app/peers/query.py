@@ -18,6 +18,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+from opentelemetry import trace
 
 from app.domain.zones import localtargets_name
 from app.peers import wire
@@ -39,9 +40,12 @@ class PeerResult:
 class PeerResolver:
     """Asks every peer of a host's zone for `localtargets-<host>`; `timeout` bounds each query."""
 
-    def __init__(self, directory: PeerDirectory, timeout: float = 1.0) -> None:
+    def __init__(
+        self, directory: PeerDirectory, timeout: float = 1.0, *, tracer: trace.Tracer | None = None
+    ) -> None:
         self.directory = directory
         self.timeout = timeout
+        self.tracer = tracer or directory.tracer
         self._failing: dict[str, bool] = {}
 
     async def localtargets(self, host: str) -> dict[str, PeerResult]:
@@ -72,7 +76,7 @@ class PeerResolver:
         query = dns.message.make_query(qname, dns.rdatatype.A, flags=0)  # RD clear: ask, don't recurse
         extra = {"peer.geo_tag": geo_tag}
         with wire.client_span(
-            "peer.query", qname=qname, qtype="A", host=host, port=port, extra=extra
+            self.tracer, "peer.query", qname=qname, qtype="A", host=host, port=port, extra=extra
         ) as span:
             try:
                 response = await wire.exchange(query, host, port, self.timeout)

@@ -102,12 +102,23 @@ def a_records(response: dns.message.Message) -> tuple[list[str], int | None]:
     return sorted(addresses), ttl
 
 
+def default_tracer() -> trace.Tracer:
+    """A proxy onto the global provider, so tracing set up after construction still applies."""
+    return trace.get_tracer(TRACER_NAME)
+
+
 @contextmanager
 def client_span(
-    span_name: str, *, qname: str, qtype: str, host: str, port: int, extra: dict[str, str] | None = None
+    tracer: trace.Tracer,
+    span_name: str,
+    *,
+    qname: str,
+    qtype: str,
+    host: str,
+    port: int,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[Span]:
     """A CLIENT span for one exchange, child of whatever span is current (usually the reconcile)."""
-    tracer = trace.get_tracer(TRACER_NAME)
     attributes: dict[str, str | int] = {
         "dns.question.name": qname,
         "dns.question.type": qtype,

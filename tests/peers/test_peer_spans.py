@@ -2,34 +2,36 @@
 
 from __future__ import annotations
 
-from opentelemetry import trace
-
+from app.peers.notify import send_notify
 from app.peers.query import PeerResolver
 from tests.peers.conftest import DnsNet
-from tests.support.otlp import OtlpHttpReceiver, ReceivedSpan, global_otlp_receiver
+from tests.support.otlp import OtlpHttpReceiver, ReceivedSpan, otlp_receiver, tracing_to
 
-__all__ = ["global_otlp_receiver"]
+__all__ = ["otlp_receiver"]
 
 HOST = "app.cloud.example.com"
 LOCALTARGETS = f"localtargets-{HOST}"
 CLIENT, ERROR = 3, 2  # OTLP SpanKind.SPAN_KIND_CLIENT, Status.STATUS_CODE_ERROR
 
 
-async def test_peer_query_spans(dns_net: DnsNet, global_otlp_receiver: OtlpHttpReceiver) -> None:
+async def test_peer_query_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) -> None:
     await dns_net.edge({"us": "127.0.0.2", "za": "127.0.0.3"})
     await dns_net.start("127.0.0.2", records={LOCALTARGETS: ["10.2.0.1"]})
     await dns_net.start("127.0.0.3", mode="refuse")
-    resolver = PeerResolver(dns_net.directory(["us", "za"]), timeout=0.5)
 
-    with trace.get_tracer("tests.peers").start_as_current_span("reconcile") as parent:
-        await resolver.localtargets(HOST)
-    context = parent.get_span_context()
-    trace_id, parent_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    with tracing_to(otlp_receiver) as handle:  # a provider of its own: the global one stays untouched
+        resolver = PeerResolver(
+            dns_net.directory(["us", "za"], tracer=handle.tracer("pygslb.peers")), timeout=0.5
+        )
+        with handle.tracer("tests").start_as_current_span("reconcile") as parent:
+            await resolver.localtargets(HOST)
+        context = parent.get_span_context()
+        trace_id, parent_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
-    def mine(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
-        return [s for s in spans if s.trace_id == trace_id and s.name.startswith("peer.")]
+        def mine(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+            return [s for s in spans if s.trace_id == trace_id and s.name.startswith("peer.")]
 
-    spans = mine(await global_otlp_receiver.wait_for(lambda all_spans: len(mine(all_spans)) >= 5))
+        spans = mine(await otlp_receiver.wait_for(lambda all_spans: len(mine(all_spans)) >= 5))
     assert all(s.parent_span_id == parent_id and s.kind == CLIENT for s in spans)
     assert all(s.scope_name == "pygslb.peers" for s in spans)
     assert sorted(s.attributes["dns.question.name"] for s in spans if s.name == "peer.glue") == [
@@ -54,3 +56,12 @@ async def test_peer_query_spans(dns_net: DnsNet, global_otlp_receiver: OtlpHttpR
         [(dns_net.port, "REFUSED"), (53, "connection_refused")]
     )
     assert all(s.status_code == ERROR for s in failed)
+
+
+async def test_notify_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) -> None:
+    await dns_net.start("127.0.0.2")
+    with tracing_to(otlp_receiver) as handle:
+        await send_notify([LOCALTARGETS], [("127.0.0.2", dns_net.port)], tracer=handle.tracer("pygslb.peers"))
+        span = await otlp_receiver.wait_for_span("peer.notify")
+    assert span.kind == CLIENT and span.status_code != ERROR
+    assert span.attributes["dns.question.type"] == "SOA" and span.attributes["dns.rcode"] == "NOERROR"
