@@ -184,8 +184,8 @@ def test_insecure_has_no_token_at_all() -> None:
 # --- RBAC ------------------------------------------------------------------------------------------
 
 CLUSTER_RULES = {
-    ("k8gb.io", "gslbs"): {"get", "list", "watch", "create", "update", "patch"},
-    ("k8gb.absa.oss", "gslbs"): {"get", "list", "watch", "create", "update", "patch"},
+    ("k8gb.io", "gslbs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("k8gb.absa.oss", "gslbs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("k8gb.io", "gslbs/status"): {"get", "update", "patch"},
     ("k8gb.absa.oss", "gslbs/status"): {"get", "update", "patch"},
     ("k8gb.io", "gslbs/finalizers"): {"update"},
@@ -195,7 +195,6 @@ CLUSTER_RULES = {
     ("", "services"): {"get", "list", "watch"},
     ("externaldns.k8s.io", "dnsendpoints"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
     ("authentication.k8s.io", "tokenreviews"): {"create"},
     ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
 }
