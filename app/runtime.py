@@ -52,6 +52,8 @@ def configure_logging(settings: Settings) -> None:
     else:
         fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    for chatty in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def check_listen_address(settings: Settings) -> None:
@@ -209,11 +211,9 @@ class Runtime:
         s = self.settings
         if s.edge_dns_type == "none":
             return None
-        from app.providers.wrappers import build_edge_provider
+        from app.providers.edge import build_edge_provider
 
-        provider = build_edge_provider(s)
-        if provider is None:
-            return None
+        provider = build_edge_provider(s, registry=self.registry)
         return DelegationLoop(
             provider=provider,
             zones=s.zones,
