@@ -106,9 +106,7 @@ async def test_success_threshold_delays_readiness(
     assert changes.names() == ["test-gslb/api"]
 
 
-async def test_expected_status_and_no_redirects(
-    http_backend: HttpBackend, stepper: Stepper, changes: Changes, managers: Make
-) -> None:
+async def test_expected_status_and_no_redirects(http_backend: HttpBackend, managers: Make) -> None:
     http_backend.status, http_backend.location = 302, "/elsewhere"
     follows = service("redirected", [http_backend.endpoint])
     expects = parse_services(
@@ -131,7 +129,7 @@ async def test_expected_status_and_no_redirects(
 
 
 async def test_stopped_server_counts_as_failure(
-    http_backend: HttpBackend, stepper: Stepper, changes: Changes, managers: Make
+    http_backend: HttpBackend, stepper: Stepper, managers: Make
 ) -> None:
     probes = managers(service("web", [http_backend.endpoint], failureThreshold=1))
     await probes.start()
@@ -145,9 +143,7 @@ async def test_stopped_server_counts_as_failure(
     assert probes.state("test-gslb", "web") == HEALTHY
 
 
-async def test_hanging_server_fails_by_timeout(
-    http_backend: HttpBackend, stepper: Stepper, changes: Changes, managers: Make
-) -> None:
+async def test_hanging_server_fails_by_timeout(http_backend: HttpBackend, managers: Make) -> None:
     http_backend.hang = True
     probes = managers(service("slow", [http_backend.endpoint], timeoutSeconds=0.2))
     await probes.start()
@@ -175,7 +171,7 @@ async def test_tcp_probe_follows_listener(
 
 
 async def test_one_ready_endpoint_is_enough(
-    tcp_listener: TcpListener, stepper: Stepper, changes: Changes, managers: Make
+    tcp_listener: TcpListener, stepper: Stepper, managers: Make
 ) -> None:
     closed = TcpListener()
     await closed.open()
@@ -190,9 +186,7 @@ async def test_one_ready_endpoint_is_enough(
     assert probes.state("test-gslb", "pair") == UNHEALTHY
 
 
-async def test_undeclared_is_not_found_and_no_endpoints_is_unhealthy(
-    stepper: Stepper, changes: Changes, managers: Make
-) -> None:
+async def test_undeclared_is_not_found_and_no_endpoints_is_unhealthy(managers: Make) -> None:
     probes = managers(service("empty", []))
     await probes.start()
     assert probes.state("test-gslb", "empty") == UNHEALTHY
@@ -227,17 +221,13 @@ async def test_reload_adds_removes_and_keeps_readiness(
     assert len(http_backend.paths) == probed
 
 
-async def test_stop_ends_probing(
-    http_backend: HttpBackend, stepper: Stepper, changes: Changes, managers: Make
-) -> None:
+async def test_stop_ends_probing(http_backend: HttpBackend, stepper: Stepper, managers: Make) -> None:
     probes = managers(service("web", [http_backend.endpoint]))
     await probes.start()
     await stepper.parked(1)
     await probes.stop()
     count = len(http_backend.paths)
-    async with stepper._cond:
-        stepper._round += 1
-        stepper._cond.notify_all()
+    await stepper.release()  # were a task still alive, it would probe now
     await asyncio.sleep(0)
     assert len(http_backend.paths) == count
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("probe ")]

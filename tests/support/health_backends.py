@@ -99,10 +99,14 @@ class Stepper:
         async with asyncio.timeout(5), self._cond:
             await self._cond.wait_for(lambda: self._parked[self._round] >= tasks)
 
-    async def step(self, tasks: int) -> None:
-        """Let every parked task probe once more, and wait until all `tasks` have done so."""
-        await self.parked(tasks)
+    async def release(self) -> None:
+        """Wake every parked task without waiting for them to park again."""
         async with self._cond:
             self._round += 1
             self._cond.notify_all()
+
+    async def step(self, tasks: int) -> None:
+        """Let every parked task probe once more, and wait until all `tasks` have done so."""
+        await self.parked(tasks)
+        await self.release()
         await self.parked(tasks)
