@@ -3,7 +3,7 @@
 Mapping onto the provider shape: `records(parent)` reads the delegated zones under `parent` (k8gb's
 ZoneRead, by FQDN and view) and reports each as the NS record set of the zone plus one glue A per
 `delegate_to` name. `apply(parent, changes)` checks the change set against those records, works
-out each object's new `delegate_to` list (sorted by address, as k8gb writes it) and then:
+out each object's new `delegate_to` list (sorted by address text, as k8gb writes it) and then:
 creates the object when it had no NS yet (ZoneCreate), rewrites it only when the list or TTL
 differs (ZoneUpdate, so other clusters' entries are kept as they are), deletes it when the last
 NS name goes (ZoneDelete). The comments stay k8gb's ("created by k8gb" / "updated by k8gb") so a
@@ -13,7 +13,6 @@ WAPI has no compare-and-swap: the read-check-write is as safe as k8gb's, no safe
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -139,7 +138,7 @@ class InfobloxProvider:
                 glue.setdefault(norm_name(entry["name"]), set()).add(str(entry["address"]))
                 glue_ttl[norm_name(entry["name"])] = ttl
         for name, addresses in glue.items():
-            ns[(name, "A")] = Endpoint(name, tuple(sorted(addresses, key=_ip_key)), "A", glue_ttl[name])
+            ns[(name, "A")] = Endpoint(name, tuple(sorted(addresses)), "A", glue_ttl[name])
         return ns
 
     def _write_for(
@@ -156,7 +155,7 @@ class InfobloxProvider:
                     f"NS {fqdn} names {name}, which has no glue A: Infoblox delegate_to needs an address"
                 )
             entries.extend({"name": name, "address": address} for address in glue.targets)
-        entries.sort(key=lambda e: (_ip_key(e["address"]), e["name"]))
+        entries.sort(key=_by_address)
         if obj is None:
             body = {
                 "fqdn": fqdn,
@@ -173,7 +172,7 @@ class InfobloxProvider:
                 {"name": norm_name(e["name"]), "address": str(e["address"])}
                 for e in obj.get("delegate_to") or []
             ),
-            key=lambda e: (_ip_key(e["address"]), e["name"]),
+            key=_by_address,
         )
         if current == entries and obj.get("use_ttl") and obj.get("ttl") == ns.ttl:
             return None
@@ -257,9 +256,7 @@ def _wapi_error(response: httpx.Response) -> tuple[str, str]:
     return str(body)[:200], ""
 
 
-def _ip_key(address: str) -> tuple[int, int | str]:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return (9, address)
-    return (ip.version, int(ip))
+def _by_address(entry: dict[str, str]) -> tuple[str, str]:
+    """k8gb's order: by address as text (so "10.0.0.10" < "10.0.0.9"); a fleet mixing k8gb and
+    pygslb clusters then agrees on the list and never rewrites it back and forth."""
+    return (entry["address"], entry["name"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from app.providers.base import Provider
@@ -78,3 +81,23 @@ async def infoblox(wapi: FakeWapi) -> AsyncIterator[InfobloxProvider]:
 def subject(request: pytest.FixtureRequest) -> Subject:
     """The same contract for every provider: the in-memory oracle, BIND9 over RFC2136, fake Infoblox."""
     return Subject(request.getfixturevalue(request.param))
+
+
+@dataclass
+class Spans:
+    """A private SDK tracer provider (tests only) whose finished spans can be read back."""
+
+    provider: TracerProvider
+    exporter: InMemorySpanExporter
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.exporter.get_finished_spans() if s.name == name]
+
+
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield Spans(provider, exporter)
+    provider.shutdown()
