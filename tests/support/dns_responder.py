@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -121,22 +122,20 @@ async def serve(responder: Responder, host: str, port: int) -> Responder:
 
 
 async def shared_port(hosts: Iterable[str], attempts: int = 20) -> int:
-    """A UDP port free on every one of `hosts` (e.g. 127.0.0.1, .2, .3), as k8gb's peer rule needs."""
+    """A UDP port free on every one of `hosts` (e.g. 127.0.0.1, .2, .3), as k8gb's peer rule needs.
+
+    Probed with plain sockets, closed before returning, so the port can be bound at once.
+    """
     hosts = list(hosts)
-    loop = asyncio.get_running_loop()
     for _ in range(attempts):
-        transports: list[asyncio.DatagramTransport] = []
-        try:
-            first, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(hosts[0], 0))
-            transports.append(first)
-            port = int(first.get_extra_info("sockname")[1])
-            for host in hosts[1:]:
-                t, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(host, port))
-                transports.append(t)
+        with contextlib.ExitStack() as stack:
+            first = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            first.bind((hosts[0], 0))
+            port = int(first.getsockname()[1])
+            try:
+                for host in hosts[1:]:
+                    stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)).bind((host, port))
+            except OSError:
+                continue
             return port
-        except OSError:
-            continue
-        finally:
-            for t in transports:
-                t.close()
     raise RuntimeError(f"no UDP port free on all of {hosts}")
