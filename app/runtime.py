@@ -145,14 +145,15 @@ class Runtime:
             await self.dns.start()
         if self.health is not None:
             await self.health.start()
-        await self.controller.start()
+        if s.gslb_reconcile:
+            await self.controller.start()
         if self.delegation is not None:
             self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
 
         app = create_app(
             settings=s,
             store=self.store,
-            ready=lambda: bool(self.controller and self.controller.synced),
+            ready=lambda: not s.gslb_reconcile or bool(self.controller and self.controller.synced),
             metrics_registry=self.registry,
         )
         host, port = s.api_host_port

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
         "k8gb", description="kubernetes mode: namespace of the controller (leases, events)"
     )
     reconcile_workers: int = Field(8, ge=1, le=256, description="Gslbs reconciled in parallel")
+    gslb_reconcile: bool = Field(True, description="run the reconciler; false serves the API and DNS only")
 
     # --- k8gb's settings --------------------------------------------------------------------------
     cluster_geo_tag: str = Field("eu", description="this cluster's geo tag")

@@ -205,6 +205,6 @@ def services_yaml(services: Mapping[str, list[str]], interval: float = 0.2) -> s
             f"    name: {name}",
             f"    endpoints: [{', '.join(repr(e) for e in endpoints)}]",
             f"    probe: {{type: http, path: /, expectedStatus: 200, intervalSeconds: {interval}, "
-            f"timeoutSeconds: {interval}, successThreshold: 1, failureThreshold: 1}}",
+            f"timeoutSeconds: {max(interval, 1.0)}, successThreshold: 1, failureThreshold: 1}}",
         ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,108 @@
+"""One trace from the caller through `gslb serve`: API server span → Reconcile → its steps, exported
+over OTLP to a real receiver; also across a restart between the write and the reconcile."""
+
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.instance import Backend, a_records, eventually, running, services_yaml
+from tests.support.otlp import OtlpHttpReceiver
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = (ROOT / "examples" / "gslb-roundrobin.yaml").read_text()
+COLLECTION = "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs"
+HOST = "roundrobin.cloud.example.com"
+STEPS = {"resolveServers", "serviceHealth", "exposedIPs", "gslbDNSEndpoint", "SaveDNSEndpoint"}
+
+
+@pytest.fixture
+def receiver():
+    with OtlpHttpReceiver() as server:
+        yield server
+
+
+@pytest.fixture
+async def backend():
+    server = await Backend().start()
+    yield server
+    await server.stop()
+
+
+def settings(tmp_path: Path, backend: Backend, receiver: OtlpHttpReceiver) -> dict[str, str]:
+    services = tmp_path / "services.yaml"
+    services.write_text(services_yaml({"test-gslb/frontend-podinfo": [f"127.0.0.1:{backend.port}"]}))
+    return {
+        "GSLB_SERVICES_FILE": str(services),
+        "CLUSTER_EXPOSED_IPS": "10.0.0.1",
+        "TRACING_ENABLED": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.host_port,  # k8gb's host:port form
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+
+
+def caller() -> tuple[str, str, str]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+def assert_reconcile_tree(spans, trace_id: str, parent_id: str) -> None:
+    mine = [s for s in spans if s.trace_id == trace_id]
+    reconcile = next(s for s in mine if s.name == "Reconcile")
+    assert reconcile.parent_span_id == parent_id, "Reconcile must be a child of the write's span"
+    assert reconcile.attributes["k8gb.gslb.name"] == "test-gslb"
+    assert reconcile.attributes["k8gb.gslb.namespace"] == "test-gslb"
+    children = {s.name: s for s in mine if s.parent_span_id == reconcile.span_id}
+    assert STEPS <= set(children), f"missing steps: {STEPS - set(children)}"
+    assert children["serviceHealth"].attributes[f"k8gb.health.{HOST}"] == "Healthy"
+
+
+async def test_post_with_traceparent_reaches_reconcile_and_steps(tmp_path, backend, receiver):
+    trace_id, span_id, traceparent = caller()
+    async with running(tmp_path, **settings(tmp_path, backend, receiver)) as gslb:
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:  # not instrumented
+            created = await client.post(
+                COLLECTION,
+                content=EXAMPLE,
+                headers={"Content-Type": "application/yaml", "traceparent": traceparent},
+            )
+        assert created.status_code == 201, created.text
+        assert created.headers["traceresponse"].split("-")[1] == trace_id
+        assert created.json()["metadata"]["annotations"]["k8gb.io/traceparent"].split("-")[1] == trace_id
+        await eventually(lambda: a_records(gslb.dns, HOST), {"10.0.0.1"})
+        spans = await receiver.wait_for(
+            lambda spans: {s.name for s in spans if s.trace_id == trace_id} >= STEPS | {"Reconcile"}
+        )
+    server = next(s for s in spans if s.trace_id == trace_id and s.parent_span_id == span_id)
+    assert server.kind == 2  # SERVER
+    assert server.resource["service.name"] == "pygslb"
+    assert_reconcile_tree(spans, trace_id, server.span_id)
+
+
+async def test_restart_between_write_and_reconcile_keeps_the_trace(tmp_path, backend, receiver):
+    trace_id, span_id, traceparent = caller()
+    base = settings(tmp_path, backend, receiver)
+    # An API-only process takes the write (as a non-leader replica would) and stops.
+    async with running(tmp_path, "api", **base, GSLB_RECONCILE="false") as api_only:
+        async with httpx.AsyncClient(base_url=api_only.api, timeout=10) as client:
+            created = await client.post(
+                COLLECTION,
+                content=EXAMPLE,
+                headers={"Content-Type": "application/yaml", "traceparent": traceparent},
+            )
+        assert created.status_code == 201
+        data_dir = api_only.env["GSLB_DATA_DIR"]
+    server = next(
+        s
+        for s in await receiver.wait_for(lambda spans: any(s.parent_span_id == span_id for s in spans))
+        if s.parent_span_id == span_id
+    )
+    # A new process on the same data reconciles the pending generation inside the caller's trace.
+    async with running(tmp_path, "controller", **base, GSLB_DATA_DIR=data_dir) as controller:
+        await eventually(lambda: a_records(controller.dns, HOST), {"10.0.0.1"})
+        spans = await receiver.wait_for(
+            lambda spans: {s.name for s in spans if s.trace_id == trace_id} >= STEPS | {"Reconcile"}
+        )
+    assert_reconcile_tree(spans, trace_id, server.span_id)
