@@ -86,7 +86,11 @@ def zone_text(origin: str, *, ns_address: str = "127.0.0.1", records: str = "", 
 
 
 class Bind9:
-    """One `named -g -n 1` serving `zones` ({origin: zone file text}, or origins for minimal zones)."""
+    """One `named -g -n 1` serving `zones` ({origin: zone file text}, or origins for minimal zones).
+
+    `host` must be an address of an interface (BIND listens only on those): 127.0.0.1 unless more
+    loopback addresses were added with `ip addr add`.
+    """
 
     def __init__(
         self,
@@ -182,6 +186,8 @@ class Bind9:
         while pending:
             if not self.running:
                 raise RuntimeError(f"named exited during start-up:\n{self.log()}")
+            if "not loaded due to errors" in self.log():
+                raise RuntimeError(f"named could not load {sorted(pending)}:\n{self.log()}")
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"named did not answer SOA for {sorted(pending)}:\n{self.log()}")
             for origin in list(pending):
