@@ -38,7 +38,7 @@ class DnsNet:
 
     def directory(self, peer_tags: list[str], **kwargs: Any) -> PeerDirectory:
         kwargs.setdefault("edge_servers", [("127.0.0.1", self.port)])
-        kwargs.setdefault("timeout", 0.5)
+        kwargs.setdefault("timeout", 2.0)
         return PeerDirectory([ZONE], "eu", peer_tags, "gslb-ns-", **kwargs)
 
     async def close(self) -> None:
