@@ -26,9 +26,15 @@ from tests.support.wapi import FakeWapi
 GLUE = Endpoint("gslb-ns-eu-cloud.example.com", ("10.0.0.1",), "A", 30)
 
 
-def own_delegation(settings: Settings) -> Changes:
+async def delegate_through(settings: Settings, kind: type) -> Retrying:
+    """Build from settings, check the stack is Retrying(Traced(kind)), publish eu's delegation."""
+    provider = build_edge_provider(settings, registry=CollectorRegistry())
+    assert isinstance(provider, Retrying) and isinstance(provider.inner, Traced)
+    assert isinstance(provider.inner.inner, kind)
     [zone] = settings.zones
-    return delegation_changes(zone, "eu", [], ["10.0.0.1"], settings.gluea_prefix, settings.ns_record_ttl, [])
+    prefix, ttl = settings.gluea_prefix, settings.ns_record_ttl
+    await provider.apply(zone.parent_zone, delegation_changes(zone, "eu", [], ["10.0.0.1"], prefix, ttl, []))
+    return provider
 
 
 async def test_rfc2136_spans_carry_dns_attributes(bind9: Bind9, spans: Spans) -> None:
@@ -154,11 +160,7 @@ async def test_rfc2136_from_settings_delegates_in_bind(bind9: Bind9) -> None:
         rfc2136_tsig_secret=bind9.key.secret,
         dns_zones="example.com:cloud.example.com:30",
     )
-    provider = build_edge_provider(settings, registry=CollectorRegistry())
-    assert isinstance(provider, Retrying) and isinstance(provider.inner, Traced)
-    assert isinstance(provider.inner.inner, Rfc2136Provider)
-    changes = own_delegation(settings)
-    await provider.apply("example.com", changes)
+    await delegate_through(settings, Rfc2136Provider)
     query = dns.message.make_query("gslb-ns-eu-cloud.example.com", "A")
     answer = await dns.asyncquery.udp(query, bind9.host, timeout=2, port=bind9.port)
     assert [r.address for r in answer.answer[0]] == ["10.0.0.1"]
@@ -174,11 +176,7 @@ async def test_infoblox_from_settings_delegates_in_wapi(wapi: FakeWapi) -> None:
         infoblox_wapi_version="2.3.1",
         dns_zones="example.com:cloud.example.com:30",
     )
-    provider = build_edge_provider(settings, registry=CollectorRegistry())
-    assert isinstance(provider, Retrying) and isinstance(provider.inner, Traced)
-    assert isinstance(provider.inner.inner, InfobloxProvider)
-    changes = own_delegation(settings)
-    await provider.apply("example.com", changes)
+    provider = await delegate_through(settings, InfobloxProvider)
     assert wapi.zone("cloud.example.com") is not None
     assert wapi.requests[-1].path == "/wapi/v2.3.1/zone_delegated"
     await provider.aclose()
