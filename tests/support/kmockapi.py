@@ -428,6 +428,13 @@ class KubeApi(kmock.RawHandler):
                     self._types[("apiextensions.k8s.io", "customresourcedefinitions")], "v1", None, crd
                 )
 
+    def next_request(self, *criteria: Any) -> Any:
+        """A kmock view of the next request matching `criteria` (kmock's slices count from the first
+        request ever matched, so `api[c][:1]` would miss once a matching request has been served)."""
+        view = self[criteria] if len(criteria) > 1 else self[criteria[0]]
+        seen = sum(1 for _ in view)
+        return view[seen : seen + 1]
+
     @property
     def resource_version(self) -> int:
         return self._rv
@@ -463,6 +470,24 @@ class KubeApi(kmock.RawHandler):
 
     def watchers_of(self, plural: str) -> int:
         return sum(1 for w in self._watchers if w.rtype.plural == plural)
+
+    # Direct, synchronous writes (same semantics and events as over HTTP): they let a test change the
+    # cluster at an exact moment, e.g. from inside a kmock reaction, with no await in between.
+
+    def create_object(self, group: str, version: str, plural: str, body: Obj) -> Obj:
+        rtype = self._types[(group, plural)]
+        ns = (body.get("metadata") or {}).get("namespace") if rtype.namespaced else None
+        return copy.deepcopy(self._create(rtype, version, ns, body))
+
+    def update_object(self, group: str, plural: str, body: Obj, *, status: bool = False) -> Obj:
+        """Write `body` over the stored object of the same name (unconditionally)."""
+        rtype = self._types[(group, plural)]
+        meta = body["metadata"]
+        current = self._get(rtype, meta.get("namespace"), meta["name"])
+        return copy.deepcopy(self._commit(rtype, current, copy.deepcopy(body), status_only=status))
+
+    def delete_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj:
+        return copy.deepcopy(self._delete(self._types[(group, plural)], namespace, name, {}))
 
     def get_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj | None:
         obj = self._objects.get((group, plural, namespace or "", name))

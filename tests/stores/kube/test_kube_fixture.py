@@ -185,7 +185,8 @@ async def test_deletion_honours_finalizers_and_collects_dependents(http: aiohttp
 async def test_a_test_reaction_wins_over_the_emulation(
     kube_api: KubeApi, http: aiohttp.ClientSession
 ) -> None:
-    kube_api[kmock.resource("k8gb.io", "v1beta1", "gslbs")][:1] << 503
+    await call(http, "GET", GSLBS)
+    kube_api.next_request(kmock.resource("k8gb.io", "v1beta1", "gslbs")) << 503
     assert (await call(http, "GET", GSLBS))[0] == 503
     assert (await call(http, "GET", GSLBS))[0] == 200
 

@@ -1,0 +1,284 @@
+"""`GslbStore` over Gslb custom resources of both API groups (k8gb.io and the legacy k8gb.absa.oss).
+
+Reads and writes go straight to the API server (read-your-writes for the REST API); the change feed
+comes from one informer per group, started by `start()`. `watch()` subscribes at call time, so a caller
+that subscribes and then lists misses nothing: every change after the subscription arrives as an event,
+everything before it is in the list. `spec_changed` follows k8gb's update predicate: an update counts
+only if `metadata.generation` or a k8gb annotation (`k8gb.io/…`, `k8gb.absa.oss/…`) changed, so status
+writes (ours included) never loop back into a reconcile.
+
+Kubernetes errors map onto the store's: 404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid,
+unreachable or 5xx Unavailable. Status goes through the status subresource as a whole (PUT), so hosts
+that disappeared from `serviceHealth` disappear from the object too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import functools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.domain.gslb import GROUPS, Gslb, GslbStatus
+from app.stores.base import (
+    AlreadyExists,
+    Conflict,
+    EventType,
+    NotFound,
+    ObjectKey,
+    StoreError,
+    Unavailable,
+    WatchEvent,
+)
+from app.stores.kube.client import KubeApiError, KubeClient, Obj, gslb_resource
+from app.stores.kube.events import INVALID_SPEC, KubeEvents, ObjectRef
+from app.stores.kube.watch import EventType as FeedType
+from app.stores.kube.watch import Fanout, Feed, Informer, ResourceEvent
+
+log = logging.getLogger("pygslb.kube.store")
+
+TRACKED_ANNOTATION_PREFIXES = ("k8gb.io/", "k8gb.absa.oss/")
+STATUS_RETRIES = 3
+
+
+class Invalid(StoreError):
+    """The API server rejected the object (422)."""
+
+    reason = "Invalid"
+    code = 422
+
+
+class Forbidden(StoreError):
+    reason = "Forbidden"
+    code = 403
+
+
+def store_error(exc: KubeApiError, what: object) -> StoreError:
+    """The store error for an API error, keeping the server's message."""
+    message = f"{what}: {exc.message}"
+    if exc.status == 404:
+        return NotFound(message)
+    if exc.status == 409:
+        return AlreadyExists(message) if exc.reason == "AlreadyExists" else Conflict(message)
+    if exc.status in (400, 422):
+        return Invalid(message)
+    if exc.status in (401, 403):
+        return Forbidden(message)
+    if exc.unreachable:
+        return Unavailable(message)
+    return StoreError(message)
+
+
+def tracked_annotations(obj: Obj | None) -> dict[str, str]:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return {k: v for k, v in annotations.items() if k.startswith(TRACKED_ANNOTATION_PREFIXES)}
+
+
+def spec_changed(new: Obj, old: Obj | None) -> bool:
+    """k8gb's update predicate: generation or a k8gb annotation changed (deletion bumps generation)."""
+    if old is None:
+        return True
+    new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
+    return (
+        new_meta.get("generation") != old_meta.get("generation")
+        or tracked_annotations(new) != tracked_annotations(old)
+        or bool(new_meta.get("deletionTimestamp")) != bool(old_meta.get("deletionTimestamp"))
+    )
+
+
+def to_wire(gslb: Gslb) -> Obj:
+    """The object as written to the API: no status (a subresource) and no server-managed fields."""
+    body = gslb.wire()
+    body.pop("status", None)
+    meta = body.setdefault("metadata", {})
+    for server_field in ("uid", "generation", "creationTimestamp", "deletionTimestamp"):
+        meta.pop(server_field, None)
+    meta.setdefault("namespace", gslb.namespace)
+    return body
+
+
+class KubeGslbStore:
+    """Gslb CRs through a `KubeClient`. `namespace` limits the change feed (None: all namespaces)."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        namespace: str | None = None,
+        groups: Iterable[str] = GROUPS,
+        events: KubeEvents | None = None,
+    ) -> None:
+        self.client = client
+        self.events = events
+        self.informers: dict[str, Informer] = {
+            group: Informer(client, gslb_resource(group), namespace=namespace) for group in groups
+        }
+        for group, informer in self.informers.items():
+            informer.add_handler(functools.partial(self._on_event, group))
+        self._feed: Fanout[WatchEvent] = Fanout()
+        self._invalid: dict[tuple[str, str, str], str] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the feeds of both groups and wait for their first list."""
+        await asyncio.gather(*(informer.start() for informer in self.informers.values()))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(informer.stop() for informer in self.informers.values()))
+        self._feed.close()
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def _parse(self, obj: Obj) -> Gslb:
+        try:
+            return Gslb.model_validate(obj)
+        except ValidationError as exc:
+            raise Invalid(f"{_describe(obj)}: {exc}") from exc
+
+    async def get(self, key: ObjectKey) -> Gslb:
+        try:
+            obj = await self.client.get(gslb_resource(key.group), key.namespace, key.name)
+        except KubeApiError as exc:
+            raise store_error(exc, key) from exc
+        return self._parse(obj)
+
+    async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
+        try:
+            listing = await self.client.list(gslb_resource(group), namespace)
+        except KubeApiError as exc:
+            if exc.status == 404:  # the group's CRD is not installed: nothing of it exists
+                return [], ""
+            raise store_error(exc, f"gslbs.{group}") from exc
+        items: builtins.list[Gslb] = []
+        for obj in listing.get("items") or []:
+            obj.setdefault("apiVersion", gslb_resource(group).api_version)
+            try:
+                items.append(Gslb.model_validate(obj))
+            except ValidationError as exc:
+                log.warning("skipping %s: %s", _describe(obj), exc)
+        return items, str((listing.get("metadata") or {}).get("resourceVersion") or "")
+
+    def cached(self, group: str | None = None) -> builtins.list[Gslb]:
+        """Every Gslb the feeds have seen (valid ones), without a request; for the watch mappers."""
+        result = []
+        for g, informer in self.informers.items():
+            if group is not None and g != group:
+                continue
+            for obj in informer.items():
+                with contextlib.suppress(ValidationError):
+                    result.append(Gslb.model_validate(obj))
+        return result
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    async def create(self, gslb: Gslb) -> Gslb:
+        res = gslb_resource(gslb.group)
+        body = to_wire(gslb)
+        body["metadata"].pop("resourceVersion", None)
+        try:
+            created = await self.client.create(res, gslb.namespace, body)
+        except KubeApiError as exc:
+            raise store_error(exc, ObjectKey.of(gslb)) from exc
+        return self._parse(created)
+
+    async def update(self, gslb: Gslb) -> Gslb:
+        """PUT with the object's resourceVersion (409 when stale); without one, the current version."""
+        key = ObjectKey.of(gslb)
+        res = gslb_resource(gslb.group)
+        body = to_wire(gslb)
+        try:
+            if not body["metadata"].get("resourceVersion"):
+                current = await self.client.get(res, key.namespace, key.name)
+                body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            updated = await self.client.replace(res, key.namespace, key.name, body)
+        except KubeApiError as exc:
+            raise store_error(exc, key) from exc
+        return self._parse(updated)
+
+    async def update_status(
+        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+    ) -> Gslb:
+        """Replace the whole status through the status subresource.
+
+        With `resource_version` the write is conditional (409 when stale); without, it is retried on
+        a concurrent change, since the status is this controller's to overwrite.
+        """
+        res = gslb_resource(key.group)
+        wire_status = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for attempt in range(STATUS_RETRIES):
+            try:
+                current = await self.client.get(res, key.namespace, key.name)
+                if resource_version:
+                    current["metadata"]["resourceVersion"] = resource_version
+                current["status"] = wire_status
+                updated = await self.client.replace(
+                    res, key.namespace, key.name, current, subresource="status"
+                )
+                return self._parse(updated)
+            except KubeApiError as exc:
+                if exc.status == 409 and not resource_version and attempt + 1 < STATUS_RETRIES:
+                    continue
+                raise store_error(exc, key) from exc
+        raise Conflict(f"{key}: status kept changing")  # pragma: no cover - loop always returns or raises
+
+    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
+        res = gslb_resource(key.group)
+        try:
+            current = await self.client.get(res, key.namespace, key.name)
+            answer = await self.client.delete(res, key.namespace, key.name, resource_version=resource_version)
+        except KubeApiError as exc:
+            raise store_error(exc, key) from exc
+        return self._parse(answer if answer.get("kind") == "Gslb" else current)
+
+    # --- change feed ----------------------------------------------------------------------------
+
+    def watch(self) -> Feed[WatchEvent]:
+        """Every change after this call, both groups; ends when the store closes."""
+        return self._feed.subscribe()
+
+    def _on_event(self, group: str, event: ResourceEvent) -> None:
+        kind = {
+            FeedType.ADDED: EventType.ADDED,
+            FeedType.MODIFIED: EventType.MODIFIED,
+            FeedType.DELETED: EventType.DELETED,
+        }.get(event.type)
+        if kind is None:
+            return
+        try:
+            gslb = Gslb.model_validate(event.object)
+        except ValidationError as exc:
+            self._report_invalid(group, event.object, exc)
+            return
+        changed = kind != EventType.MODIFIED or spec_changed(event.object, event.old)
+        self._feed.publish(WatchEvent(kind, gslb, spec_changed=changed))
+
+    def _report_invalid(self, group: str, obj: Obj, exc: ValidationError) -> None:
+        """A CR our models reject cannot be reconciled: say so once per version, in the log and an Event."""
+        meta = obj.get("metadata") or {}
+        key = (group, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        version = str(meta.get("resourceVersion") or "")
+        if self._invalid.get(key) == version:
+            return
+        self._invalid[key] = version
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        log.warning("%s is invalid and is not reconciled: %s", _describe(obj), message)
+        if self.events is not None:
+            task = asyncio.get_running_loop().create_task(
+                self.events.warning(ObjectRef.of(obj), INVALID_SPEC, message)
+            )
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _describe(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind', 'object')} {meta.get('namespace', '')}/{meta.get('name', '')}"

@@ -1,0 +1,177 @@
+"""KubeGslbStore against the emulated API server: CRUD with Kubernetes semantics, errors, status through
+the subresource, and the change feed with k8gb's update predicate."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import kmock
+import pytest
+
+from app.domain.gslb import LEGACY_GROUP, GslbStatus, HealthStatus
+from app.stores.base import AlreadyExists, Conflict, EventType, NotFound, ObjectKey, Unavailable, WatchEvent
+from app.stores.kube.client import KubeClient, connect
+from app.stores.kube.events import KubeEvents
+from app.stores.kube.store import KubeGslbStore
+from tests.support.gslb_factory import gslb_body, make_gslb
+from tests.support.kmockapi import KubeApi, load_yaml_documents, running_api
+
+NS = "test-gslb"
+CRDS = Path(__file__).resolve().parents[3] / "chart" / "crds"
+
+
+async def next_event(feed: object) -> WatchEvent:
+    return await asyncio.wait_for(anext(feed), 5)  # type: ignore[call-overload]
+
+
+async def test_create_get_update_delete(kube_store: KubeGslbStore) -> None:
+    created = await kube_store.create(make_gslb("app"))
+    assert created.metadata.uid and created.metadata.generation == 1 and created.metadata.resource_version
+    key = ObjectKey.of(created)
+    assert (await kube_store.get(key)).spec == created.spec
+
+    changed = created.model_copy(deep=True)
+    changed.spec.strategy.type = "failover"
+    changed.spec.strategy.primary_geo_tag = "eu"
+    updated = await kube_store.update(changed)
+    assert updated.metadata.generation == 2
+
+    with pytest.raises(Conflict):
+        await kube_store.update(changed)  # still carries the first resourceVersion
+    with pytest.raises(AlreadyExists):
+        await kube_store.create(make_gslb("app"))
+    with pytest.raises(Conflict):
+        await kube_store.delete(key, resource_version=created.metadata.resource_version)
+
+    unconditional = make_gslb("app", strategy="geoip")
+    assert (await kube_store.update(unconditional)).spec.strategy.type == "geoip"
+
+    deleted = await kube_store.delete(key)
+    assert deleted.name == "app"
+    with pytest.raises(NotFound):
+        await kube_store.get(key)
+    with pytest.raises(NotFound):
+        await kube_store.delete(key)
+
+
+async def test_status_is_replaced_through_the_subresource(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    created = await kube_store.create(make_gslb("app"))
+    key = ObjectKey.of(created)
+    two_hosts = GslbStatus(
+        geo_tag="eu",
+        service_health={
+            "a.cloud.example.com": HealthStatus.HEALTHY,
+            "b.cloud.example.com": HealthStatus.NOT_FOUND,
+        },
+    )
+    first = await kube_store.update_status(key, two_hosts)
+    assert first.status == two_hosts and first.metadata.generation == 1
+    one_host = GslbStatus(geo_tag="eu", service_health={"a.cloud.example.com": HealthStatus.UNHEALTHY})
+    second = await kube_store.update_status(key, one_host)
+    stored = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
+    assert stored is not None and stored["status"]["serviceHealth"] == {"a.cloud.example.com": "Unhealthy"}
+    assert second.spec == created.spec
+    with pytest.raises(Conflict):
+        await kube_store.update_status(key, two_hosts, resource_version=first.metadata.resource_version)
+
+
+async def test_lists_both_groups_with_a_version(kube_store: KubeGslbStore) -> None:
+    await kube_store.create(make_gslb("new"))
+    await kube_store.create(make_gslb("old", group=LEGACY_GROUP))
+    await kube_store.create(make_gslb("elsewhere", namespace="other"))
+    items, version = await kube_store.list("k8gb.io")
+    assert sorted(g.name for g in items) == ["elsewhere", "new"] and version.isdigit()
+    legacy, _ = await kube_store.list(LEGACY_GROUP)
+    assert [g.group for g in legacy] == [LEGACY_GROUP]
+    scoped, _ = await kube_store.list("k8gb.io", NS)
+    assert [g.name for g in scoped] == ["new"]
+
+
+async def test_feed_reports_only_changes_that_need_a_reconcile(kube_store: KubeGslbStore) -> None:
+    feed = kube_store.watch()
+    created = await kube_store.create(make_gslb("app"))
+    event = await next_event(feed)
+    assert (event.type, event.spec_changed) == (EventType.ADDED, True)
+
+    await kube_store.update_status(ObjectKey.of(created), GslbStatus(geo_tag="eu"))
+    event = await next_event(feed)
+    assert (event.type, event.spec_changed) == (EventType.MODIFIED, False)
+
+    current = await kube_store.get(ObjectKey.of(created))
+    current.metadata.labels = {"team": "dns"}
+    current = await kube_store.update(current)
+    assert (await next_event(feed)).spec_changed is False
+
+    current.metadata.annotations = {"k8gb.io/exposed-ip-addresses": "10.0.0.1"}
+    current = await kube_store.update(current)
+    assert (await next_event(feed)).spec_changed is True
+
+    current.spec.strategy.dns_ttl_seconds = 60
+    current = await kube_store.update(current)
+    event = await next_event(feed)
+    assert (event.spec_changed, event.object.metadata.generation) == (True, 2)
+
+    await kube_store.create(make_gslb("legacy", group=LEGACY_GROUP))
+    event = await next_event(feed)
+    assert (event.type, event.object.group) == (EventType.ADDED, LEGACY_GROUP)
+
+    await kube_store.delete(ObjectKey.of(created))
+    event = await next_event(feed)
+    assert (event.type, event.object.name, event.spec_changed) == (EventType.DELETED, "app", True)
+
+
+async def test_subscribing_then_listing_misses_nothing(kube_store: KubeGslbStore, kube_api: KubeApi) -> None:
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("before", namespace=NS))
+    feed = kube_store.watch()
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("between", namespace=NS))
+    items, _ = await kube_store.list("k8gb.io")
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("after", namespace=NS))
+    seen = {g.name for g in items}
+    while not {"before", "between", "after"} <= seen:
+        seen.add((await next_event(feed)).object.name)
+
+
+async def test_an_invalid_resource_is_reported_not_fed(kube: KubeClient, kube_api: KubeApi) -> None:
+    store = KubeGslbStore(kube, events=KubeEvents(kube))
+    await store.start()
+    try:
+        feed = store.watch()
+        kube_api.create_object(
+            "k8gb.io", "v1beta1", "gslbs", gslb_body("bad", namespace=NS, strategy="nearest")
+        )
+        kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("good", namespace=NS))
+        assert (await next_event(feed)).object.name == "good"
+        async with asyncio.timeout(5):
+            while not kube_api.objects("", "events", NS):
+                await asyncio.sleep(0.01)
+        (event,) = kube_api.objects("", "events", NS)
+        assert (event["type"], event["reason"], event["involvedObject"]["name"]) == (
+            "Warning",
+            "InvalidSpec",
+            "bad",
+        )
+        assert "unsupported strategy type 'nearest'" in event["message"]
+    finally:
+        await store.close()
+
+
+async def test_an_unreachable_api_is_unavailable(kube_store: KubeGslbStore, kube_api: KubeApi) -> None:
+    kube_api.next_request(kmock.action.FETCH, kmock.resource("k8gb.io", "v1beta1", "gslbs")) << 503
+    with pytest.raises(Unavailable):
+        await kube_store.get(ObjectKey("k8gb.io", NS, "any"))
+
+
+async def test_a_missing_legacy_crd_reads_as_empty(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api:
+        api.install_crds(load_yaml_documents([CRDS / "k8gb.io_gslbs.yaml"]))
+        client = await connect(str(api.kubeconfig))
+        store = KubeGslbStore(client)
+        try:
+            await asyncio.wait_for(store.start(), 5)
+            assert await store.list(LEGACY_GROUP) == ([], "")
+        finally:
+            await store.close()
+            await client.close()
