@@ -31,6 +31,7 @@ from app.stores.base import (
     Unavailable,
     WatchEvent,
 )
+from app.stores.feed import ChangeFeed, Subscription
 
 T = TypeVar("T")
 
@@ -69,29 +70,6 @@ def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith(_TRACKED_ANNOTATION_PREFIX)}
 
 
-class _Watch:
-    """An async iterator over one watcher's queue; registered at creation so no later write is missed."""
-
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
-        self._queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-        store._watchers.add(self._queue)
-
-    def __aiter__(self) -> _Watch:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._store._watchers.discard(self._queue)
-            raise StopAsyncIteration
-        return event
-
-    async def aclose(self) -> None:
-        """Stop receiving events (the watcher's queue is dropped)."""
-        self._store._watchers.discard(self._queue)
-
-
 class SqliteStore:
     """`GslbStore` over `<data_dir>/gslb.db`. Call `start()` before use and `close()` at the end."""
 
@@ -101,7 +79,7 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watchers: set[asyncio.Queue[WatchEvent | None]] = set()
+        self._feed = ChangeFeed()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -120,9 +98,7 @@ class SqliteStore:
             await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
         finally:
             await asyncio.to_thread(executor.shutdown, True)
-        for queue in list(self._watchers):
-            queue.put_nowait(None)
-        self._watchers.clear()
+        self._feed.close()
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,11 +174,7 @@ class SqliteStore:
         # call_soon_threadsafe callbacks run in FIFO order: watchers see commits in commit order,
         # and before the writer's own await returns.
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._fan_out, event)
-
-    def _fan_out(self, event: WatchEvent) -> None:
-        for queue in list(self._watchers):
-            queue.put_nowait(event)
+            self._loop.call_soon_threadsafe(self._feed.publish, event)
 
     @staticmethod
     def _store_row(conn: sqlite3.Connection, gslb: Gslb, revision: int) -> None:
@@ -335,6 +307,6 @@ class SqliteStore:
 
     # --- change feed ---------------------------------------------------------------------------
 
-    def watch(self) -> _Watch:
+    def watch(self) -> Subscription:
         """Every committed write after this call, in commit order; ends when the store closes."""
-        return _Watch(self)
+        return self._feed.subscribe()

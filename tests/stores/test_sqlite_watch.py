@@ -59,8 +59,8 @@ async def test_event_is_queued_before_the_write_returns(store: SqliteStore) -> N
     watch = store.watch()
     created = await store.create(make_gslb("app"))
     # No yield to the loop in between: the event must already be waiting.
-    event = watch._queue.get_nowait()
-    assert event is not None and event.object == created
+    assert watch.pending() == 1
+    assert (await anext(watch)).object == created
 
 
 async def test_concurrent_writes_arrive_in_commit_order_for_every_watcher(store: SqliteStore) -> None:
@@ -78,7 +78,7 @@ async def test_close_ends_watch_and_aclose_unsubscribes(store: SqliteStore) -> N
     staying = store.watch()
     await store.create(make_gslb("app"))
     assert [e.type for e in await drain(staying, 1)] == [EventType.ADDED]
-    assert leaving._queue.empty()
+    assert leaving.pending() == 0
 
     async def consume() -> list[WatchEvent]:
         return [e async for e in staying]

@@ -1,0 +1,137 @@
+"""Request bodies: JSON or YAML in, one plain dict out; bad input is a 400/415 that says what is wrong.
+
+Stricter than `json.loads`/`yaml.safe_load` where those silently lose data: duplicate keys are an error
+(the last one would win unseen), YAML timestamps stay strings (as the Kubernetes YAML decoder keeps
+them), and YAML aliases are refused (a few hundred bytes of aliases can expand to gigabytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable
+from typing import Any
+
+import yaml
+from fastapi import Request
+from yaml.nodes import MappingNode
+
+from app.api.errors import ApiError, bad_request
+from app.domain.status import failure
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml"})
+OBJECT_TYPES = frozenset({JSON, *YAML_TYPES})
+PATCH_TYPES = frozenset({MERGE_PATCH, JSON})
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(f"duplicate field {key!r}")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """SafeLoader without timestamps, aliases or duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not supported", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader reports unhashable keys itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate field {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def unsupported(media: str, accepted: frozenset[str]) -> ApiError:
+    listed = ", ".join(sorted(accepted))
+    return ApiError(
+        failure(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format ({media or 'no Content-Type'}); "
+            f"accepted media types include: {listed}",
+        )
+    )
+
+
+def parse_document(raw: bytes, media: str) -> Any:
+    """Decode JSON (any of the JSON media types) or YAML; 400 naming the problem otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"the request body is not UTF-8: {exc}") from exc
+    if not text.strip():
+        raise bad_request("the request body is empty")
+    try:
+        if media in YAML_TYPES:
+            return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (ValueError, yaml.YAMLError) as exc:
+        kind = "YAML" if media in YAML_TYPES else "JSON"
+        raise bad_request(f"the request body is not valid {kind}: {exc}") from exc
+    except RecursionError as exc:
+        raise bad_request("the request body is nested too deeply") from exc
+
+
+async def read_object(request: Request, accepted: frozenset[str] = OBJECT_TYPES) -> dict[str, Any]:
+    """The body as a JSON object; a missing Content-Type is taken as JSON."""
+    media = media_type(request) or JSON
+    if media not in accepted:
+        raise unsupported(media, accepted)
+    document = parse_document(await request.body(), media)
+    if not isinstance(document, dict):
+        raise bad_request(f"the request body must be an object, not {type(document).__name__}")
+    return document
+
+
+async def read_optional_object(request: Request) -> dict[str, Any] | None:
+    """For DELETE: an optional DeleteOptions body (Starlette caches the body, so it is read once)."""
+    if not (await request.body()).strip():
+        return None
+    return await read_object(request)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON Merge Patch: objects merge recursively, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -1,0 +1,218 @@
+"""What the Gslb endpoints do, kept out of the handlers (style.md §A3.7): check, validate, stamp, store.
+
+Keyword-only functions over a `GslbStore`. Store errors become Kubernetes Status responses here, named
+after the object (`gslbs.k8gb.io "name" not found`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.api.bodies import merge_patch
+from app.api.errors import ApiError, bad_request, store_errors
+from app.api.tracemark import stamp_trace, traceparent_of
+from app.domain.gslb import KIND, TRACEPARENT_ANNOTATION, VERSION, Gslb, GslbStatus, with_defaults
+from app.domain.status import StatusCause, causes_from_errors, failure, invalid
+from app.stores.base import Conflict, GslbStore, ObjectKey
+
+# A PUT without resourceVersion or a PATCH is "last write wins": on a concurrent change it is re-applied
+# to the fresh object, a few times at most (as the API server retries a patch).
+_ATTEMPTS = 5
+
+
+def _invalid(group: str, name: str, causes: list[StatusCause]) -> ApiError:
+    return ApiError(invalid(KIND, group, name, causes))
+
+
+def _identity(body: Mapping[str, Any], *, group: str, namespace: str, name: str | None) -> dict[str, Any]:
+    """`body` with apiVersion, kind, namespace (and name) filled from the URL; 400 when they disagree."""
+    result = dict(body)
+    expected = f"{group}/{VERSION}"
+    api_version = result.setdefault("apiVersion", expected)
+    if api_version != expected:
+        raise bad_request(
+            f"the API version in the data ({api_version}) does not match "
+            f"the expected API version ({expected})"
+        )
+    kind = result.setdefault("kind", KIND)
+    if kind != KIND:
+        raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({KIND})")
+    metadata = result.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        cause = StatusCause(reason="FieldValueInvalid", field="metadata", message="must be an object")
+        raise _invalid(group, name or "", [cause])
+    metadata = dict(metadata)
+    if metadata.get("namespace") in (None, ""):
+        metadata["namespace"] = namespace
+    elif metadata["namespace"] != namespace:
+        raise bad_request(
+            f"the namespace of the provided object ({metadata['namespace']}) does not match "
+            f"the namespace sent on the request ({namespace})"
+        )
+    if name is not None:
+        if metadata.get("name") in (None, ""):
+            metadata["name"] = name
+        elif metadata["name"] != name:
+            raise bad_request(
+                f"the name of the object ({metadata['name']}) does not match the name on the URL ({name})"
+            )
+    result["metadata"] = metadata
+    return result
+
+
+def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | None = None) -> Gslb:
+    """Validate a client's Gslb for this URL and apply k8gb's defaults; 400/422 on bad input."""
+    checked = _identity(body, group=group, namespace=namespace, name=name)
+    shown = name or str(checked["metadata"].get("name") or "")
+    try:
+        gslb = Gslb.model_validate(checked)
+    except ValidationError as exc:
+        raise _invalid(group, shown, causes_from_errors(exc.errors())) from exc
+    if not gslb.metadata.name and not gslb.metadata.generate_name:
+        cause = StatusCause(
+            reason="FieldValueRequired", field="metadata.name", message="name or generateName is required"
+        )
+        raise _invalid(group, shown, [cause])
+    return with_defaults(gslb)
+
+
+def _spec(gslb: Gslb) -> dict[str, Any]:
+    return gslb.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _with_resource_version(gslb: Gslb, resource_version: str | None) -> Gslb:
+    metadata = gslb.metadata.model_copy(update={"resource_version": resource_version})
+    return gslb.model_copy(update={"metadata": metadata})
+
+
+@dataclass(frozen=True, slots=True)
+class _Desired:
+    gslb: Gslb
+    pinned_resource_version: str | None  # the client's precondition; None: last write wins
+    caller_set_traceparent: bool
+
+
+async def create_gslb(
+    *, store: GslbStore, group: str, namespace: str, body: Mapping[str, Any], headers: Mapping[str, str]
+) -> Gslb:
+    gslb = to_gslb(body, group=group, namespace=namespace)
+    gslb = stamp_trace(gslb, generation=1, caller_set=traceparent_of(gslb) is not None, headers=headers)
+    with store_errors(group, gslb.name or gslb.metadata.generate_name or ""):
+        return await store.create(_with_resource_version(gslb, None))
+
+
+async def _update(
+    store: GslbStore, key: ObjectKey, desired_of: Callable[[Gslb], _Desired], headers: Mapping[str, str]
+) -> Gslb:
+    """Read, derive the new object, stamp the trace when the spec changes, write; retry unpinned writes."""
+    attempt = 0
+    with store_errors(key.group, key.name):
+        while True:
+            attempt += 1
+            current = await store.get(key)
+            desired = desired_of(current)
+            gslb = desired.gslb
+            if _spec(gslb) != _spec(current):
+                generation = (current.metadata.generation or 1) + 1
+                gslb = stamp_trace(
+                    gslb, generation=generation, caller_set=desired.caller_set_traceparent, headers=headers
+                )
+            pinned = desired.pinned_resource_version
+            gslb = _with_resource_version(gslb, pinned or current.metadata.resource_version)
+            try:
+                return await store.update(gslb)
+            except Conflict:
+                if pinned or attempt >= _ATTEMPTS:
+                    raise
+
+
+async def replace_gslb(
+    *,
+    store: GslbStore,
+    group: str,
+    namespace: str,
+    name: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+) -> Gslb:
+    requested = to_gslb(body, group=group, namespace=namespace, name=name)
+
+    def desired(current: Gslb) -> _Desired:
+        theirs = traceparent_of(requested)
+        caller_set = theirs is not None and theirs != traceparent_of(current)  # not merely carried over
+        return _Desired(requested, requested.metadata.resource_version, caller_set)
+
+    return await _update(store, ObjectKey(group, namespace, name), desired, headers)
+
+
+def _patched_annotation(patch: Mapping[str, Any], annotation: str) -> bool:
+    metadata = patch.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    return isinstance(annotations, dict) and annotations.get(annotation) is not None
+
+
+async def patch_gslb(
+    *,
+    store: GslbStore,
+    group: str,
+    namespace: str,
+    name: str,
+    patch: Mapping[str, Any],
+    headers: Mapping[str, str],
+) -> Gslb:
+    """RFC 7386 merge patch; a `metadata.resourceVersion` in the patch is a precondition."""
+    metadata = patch.get("metadata")
+    pins = isinstance(metadata, dict) and metadata.get("resourceVersion") is not None
+    caller_set = _patched_annotation(patch, TRACEPARENT_ANNOTATION)
+
+    def desired(current: Gslb) -> _Desired:
+        merged = merge_patch(current.wire(), dict(patch))
+        gslb = to_gslb(merged, group=group, namespace=namespace, name=name)
+        return _Desired(gslb, gslb.metadata.resource_version if pins else None, caller_set)
+
+    return await _update(store, ObjectKey(group, namespace, name), desired, headers)
+
+
+async def replace_status(
+    *, store: GslbStore, group: str, namespace: str, name: str, body: Mapping[str, Any]
+) -> Gslb:
+    """PUT .../status: only `status` of the body is taken (and its resourceVersion as precondition)."""
+    checked = _identity(body, group=group, namespace=namespace, name=name)
+    try:
+        status = GslbStatus.model_validate(checked.get("status") or {})
+    except ValidationError as exc:
+        raise _invalid(group, name, causes_from_errors(exc.errors(), prefix=("status",))) from exc
+    resource_version = checked["metadata"].get("resourceVersion")
+    if resource_version is not None and not isinstance(resource_version, str):
+        cause = StatusCause(field="metadata.resourceVersion", message="must be a string")
+        raise _invalid(group, name, [cause])
+    with store_errors(group, name):
+        return await store.update_status(ObjectKey(group, namespace, name), status, resource_version)
+
+
+async def delete_gslb(
+    *, store: GslbStore, group: str, namespace: str, name: str, options: Mapping[str, Any] | None
+) -> Gslb:
+    """DELETE with optional DeleteOptions `preconditions` (resourceVersion, uid)."""
+    preconditions = (options or {}).get("preconditions") or {}
+    if not isinstance(preconditions, dict):
+        raise bad_request("preconditions must be an object")
+    resource_version = preconditions.get("resourceVersion")
+    uid = preconditions.get("uid")
+    key = ObjectKey(group, namespace, name)
+    with store_errors(group, name):
+        if uid is not None:
+            current = await store.get(key)
+            if current.metadata.uid != uid:
+                message = (
+                    f"Precondition failed: UID in precondition: {uid}, "
+                    f"UID in object meta: {current.metadata.uid}"
+                )
+                raise ApiError(failure(409, "Conflict", message))
+        return await store.delete(key, None if resource_version is None else str(resource_version))

@@ -1,0 +1,67 @@
+"""Assemble the FastAPI app (style.md §A3.1): everything it needs is passed in by the composition root.
+
+The API only reads and writes the store; the controller follows the store's change feed, so nothing
+here calls the controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
+
+from app.api.docs import mount_docs
+from app.api.errors import install_error_handlers
+from app.api.limits import BodyLimitMiddleware
+from app.api.routes import api_router
+from app.settings import Settings
+from app.stores.base import GslbStore
+from app.telemetry.http import instrument_app
+
+TITLE = "pygslb"
+API_DOC_VERSION = "0.1.0"
+DESCRIPTION = (
+    "k8gb's Gslb resource (`k8gb.io/v1beta1` and the legacy `k8gb.absa.oss/v1beta1`) at Kubernetes paths. "
+    "Bodies in JSON or YAML; errors are Kubernetes `Status` objects. When a token is configured, writes "
+    "need `Authorization: Bearer <token>`. A `traceparent` header on a write is recorded on the object "
+    "and continued by its reconcile."
+)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids: the route's name (Kubernetes-style, e.g. `createK8gbIoV1beta1NamespacedGslb`)."""
+    return route.name
+
+
+def create_app(
+    *,
+    settings: Settings,
+    store: GslbStore,
+    ready: Callable[[], bool] | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title=TITLE,
+        version=API_DOC_VERSION,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.ready = ready or (lambda: True)
+    app.state.metrics_registry = metrics_registry
+    install_error_handlers(app)
+    app.include_router(api_router)
+    mount_docs(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gslb_max_body_bytes)
+    # Always, not only with TRACING_ENABLED: besides server spans (only when an SDK provider is set up) it
+    # adds the `traceresponse` header to every response and, with tracing off, passes the caller's
+    # `traceparent` through so a write still records it (architecture.md, trace continuity rules 1-2).
+    instrument_app(app)
+    return app

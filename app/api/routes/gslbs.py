@@ -1,0 +1,220 @@
+"""The Gslb resource at Kubernetes paths, once per API group (k8gb.io and legacy k8gb.absa.oss).
+
+Concrete paths per group (no `{group}` parameter) so the OpenAPI document is exact, with operation ids
+named as the Kubernetes API server names them (`createK8gbIoV1beta1NamespacedGslb`). Bodies are read
+by hand (JSON or YAML), so the OpenAPI request bodies are declared explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+
+from app.api import gslb_ops
+from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
+from app.api.deps import StoreDep, WriterDep
+from app.api.errors import store_errors
+from app.domain.gslb import PLURAL, VERSION, Gslb, GslbList
+from app.domain.status import Status
+from app.stores.base import ObjectKey
+
+_DESCRIPTIONS = {
+    400: "Bad request: unparsable body, or apiVersion/kind/namespace/name disagreeing with the URL",
+    401: "Unauthorized: a bearer token is required for writes",
+    404: "Not found",
+    409: "Conflict: already exists, or a stale resourceVersion",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid: `details.causes[].field` names each invalid field",
+    503: "The store cannot serve the request now",
+}
+
+_GSLB_REF = {"$ref": "#/components/schemas/Gslb"}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Status, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+def _body(media_types: frozenset[str] | tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
+    content = {media: {"schema": schema} for media in sorted(media_types)}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_OBJECT_BODY = _body(OBJECT_TYPES, _GSLB_REF)
+_PATCH_BODY = _body(
+    PATCH_TYPES,
+    {
+        "type": "object",
+        "description": f"RFC 7386 merge patch of a Gslb ({MERGE_PATCH}); null deletes a field",
+        "additionalProperties": True,
+    },
+)
+_READ_ERRORS = _errors(404, 422, 503)
+_WRITE_ERRORS = _errors(400, 401, 404, 409, 413, 415, 422, 503)
+
+
+def operation_stem(group: str) -> str:
+    """`k8gb.absa.oss` → `K8gbAbsaOssV1beta1`, as in Kubernetes operation ids."""
+    return "".join(part.capitalize() for part in group.split(".")) + VERSION.capitalize()
+
+
+def _object(gslb: Gslb, code: int = status.HTTP_200_OK) -> JSONResponse:
+    return JSONResponse(gslb.wire(), status_code=code)
+
+
+def gslb_router(group: str) -> APIRouter:
+    """All Gslb routes of one API group."""
+    prefix = f"/apis/{group}/{VERSION}"
+    router = APIRouter(prefix=prefix, tags=[group])
+    ids = operation_stem(group)
+    item = f"/namespaces/{{namespace}}/{PLURAL}/{{name}}"
+
+    def list_response(items: list[Gslb], resource_version: str) -> JSONResponse:
+        return JSONResponse(
+            {
+                "apiVersion": f"{group}/{VERSION}",
+                "kind": "GslbList",
+                "metadata": {"resourceVersion": resource_version},
+                "items": [g.wire() for g in items],
+            }
+        )
+
+    @router.get(
+        f"/{PLURAL}",
+        name=f"list{ids}GslbForAllNamespaces",
+        summary="List Gslbs in all namespaces",
+        response_model=GslbList,
+        responses=_errors(503),
+    )
+    async def list_all(store: StoreDep) -> JSONResponse:
+        """List Gslbs of every namespace, sorted by namespace and name."""
+        with store_errors(group, ""):
+            return list_response(*await store.list(group))
+
+    @router.get(
+        f"/namespaces/{{namespace}}/{PLURAL}",
+        name=f"list{ids}NamespacedGslb",
+        summary="List Gslbs",
+        response_model=GslbList,
+        responses=_errors(422, 503),
+    )
+    async def list_namespaced(namespace: str, store: StoreDep) -> JSONResponse:
+        """List the Gslbs of one namespace, sorted by name."""
+        with store_errors(group, ""):
+            return list_response(*await store.list(group, namespace))
+
+    @router.post(
+        f"/namespaces/{{namespace}}/{PLURAL}",
+        name=f"create{ids}NamespacedGslb",
+        summary="Create a Gslb",
+        status_code=status.HTTP_201_CREATED,
+        response_model=Gslb,
+        responses=_errors(400, 401, 409, 413, 415, 422, 503),
+        openapi_extra=_OBJECT_BODY,
+    )
+    async def create(namespace: str, request: Request, store: StoreDep, _auth: WriterDep) -> JSONResponse:
+        """Create a Gslb (JSON or YAML); `status` is ignored and dnsTtlSeconds defaults to 30."""
+        body = await read_object(request)
+        created = await gslb_ops.create_gslb(
+            store=store, group=group, namespace=namespace, body=body, headers=request.headers
+        )
+        return _object(created, status.HTTP_201_CREATED)
+
+    @router.get(
+        item,
+        name=f"read{ids}NamespacedGslb",
+        summary="Read a Gslb",
+        response_model=Gslb,
+        responses=_READ_ERRORS,
+    )
+    async def read(namespace: str, name: str, store: StoreDep) -> JSONResponse:
+        """Read one Gslb."""
+        with store_errors(group, name):
+            return _object(await store.get(ObjectKey(group, namespace, name)))
+
+    @router.put(
+        item,
+        name=f"replace{ids}NamespacedGslb",
+        summary="Replace a Gslb",
+        response_model=Gslb,
+        responses=_WRITE_ERRORS,
+        openapi_extra=_OBJECT_BODY,
+    )
+    async def replace(
+        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+    ) -> JSONResponse:
+        """Replace metadata and spec; with `metadata.resourceVersion` 409 when stale, else last write wins."""
+        body = await read_object(request)
+        replaced = await gslb_ops.replace_gslb(
+            store=store, group=group, namespace=namespace, name=name, body=body, headers=request.headers
+        )
+        return _object(replaced)
+
+    @router.patch(
+        item,
+        name=f"patch{ids}NamespacedGslb",
+        summary="Patch a Gslb",
+        response_model=Gslb,
+        responses=_WRITE_ERRORS,
+        openapi_extra=_PATCH_BODY,
+    )
+    async def patch(
+        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+    ) -> JSONResponse:
+        """Merge-patch a Gslb (RFC 7386; `application/merge-patch+json` or `application/json`)."""
+        document = await read_object(request, PATCH_TYPES)
+        patched = await gslb_ops.patch_gslb(
+            store=store, group=group, namespace=namespace, name=name, patch=document, headers=request.headers
+        )
+        return _object(patched)
+
+    @router.delete(
+        item,
+        name=f"delete{ids}NamespacedGslb",
+        summary="Delete a Gslb",
+        response_model=Gslb,
+        responses=_WRITE_ERRORS,
+    )
+    async def delete(
+        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+    ) -> JSONResponse:
+        """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`."""
+        options = await read_optional_object(request)
+        deleted = await gslb_ops.delete_gslb(
+            store=store, group=group, namespace=namespace, name=name, options=options
+        )
+        return _object(deleted)
+
+    @router.get(
+        f"{item}/status",
+        name=f"read{ids}NamespacedGslbStatus",
+        summary="Read a Gslb's status",
+        response_model=Gslb,
+        responses=_READ_ERRORS,
+    )
+    async def read_status(namespace: str, name: str, store: StoreDep) -> JSONResponse:
+        """Read a Gslb through its status subresource."""
+        return await read(namespace, name, store)
+
+    @router.put(
+        f"{item}/status",
+        name=f"replace{ids}NamespacedGslbStatus",
+        summary="Replace a Gslb's status",
+        response_model=Gslb,
+        responses=_WRITE_ERRORS,
+        openapi_extra=_OBJECT_BODY,
+    )
+    async def replace_status(
+        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+    ) -> JSONResponse:
+        """Replace only the status (the rest of the body is ignored); resourceVersion is a precondition."""
+        body = await read_object(request)
+        updated = await gslb_ops.replace_status(
+            store=store, group=group, namespace=namespace, name=name, body=body
+        )
+        return _object(updated)
+
+    return router

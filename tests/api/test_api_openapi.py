@@ -1,0 +1,52 @@
+"""The committed OpenAPI document is what the app serves, and it describes bodies and errors precisely."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from app.api.openapi_doc import openapi_text, render_openapi
+from app.domain.gslb import GROUP, LEGACY_GROUP
+from app.settings import Settings
+from tests.support.api_server import Api
+
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
+REGENERATE = "openapi/openapi.json is out of date; regenerate it with: gslb openapi > openapi/openapi.json"
+
+
+async def test_committed_document_matches_the_served_one(api: Api) -> None:
+    served = (await api.client.get("/openapi.json")).json()
+    committed_text = COMMITTED.read_text()
+    assert json.loads(committed_text) == served, REGENERATE
+    assert committed_text == openapi_text(served), REGENERATE + " (formatting differs)"
+
+
+def test_render_is_stable() -> None:
+    assert render_openapi(Settings()) == render_openapi(Settings(gslb_api_token="x"))
+
+
+def test_document_describes_bodies_and_errors() -> None:
+    document: dict[str, Any] = json.loads(COMMITTED.read_text())
+    paths = document["paths"]
+    for group in (GROUP, LEGACY_GROUP):
+        base = f"/apis/{group}/v1beta1/namespaces/{{namespace}}/gslbs"
+        create = paths[base]["post"]
+        assert create["requestBody"]["content"]["application/yaml"]["schema"] == {
+            "$ref": "#/components/schemas/Gslb"
+        }
+        assert create["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Gslb"
+        }
+        assert "application/merge-patch+json" in paths[base + "/{name}"]["patch"]["requestBody"]["content"]
+        for method in ("put", "patch", "delete"):
+            responses = paths[base + "/{name}"][method]["responses"]
+            for code in ("200", "401", "404", "409", "413", "415", "422"):
+                assert code in responses, (group, method, code)
+            for code in ("401", "404", "409", "413", "415", "422"):
+                schema = responses[code]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Status"}
+        assert "201" in create["responses"]
+    ids = [op["operationId"] for item in paths.values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    assert "createK8gbIoV1beta1NamespacedGslb" in ids and "patchK8gbAbsaOssV1beta1NamespacedGslb" in ids

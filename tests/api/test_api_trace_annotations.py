@@ -1,0 +1,112 @@
+"""A write that makes a new generation records the writer's trace context on the object (architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+
+from app.api.tracemark import stamp_trace
+from app.domain.gslb import GROUP
+from tests.support.api_server import Api
+from tests.support.gslb_factory import gslb_body, make_gslb
+
+COLLECTION = f"/apis/{GROUP}/v1beta1/namespaces/test-gslb/gslbs"
+ITEM = f"{COLLECTION}/app"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+TP = "k8gb.io/traceparent"
+TS = "k8gb.io/tracestate"
+GEN = "k8gb.io/traceparent-generation"
+
+
+def traceparent(n: int) -> str:
+    return f"00-{n:032x}-{n:016x}-01"
+
+
+def trace_id(value: str) -> str:
+    return value.split("-")[1]
+
+
+def annotations(obj: dict[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = obj["metadata"].get("annotations", {})
+    return found
+
+
+async def test_generations_carry_their_writers_context(api: Api) -> None:
+    created = await api.client.post(
+        COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1), "tracestate": "vendor=a"}
+    )
+    assert created.status_code == 201
+    assert trace_id(created.headers["traceresponse"]) == f"{1:032x}"
+    first = annotations(created.json())
+    assert trace_id(first[TP]) == f"{1:032x}" and first[GEN] == "1" and first[TS] == "vendor=a"
+
+    # Spec change: a new generation, the new caller's context.
+    replaced = await api.client.put(
+        ITEM, json=gslb_body("app", strategy="geoip"), headers={"traceparent": traceparent(2)}
+    )
+    second = annotations(replaced.json())
+    assert replaced.json()["metadata"]["generation"] == 2
+    assert trace_id(second[TP]) == f"{2:032x}" and second[GEN] == "2" and TS not in second
+
+    # Metadata only: no new generation, the recorded cause stays.
+    labelled = await api.client.patch(
+        ITEM, json={"metadata": {"labels": {"a": "b"}}}, headers={**MERGE, "traceparent": traceparent(3)}
+    )
+    assert labelled.json()["metadata"]["generation"] == 2
+    assert annotations(labelled.json()) == second
+
+    # Spec-changing patch: generation 3 with its own context.
+    patched = await api.client.patch(
+        ITEM,
+        json={"spec": {"strategy": {"dnsTtlSeconds": 7}}},
+        headers={**MERGE, "traceparent": traceparent(4)},
+    )
+    third = annotations(patched.json())
+    assert trace_id(third[TP]) == f"{4:032x}" and third[GEN] == "3"
+
+
+async def test_caller_set_annotation_is_kept(api: Api) -> None:
+    body = gslb_body("app")
+    body["metadata"]["annotations"] = {TP: traceparent(9)}
+    created = await api.client.post(COLLECTION, json=body, headers={"traceparent": traceparent(1)})
+    assert annotations(created.json()) == {TP: traceparent(9), GEN: "1"}
+
+    patch = {"metadata": {"annotations": {TP: traceparent(10)}}, "spec": {"strategy": {"type": "geoip"}}}
+    patched = await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
+    assert annotations(patched.json()) == {TP: traceparent(10), GEN: "2"}
+
+
+async def test_carried_over_annotation_is_not_reused_for_a_new_generation(api: Api) -> None:
+    created = (
+        await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    ).json()
+    edited = {**created, "spec": {**created["spec"], "strategy": {"type": "failover"}}}  # kubectl-edit style
+    replaced = (await api.client.put(ITEM, json=edited)).json()
+    after = annotations(replaced)
+    assert replaced["metadata"]["generation"] == 2
+    assert after.get(TP) != traceparent(1)
+    assert after.get(GEN) in (None, "2")
+
+
+async def test_malformed_traceparent_never_fails_a_write(api: Api) -> None:
+    response = await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": "garbage"})
+    assert response.status_code == 201
+    assert annotations(response.json()).get(TP) != "garbage"
+
+
+def test_current_span_wins_over_the_header() -> None:
+    current = trace.SpanContext(trace_id=0xAB, span_id=0xCD, is_remote=False, trace_flags=trace.TraceFlags(1))
+    with trace.use_span(trace.NonRecordingSpan(current)):
+        stamped = stamp_trace(
+            make_gslb("app"), generation=4, caller_set=False, headers={"traceparent": traceparent(1)}
+        )
+    got = stamped.metadata.annotations or {}
+    assert got[TP] == f"00-{0xAB:032x}-{0xCD:016x}-01" and got[GEN] == "4"
+
+
+def test_no_context_drops_stale_annotations() -> None:
+    gslb = make_gslb("app")
+    gslb.metadata.annotations = {TP: traceparent(1), GEN: "1", "other": "x"}
+    stamped = stamp_trace(gslb, generation=2, caller_set=False, headers={})
+    assert stamped.metadata.annotations == {"other": "x"}
