@@ -35,7 +35,7 @@ from app.domain.health import host_health
 from app.domain.records import HostFacts, desired_endpoints, healthy_records
 from app.domain.zones import ZoneConfig, zone_for
 from app.stores.base import GslbStore, NotFound, ObjectKey
-from app.telemetry.carry import Cause, start_reconcile_span
+from app.telemetry.carry import Cause, annotations_from_context, start_reconcile_span
 
 log = logging.getLogger("pygslb.reconcile")
 tracer = trace.get_tracer("pygslb.controller")
@@ -105,8 +105,16 @@ class Reconciler:
         span.set_attribute("k8gb.gslb.strategy", gslb.spec.strategy.type)
 
         if not gslb.spec.strategy.dns_ttl_seconds:
-            # k8gb writes the defaulted TTL back into the object.
-            gslb = await self.store.update(with_defaults(gslb))
+            # k8gb writes the defaulted TTL back into the object. That is a new generation caused by this
+            # reconcile: stamp its context so the follow-up stays in the same trace.
+            defaulted = with_defaults(gslb)
+            generation = (gslb.metadata.generation or 0) + 1
+            annotations = {
+                **(gslb.metadata.annotations or {}),
+                **annotations_from_context(generation=generation),
+            }
+            defaulted.metadata = defaulted.metadata.model_copy(update={"annotations": annotations})
+            gslb = await self.store.update(defaulted)
 
         # --- hosts and the services behind them -------------------------------------------------
         with tracer.start_as_current_span("resolveServers") as step:

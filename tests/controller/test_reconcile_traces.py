@@ -1,0 +1,87 @@
+"""The queue's trace rules through a real controller and the real OTLP receiver:
+a write's reconcile is its child; collapsed writes become links; resync and health changes are new
+roots linked to the last write."""
+
+import secrets
+
+import pytest
+
+from app.domain.gslb import Gslb
+from app.domain.health import ServiceState
+from app.stores.base import ObjectKey
+from app.telemetry.carry import TRACE_GENERATION, TRACEPARENT
+from tests.support.gslb_factory import gslb_body
+
+KEY = ObjectKey("k8gb.io", "test-gslb", "traced")
+
+
+def traceparent() -> tuple[str, str, str]:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+def annotated(generation: int, tp: str, dnsTtlSeconds: int = 30) -> Gslb:  # noqa: N803 - the wire name
+    body = gslb_body("traced", dnsTtlSeconds=dnsTtlSeconds)
+    body["metadata"]["annotations"] = {TRACEPARENT: tp, TRACE_GENERATION: str(generation)}
+    return Gslb.model_validate(body)
+
+
+def reconciles(spans, trace_id=None):
+    return [s for s in spans if s.name == "Reconcile" and (trace_id is None or s.trace_id == trace_id)]
+
+
+async def test_write_is_parent_and_collapsed_writes_are_links(harness, global_otlp_receiver):
+    receiver = global_otlp_receiver
+    harness.health.states[("test-gslb", "frontend-podinfo")] = ServiceState.HEALTHY
+    t1, s1, tp1 = traceparent()
+    harness.sink.gate = gate = __import__("asyncio").Event()
+    created = await harness.store.create(annotated(1, tp1))
+    await harness.sink.entered.wait()  # reconcile of generation 1 is running and held
+
+    # Two writes land while it runs: they collapse into one follow-up reconcile.
+    t2, s2, tp2 = traceparent()
+    t3, s3, tp3 = traceparent()
+    current = await harness.store.get(KEY)
+    second = annotated(2, tp2, dnsTtlSeconds=60)
+    second.metadata.resource_version = current.metadata.resource_version
+    current = await harness.store.update(second)
+    third = annotated(3, tp3, dnsTtlSeconds=90)
+    third.metadata.resource_version = current.metadata.resource_version
+    await harness.store.update(third)
+    gate.set()
+
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t1) and reconciles(spans, t3))
+    first = reconciles(spans, t1)[0]
+    assert first.parent_span_id == s1
+    follow_up = reconciles(spans, t3)[0]
+    assert follow_up.parent_span_id == s3, "the newest cause is the parent"
+    assert (t2, s2) in follow_up.links, "older collapsed causes are span links"
+    assert not reconciles(spans, t2), "no separate reconcile for a collapsed write"
+    assert created.metadata.generation == 1
+
+
+@pytest.mark.parametrize("harness", [{"requeue": 0.3}], indirect=True)
+async def test_resync_and_health_change_start_new_roots_linked_to_last_write(harness, global_otlp_receiver):
+    receiver = global_otlp_receiver
+    t1, s1, tp1 = traceparent()
+    await harness.store.create(annotated(1, tp1))
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    write_reconcile = reconciles(spans, t1)[0]
+
+    def roots_linked(spans, reason):
+        return [
+            s
+            for s in reconciles(spans)
+            if s.parent_span_id == ""
+            and (t1, s1) in s.links
+            and s.attributes.get("pygslb.reconcile.trigger") == reason
+        ]
+
+    spans = await receiver.wait_for(lambda spans: roots_linked(spans, "resync"))
+    resync = roots_linked(spans, "resync")[0]
+    assert resync.trace_id != t1 and resync.span_id != write_reconcile.span_id
+
+    harness.health.states[("test-gslb", "frontend-podinfo")] = ServiceState.HEALTHY
+    harness.controller.service_changed("test-gslb", "frontend-podinfo")
+    spans = await receiver.wait_for(lambda spans: roots_linked(spans, "health-change"))
+    assert roots_linked(spans, "health-change")[0].trace_id != t1
