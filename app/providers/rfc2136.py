@@ -36,9 +36,15 @@ log = logging.getLogger("pygslb.providers.rfc2136")
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "NS", "TXT")
 _NAME_TARGETS = {"CNAME", "NS"}
-_CONFLICT = {dns.rcode.NXRRSET, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN}
+_CONFLICT = {
+    dns.rcode.YXRRSET: "a record to create exists already",
+    dns.rcode.NXRRSET: "a record to update or delete is missing or holds other values now",
+    dns.rcode.YXDOMAIN: "a name to create exists already",
+    dns.rcode.NXDOMAIN: "a name to update or delete does not exist",
+}
 _TRANSIENT = {dns.rcode.SERVFAIL}
 _TSIG_ERRORS = (dns.tsig.PeerError, dns.tsig.BadSignature, dns.tsig.BadKey, dns.message.UnknownTSIGKey)
+_WIRE_ERRORS = (dns.exception.DNSException, OSError, EOFError, TimeoutError)
 
 
 class Rfc2136Provider:
@@ -96,7 +102,7 @@ class Rfc2136Provider:
         except dns.xfr.TransferError as exc:
             self._note_rcode(exc.rcode)
             raise self._rcode_error(exc.rcode, f"zone transfer of {zone}") from None
-        except Exception as exc:
+        except _WIRE_ERRORS as exc:
             raise self._translate(exc, f"zone transfer of {zone}") from exc
         self._note_rcode(dns.rcode.NOERROR)
         found: list[Endpoint] = []
@@ -138,7 +144,7 @@ class Rfc2136Provider:
         where = await self._address()
         try:
             response = await dns.asyncquery.tcp(message, where, timeout=self.timeout, port=self.server_port)
-        except Exception as exc:
+        except _WIRE_ERRORS as exc:
             raise self._translate(exc, f"update of {zone}") from exc
         rcode = response.rcode()
         self._note_rcode(rcode)
@@ -171,10 +177,8 @@ class Rfc2136Provider:
     def _server(self) -> str:
         return f"{self.server_host}:{self.server_port}"
 
-    def _translate(self, exc: Exception, what: str) -> ProviderError:
-        if isinstance(
-            exc, dns.tsig.PeerError | dns.tsig.BadSignature | dns.tsig.BadKey | dns.message.UnknownTSIGKey
-        ):
+    def _translate(self, exc: BaseException, what: str) -> ProviderError:
+        if isinstance(exc, _TSIG_ERRORS):
             return ProviderError(
                 f"{what}: {self._server} rejected TSIG key {self.keyname!r} ({type(exc).__name__}); "
                 "check the key name, secret and algorithm"
@@ -183,16 +187,13 @@ class Rfc2136Provider:
             return TransientProviderError(f"{what}: {self._server} did not answer within {self.timeout}s")
         if isinstance(exc, OSError | EOFError):
             return TransientProviderError(f"{what}: cannot reach {self._server}: {exc or type(exc).__name__}")
-        if isinstance(exc, dns.exception.DNSException):
-            return ProviderError(f"{what}: bad answer from {self._server}: {exc}")
-        raise exc
+        return ProviderError(f"{what}: bad answer from {self._server}: {exc}")
 
     def _rcode_error(self, rcode: dns.rcode.Rcode, what: str) -> ProviderError:
         text = dns.rcode.to_text(rcode)
         if rcode in _CONFLICT:
             return ChangeConflictError(
-                f"{what}: {self._server} answered {text}: a record to create exists already, or one to "
-                "update or delete is missing or holds other values"
+                f"{what}: {self._server} answered {text}: {_CONFLICT[rcode]}; nothing changed"
             )
         if rcode in _TRANSIENT:
             return TransientProviderError(f"{what}: {self._server} answered {text}")
