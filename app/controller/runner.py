@@ -130,8 +130,11 @@ class Controller:
         async for event in events_iter:  # type: ignore[attr-defined]
             key = ObjectKey.of(event.object)
             if event.type == EventType.DELETED:
+                # A delete that recorded its caller (annotation for the last generation) is traced too.
+                meta = event.object.metadata
+                cause = cause_from_annotations(meta.annotations, meta.generation, "delete")
                 self._last_write.pop(key, None)
-                self.queue.add(key, None, "deleted")
+                self.queue.add(key, cause, "deleted")
             elif event.spec_changed:
                 self._enqueue_object(event.object, "write")
 
