@@ -12,7 +12,9 @@ splice is checked once against dnspython's own rendering; a mismatch falls back 
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -26,7 +28,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from app.dnsserver.ordering import Arrangements, Mode, draw_order, enumerate_orders
+from app.dnsserver import ordering
+from app.dnsserver.ordering import Mode
 from app.dnsserver.zonetable import Lookup, ServedRRset, ZoneTable, wire_length
 
 log = logging.getLogger(__name__)
@@ -38,88 +41,134 @@ PLAIN_UDP_LIMIT = 512
 
 class Plan(Protocol):
     rcode: str
+    hits: int
+    """Times served from the cache (the server counts responses by rcode from these)."""
 
-    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
-        """The response for a query with ID `qid` from `client`, over UDP (may be truncated) or TCP."""
+    def udp(self, qid: bytes, client: str) -> bytes:
+        """The UDP response (truncated when too large) for a query with ID `qid` from `client`."""
+        ...
+
+    def tcp(self, qid: bytes, client: str) -> bytes:
+        """The full response, for TCP."""
         ...
 
 
 class StaticPlan:
-    __slots__ = ("rcode", "_full", "_udp")
+    __slots__ = ("rcode", "hits", "_full")
 
-    def __init__(self, rcode: str, full: bytes, udp: bytes) -> None:
+    def __init__(self, rcode: str, full: bytes) -> None:
         self.rcode = rcode
+        self.hits = 0
         self._full = full
-        self._udp = udp
 
-    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
-        return qid + (self._udp if udp else self._full)
+    def udp(self, qid: bytes, client: str) -> bytes:
+        return qid + self._full
+
+    def tcp(self, qid: bytes, client: str) -> bytes:
+        return qid + self._full
 
 
-class ArrangedPlan:
-    """Every permutation pre-rendered; one random draw per query."""
+class TruncatedPlan:
+    """Too large for the client's UDP payload: TC over UDP, the full plan over TCP."""
 
-    __slots__ = ("rcode", "_variants", "_pick", "_udp_tc")
+    __slots__ = ("rcode", "hits", "_short", "_full")
 
-    def __init__(
-        self, rcode: str, variants: Sequence[bytes], arrangements: Arrangements, udp_tc: bytes | None
-    ):
+    def __init__(self, short: bytes, full: Plan) -> None:
+        self.rcode = full.rcode
+        self.hits = 0
+        self._short = short
+        self._full = full
+
+    def udp(self, qid: bytes, client: str) -> bytes:
+        return qid + self._short
+
+    def tcp(self, qid: bytes, client: str) -> bytes:
+        return self._full.tcp(qid, client)
+
+
+class UniformPlan:
+    """Every permutation pre-rendered, drawn uniformly: one random number per query."""
+
+    __slots__ = ("rcode", "hits", "_variants", "_count", "_random")
+
+    def __init__(self, rcode: str, variants: Sequence[bytes]) -> None:
         self.rcode = rcode
+        self.hits = 0
         self._variants = tuple(variants)
-        self._pick = arrangements.pick
-        self._udp_tc = udp_tc
+        self._count = len(self._variants)
+        self._random = ordering.rng.random
 
-    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
-        if udp and self._udp_tc is not None:
-            return qid + self._udp_tc
-        return qid + self._variants[self._pick()]
+    def udp(self, qid: bytes, client: str) -> bytes:
+        return qid + self._variants[int(self._random() * self._count)]
+
+    tcp = udp
+
+
+class WeightedPlan:
+    """Every permutation pre-rendered with its probability: one random number and a bisect per query."""
+
+    __slots__ = ("rcode", "hits", "_variants", "_cumulative", "_total", "_random")
+
+    def __init__(self, rcode: str, variants: Sequence[bytes], cumulative: Sequence[float]) -> None:
+        self.rcode = rcode
+        self.hits = 0
+        self._variants = tuple(variants)
+        self._total = cumulative[-1]
+        self._cumulative = (*cumulative[:-1], math.inf)  # a draw can never fall past the last variant
+        self._random = ordering.rng.random
+
+    def udp(self, qid: bytes, client: str) -> bytes:
+        return qid + self._variants[bisect.bisect_right(self._cumulative, self._random() * self._total)]
+
+    tcp = udp
 
 
 class DrawnPlan:
     """Too many answers to enumerate: order drawn per query and answer RRs joined."""
 
-    __slots__ = ("rcode", "_head", "_tail", "_chunks", "_draw", "_udp_tc")
+    __slots__ = ("rcode", "hits", "_head", "_tail", "_chunks", "_draw")
 
     def __init__(
-        self,
-        rcode: str,
-        head: bytes,
-        tail: bytes,
-        chunks: Sequence[bytes],
-        draw: Callable[[], list[int]],
-        udp_tc: bytes | None,
+        self, rcode: str, head: bytes, tail: bytes, chunks: Sequence[bytes], draw: Callable[[], list[int]]
     ) -> None:
         self.rcode = rcode
+        self.hits = 0
         self._head = head
         self._tail = tail
         self._chunks = tuple(chunks)
         self._draw = draw
-        self._udp_tc = udp_tc
 
-    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
-        if udp and self._udp_tc is not None:
-            return qid + self._udp_tc
+    def udp(self, qid: bytes, client: str) -> bytes:
         chunks = self._chunks
         return b"".join([qid, self._head, *[chunks[i] for i in self._draw()], self._tail])
+
+    tcp = udp
 
 
 class GeoPlan:
     """geoip without ECS: the client is the source address; one sub-plan per client location."""
 
-    __slots__ = ("rcode", "_locate", "_build", "_by_location")
+    __slots__ = ("rcode", "hits", "_locate", "_build", "_by_location")
 
     def __init__(self, rcode: str, locate: Callable[[str], str | None], build: Callable[[str | None], Plan]):
         self.rcode = rcode
+        self.hits = 0
         self._locate = locate
         self._build = build
         self._by_location: dict[str | None, Plan] = {}
 
-    def render(self, qid: bytes, client: str, udp: bool) -> bytes:
+    def _plan(self, client: str) -> Plan:
         location = self._locate(client)
         plan = self._by_location.get(location)
         if plan is None:
             plan = self._by_location[location] = self._build(location)
-        return plan.render(qid, client, udp)
+        return plan
+
+    def udp(self, qid: bytes, client: str) -> bytes:
+        return self._plan(client).udp(qid, client)
+
+    def tcp(self, qid: bytes, client: str) -> bytes:
+        return self._plan(client).tcp(qid, client)
 
 
 def udp_limit(query: dns.message.Message) -> int:
@@ -171,9 +220,10 @@ def _wire_pair(response: dns.message.Message, limit: int) -> tuple[bytes, bytes 
     return wire[2:], short[2:]
 
 
-def static_plan(query: dns.message.Message, response: dns.message.Message) -> StaticPlan:
+def static_plan(query: dns.message.Message, response: dns.message.Message) -> Plan:
     full, udp_tc = _wire_pair(response, udp_limit(query))
-    return StaticPlan(dns.rcode.to_text(response.rcode()), full, udp_tc or full)
+    plan = StaticPlan(dns.rcode.to_text(response.rcode()), full)
+    return plan if udp_tc is None else TruncatedPlan(udp_tc, plan)
 
 
 def build_plan(table: ZoneTable, query: dns.message.Message) -> Plan:
@@ -232,19 +282,29 @@ def _arranged(
     response.flags |= dns.flags.AA
     response.answer = [dns.rrset.from_rdata_list(qname, served.rrset.ttl, [rdatas[i] for i in indices])]
     full, udp_tc = _wire_pair(response, udp_limit(query))
+    plan = _reorderable(qname, served, indices, full)
+    return plan if udp_tc is None else TruncatedPlan(udp_tc, plan)
+
+
+def _reorderable(qname: dns.name.Name, served: ServedRRset, indices: Sequence[int], full: bytes) -> Plan:
+    """Splice the pre-rendered answer RRs into dnspython's rendering, in every order the policy allows."""
     start = wire_length(qname) + 4 + 10  # question after the 12-byte header, minus the stripped ID
     answers = b"".join(served.chunks[i] for i in indices)
-    if full[start : start + len(answers)] != answers or response.authority:
+    if full[start : start + len(answers)] != answers:
         if served.policy.mode is not Mode.FIXED:
             log.warning("answers for %s cannot be reordered; serving them in a fixed order", qname)
-        return StaticPlan("NOERROR", full, udp_tc or full)
+        return StaticPlan("NOERROR", full)
     head, tail = full[:start], full[start + len(answers) :]
-    arrangements = enumerate_orders(served.policy, indices)
+    arrangements = ordering.enumerate_orders(served.policy, indices)
     if arrangements is None:
         policy = served.policy
-        return DrawnPlan("NOERROR", head, tail, served.chunks, lambda: draw_order(policy, indices), udp_tc)
+        return DrawnPlan("NOERROR", head, tail, served.chunks, lambda: ordering.draw_order(policy, indices))
     variants = [head + b"".join(served.chunks[i] for i in order) + tail for order in arrangements.orders]
-    return ArrangedPlan("NOERROR", variants, arrangements, udp_tc)
+    if len(variants) == 1:
+        return StaticPlan("NOERROR", variants[0])
+    if arrangements.cumulative is None:
+        return UniformPlan("NOERROR", variants)
+    return WeightedPlan("NOERROR", variants, arrangements.cumulative)
 
 
 def error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:

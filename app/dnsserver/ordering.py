@@ -12,7 +12,6 @@ ordered per query.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import math
 import random
@@ -23,7 +22,8 @@ from enum import Enum
 MAX_ENUMERATED = 4
 """Up to this many answers, all permutations are pre-rendered (4! = 24: a full plan cache stays small)."""
 
-_rng = random.Random()
+rng = random.Random()
+"""The generator behind every per-query order (not for secrets)."""
 
 
 class Mode(Enum):
@@ -57,12 +57,6 @@ class Arrangements:
     orders: tuple[tuple[int, ...], ...]
     cumulative: tuple[float, ...] | None
     """Cumulative probabilities aligned with `orders`; None means uniform."""
-
-    def pick(self) -> int:
-        if self.cumulative is None:
-            return int(_rng.random() * len(self.orders))
-        index = bisect.bisect_right(self.cumulative, _rng.random() * self.cumulative[-1])
-        return min(index, len(self.orders) - 1)
 
 
 def _weight_of(policy: OrderPolicy, index: int) -> int:
@@ -102,11 +96,11 @@ def draw_order(policy: OrderPolicy, indices: Sequence[int]) -> list[int]:
         return list(indices)
     if policy.mode is not Mode.WEIGHTED:
         order = list(indices)
-        _rng.shuffle(order)
+        rng.shuffle(order)
         return order
     # Efraimidis-Spirakis: sorting by u**(1/w) equals drawing without replacement by weight.
     positive = [i for i in indices if _weight_of(policy, i) > 0]
     zero = [i for i in indices if _weight_of(policy, i) <= 0]
-    positive.sort(key=lambda i: _rng.random() ** (1.0 / _weight_of(policy, i)), reverse=True)
-    _rng.shuffle(zero)
+    positive.sort(key=lambda i: rng.random() ** (1.0 / _weight_of(policy, i)), reverse=True)
+    rng.shuffle(zero)
     return positive + zero

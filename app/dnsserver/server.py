@@ -56,8 +56,7 @@ class DnsServer:
         self.max_tcp_connections = max_tcp_connections
         self.queries = 0
         """Packets and TCP frames received."""
-        self.responses: Counter[str] = Counter()
-        """Responses sent, by rcode text (NOERROR, NXDOMAIN, REFUSED, FORMERR, ...)."""
+        self._responses: Counter[str] = Counter()
         self.dropped = 0
         """Packets not answered (unreadable, or responses sent to us) and TCP frames that closed a link."""
         self.tcp_rejected = 0
@@ -74,6 +73,25 @@ class DnsServer:
     def port(self) -> int:
         """The bound port (the real one when 0 was asked for)."""
         return self._port
+
+    @property
+    def responses(self) -> Counter[str]:
+        """Responses sent, by rcode text (NOERROR, NXDOMAIN, REFUSED, FORMERR, ...).
+
+        Cache hits are counted on their plan (cheaper on the hot path) and summed here.
+        """
+        total = Counter(self._responses)
+        for plan in self._plans.values():
+            if plan.hits:
+                total[plan.rcode] += plan.hits
+        return total
+
+    def _drop_plans(self) -> None:
+        """Forget every plan (after a zone write, or when full), keeping their hit counts."""
+        for plan in self._plans.values():
+            if plan.hits:
+                self._responses[plan.rcode] += plan.hits
+        self._plans.clear()
 
     @property
     def tcp_connections(self) -> int:
@@ -95,7 +113,7 @@ class DnsServer:
                 continue
             self._udp, self._port = udp, port
             break
-        self._unsubscribe = self.table.subscribe(self._plans.clear)
+        self._unsubscribe = self.table.subscribe(self._drop_plans)
         log.info("DNS server listening on %s:%d (UDP+TCP)", self.host, self._port)
 
     async def stop(self) -> None:
@@ -111,20 +129,20 @@ class DnsServer:
                 connection.close()
             await self._tcp.wait_closed()
             self._tcp = None
-        self._plans.clear()
+        self._drop_plans()
 
     # --- answering -------------------------------------------------------------------------------
 
-    def answer(self, data: bytes, client: str, udp: bool) -> bytes | None:
-        """The response bytes for one packet or frame; None means drop it (UDP) or close (TCP)."""
+    def answer_tcp(self, data: bytes, client: str) -> bytes | None:
+        """The response to one TCP frame; None means close the connection. (UDP inlines the same.)"""
         self.queries += 1
         plan = self._plans.get(data[2:])
         if plan is not None:
-            self.responses[plan.rcode] += 1
-            return plan.render(data[:2], client, udp)
-        return self._answer_new(data, client, udp)
+            plan.hits += 1
+            return plan.tcp(data[:2], client)
+        return self.answer_new(data, client, False)
 
-    def _answer_new(self, data: bytes, client: str, udp: bool) -> bytes | None:
+    def answer_new(self, data: bytes, client: str, udp: bool) -> bytes | None:
         if len(data) < _HEADER or int.from_bytes(data[2:4], "big") & dns.flags.QR:
             self.dropped += 1  # too short to answer, or a response: answering responses invites loops
             return None
@@ -152,10 +170,10 @@ class DnsServer:
         plan = build_plan(self.table, query)
         if self._cacheable(query, data):
             if len(self._plans) >= MAX_PLANS:
-                self._plans.clear()
+                self._drop_plans()
             self._plans[data[2:]] = plan
-        self.responses[plan.rcode] += 1
-        return plan.render(data[:2], client, udp)
+        self._responses[plan.rcode] += 1
+        return plan.udp(data[:2], client) if udp else plan.tcp(data[:2], client)
 
     @staticmethod
     def _cacheable(query: dns.message.Message, data: bytes) -> bool:
@@ -185,23 +203,32 @@ class DnsServer:
         return self._count(response.to_wire(), "NOERROR")
 
     def _count(self, wire: bytes, rcode: str) -> bytes:
-        self.responses[rcode] += 1
+        self._responses[rcode] += 1
         return wire
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self._server = server
-        self._transport: asyncio.DatagramTransport | None = None
+        self._plans_get = server._plans.get  # the dict is only ever cleared, never replaced
+        self._sendto: Callable[[bytes, tuple[Any, ...]], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport: no isinstance check.
-        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._sendto = cast(asyncio.DatagramTransport, transport).sendto
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        reply = self._server.answer(data, addr[0], True)
-        if reply is not None and self._transport is not None:
-            self._transport.sendto(reply, addr)
+        """The hot path: one dict lookup by the bytes after the ID, one plan call, one send."""
+        server = self._server
+        server.queries += 1
+        plan = self._plans_get(data[2:])
+        if plan is not None:
+            plan.hits += 1
+            reply: bytes | None = plan.udp(data[:2], addr[0])
+        else:
+            reply = server.answer_new(data, addr[0], True)
+        if reply is not None and self._sendto is not None:
+            self._sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
         """ICMP errors from clients that went away: nothing to do."""
@@ -219,7 +246,7 @@ class _TcpConnection(asyncio.Protocol):
         self._last = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
         server = self._server
         if len(server._connections) >= server.max_tcp_connections:
             server.tcp_rejected += 1
@@ -258,7 +285,7 @@ class _TcpConnection(asyncio.Protocol):
                 return
             frame = bytes(buffer[2 : 2 + length])
             del buffer[: 2 + length]
-            reply = self._server.answer(frame, self._client, False)
+            reply = self._server.answer_tcp(frame, self._client)
             if reply is None:
                 self.close()
                 return
