@@ -1,0 +1,193 @@
+"""Hosts and backing Services of a Gslb, from an Ingress (k8gb.md §1.2, §4.3 steps 5-7).
+
+Embedded mode (`spec.ingress`, no `resourceRef`): the Gslb owns an Ingress of the same name, labelled
+`app.k8gb.io/managed-by=gslb`, with the Gslb as controller owner; it is created, or its spec updated
+when it differs (a conflict leaves it for the next round, as k8gb does). Referenced mode: the Ingress
+named by `resourceRef.name` (namespace defaulting to the Gslb's), or the one Ingress in the Gslb's
+namespace matching the label selector; anything but exactly one is an error. Other reference kinds
+are refused with k8gb's message. Each failure is reported as a Warning `ReconcileError` on the Gslb.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from app.domain.gslb import Gslb, IngressSpec, NamespacedName, ResourceRef, Server
+from app.stores.kube.client import INGRESS, KubeApiError, KubeClient, Obj
+from app.stores.kube.events import RECONCILE_ERROR, KubeEvents, ObjectRef
+from app.stores.kube.ownwrites import OwnWrites
+
+log = logging.getLogger("pygslb.kube.servers")
+
+MANAGED_BY_LABEL = "app.k8gb.io/managed-by"
+SUPPORTED_REF = ("networking.k8s.io/v1", "Ingress")
+
+
+class ResolveError(Exception):
+    """The Gslb's hosts cannot be found: a configuration error, shown as a ReconcileError event."""
+
+
+def controller_ref(api_version: str, kind: str, name: str, uid: str) -> Obj:
+    """An ownerReference as controller-runtime's SetControllerReference writes it."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def gslb_ref(gslb: Gslb) -> Obj:
+    return controller_ref(gslb.api_version, "Gslb", gslb.name, gslb.metadata.uid or "")
+
+
+def gslb_object_ref(gslb: Gslb) -> ObjectRef:
+    meta = gslb.metadata
+    return ObjectRef(
+        gslb.api_version, "Gslb", gslb.namespace, gslb.name, meta.uid or "", meta.resource_version or ""
+    )
+
+
+def ingress_spec_wire(spec: IngressSpec) -> Obj:
+    """networking.k8s.io/v1 IngressSpec from k8gb's copy (which names `defaultBackend` `backend`)."""
+    wire = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if "backend" in wire:
+        wire["defaultBackend"] = wire.pop("backend")
+    return wire
+
+
+def embedded_ingress(gslb: Gslb) -> Obj:
+    assert gslb.spec.ingress is not None
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": gslb.name,
+            "namespace": gslb.namespace,
+            "labels": {MANAGED_BY_LABEL: "gslb"},
+            "ownerReferences": [gslb_ref(gslb)],
+        },
+        "spec": ingress_spec_wire(gslb.spec.ingress),
+    }
+
+
+def label_selector(ref: ResourceRef) -> str:
+    """A LabelSelector (matchLabels + matchExpressions) in the API's query syntax."""
+    parts = [f"{k}={v}" for k, v in sorted((ref.match_labels or {}).items())]
+    for expr in ref.match_expressions or []:
+        values = ",".join(expr.values or [])
+        match expr.operator:
+            case "In":
+                parts.append(f"{expr.key} in ({values})")
+            case "NotIn":
+                parts.append(f"{expr.key} notin ({values})")
+            case "Exists":
+                parts.append(expr.key)
+            case "DoesNotExist":
+                parts.append(f"!{expr.key}")
+            case other:
+                raise ResolveError(f"unsupported label selector operator {other!r}")
+    return ",".join(parts)
+
+
+def servers_of_ingress(ingress: Obj) -> list[Server]:
+    """Rule hosts in order, each with the Services of its paths (in the Ingress's namespace)."""
+    namespace = (ingress.get("metadata") or {}).get("namespace") or "default"
+    servers: dict[str, Server] = {}
+    for rule in (ingress.get("spec") or {}).get("rules") or []:
+        host = rule.get("host")
+        if not host:
+            continue
+        server = servers.setdefault(host, Server(host=host))
+        for path in (rule.get("http") or {}).get("paths") or []:
+            service = ((path.get("backend") or {}).get("service") or {}).get("name")
+            if service:
+                ref = NamespacedName(namespace=namespace, name=service)
+                if ref not in server.services:
+                    server.services.append(ref)
+    return list(servers.values())
+
+
+def _is_empty(spec: IngressSpec | None) -> bool:
+    return spec is None or not (spec.rules or spec.backend or spec.tls or spec.ingress_class_name)
+
+
+class KubeServerSource:
+    """`ServerSource` for kubernetes mode; `ingress_for` is shared with the exposed-IP source."""
+
+    def __init__(
+        self, client: KubeClient, *, events: KubeEvents | None = None, own_writes: OwnWrites | None = None
+    ) -> None:
+        self.client = client
+        self.events = events
+        self.own_writes = own_writes or OwnWrites()
+
+    async def servers(self, gslb: Gslb) -> list[Server]:
+        try:
+            ingress = await self.ingress_for(gslb)
+        except ResolveError as exc:
+            if self.events is not None:
+                await self.events.warning(gslb_object_ref(gslb), RECONCILE_ERROR, str(exc))
+            raise
+        return servers_of_ingress(ingress)
+
+    async def ingress_for(self, gslb: Gslb) -> Obj:
+        ref = gslb.spec.resource_ref
+        if ref is not None and not ref.is_empty():
+            return await self._referenced(gslb, ref)
+        if _is_empty(gslb.spec.ingress):
+            raise ResolveError("exactly 1 Ingress resource expected but none was found")
+        return await self._ensure_embedded(gslb)
+
+    async def _ensure_embedded(self, gslb: Gslb) -> Obj:
+        desired = embedded_ingress(gslb)
+        try:
+            current = await self.client.get(INGRESS, gslb.namespace, gslb.name)
+        except KubeApiError as exc:
+            if exc.status != 404:
+                raise
+            created = await self.client.create(INGRESS, gslb.namespace, desired)
+            self.own_writes.record(created)
+            log.info("created the embedded Ingress %s/%s", gslb.namespace, gslb.name)
+            return created
+        if current.get("spec") == desired["spec"]:
+            return current
+        body = copy.deepcopy(current)
+        body["spec"] = desired["spec"]
+        try:
+            updated = await self.client.replace(INGRESS, gslb.namespace, gslb.name, body)
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+            log.info(
+                "embedded Ingress %s/%s changed meanwhile; updating next round", gslb.namespace, gslb.name
+            )
+            return current
+        self.own_writes.record(updated)
+        return updated
+
+    async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> Obj:
+        if (ref.api_version, ref.kind) != SUPPORTED_REF:
+            raise ResolveError(f"APIVersion:{ref.api_version or ''}, Kind:{ref.kind or ''} not supported")
+        if ref.name:
+            namespace = ref.namespace or gslb.namespace
+            try:
+                return await self.client.get(INGRESS, namespace, ref.name)
+            except KubeApiError as exc:
+                if exc.status == 404:
+                    raise ResolveError(f"referenced Ingress {namespace}/{ref.name} not found") from exc
+                raise
+        if not (ref.match_labels or ref.match_expressions):
+            raise ResolveError("neither name nor label selector specified in ResourceRef")
+        listing = await self.client.list(INGRESS, gslb.namespace, label_selector=label_selector(ref))
+        items = listing.get("items") or []
+        if len(items) != 1:
+            found = "none was" if not items else f"{len(items)} were"
+            raise ResolveError(f"exactly 1 Ingress resource expected but {found} found")
+        ingress: Obj = items[0]
+        ingress.setdefault("apiVersion", INGRESS.api_version)
+        ingress.setdefault("kind", INGRESS.kind)
+        return ingress

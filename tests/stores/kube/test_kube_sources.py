@@ -1,0 +1,349 @@
+"""The kubernetes-mode sources against the emulated API server (and BIND9 as edge DNS): hosts and
+services from embedded or referenced Ingresses, EndpointSlice health, exposed IPs with k8gb's
+precedence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.domain.gslb import Gslb, NamespacedName, Server
+from app.domain.health import ServiceState
+from app.stores.base import ObjectKey
+from app.stores.kube.client import KubeClient
+from app.stores.kube.events import KubeEvents
+from app.stores.kube.exposed import ExposedIpError, KubeExposedIps
+from app.stores.kube.health import EndpointSliceHealth
+from app.stores.kube.servers import KubeServerSource, ResolveError
+from app.stores.kube.store import KubeGslbStore
+from tests.support.bind9 import Bind9, require_named, zone_text
+from tests.support.gslb_factory import gslb_body
+from tests.support.kmockapi import KubeApi
+
+NS = "test-gslb"
+HOST = "roundrobin.cloud.example.com"
+
+
+def ingress(name: str, hosts: dict[str, list[str]], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    rules = [
+        {
+            "host": host,
+            "http": {
+                "paths": [
+                    {
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": s, "port": {"number": 80}}},
+                    }
+                    for s in services
+                ]
+            },
+        }
+        for host, services in hosts.items()
+    ]
+    return {"metadata": {"name": name, "namespace": NS, "labels": labels or {}}, "spec": {"rules": rules}}
+
+
+def referenced(gslb_name: str, **ref: Any) -> dict[str, Any]:
+    body = gslb_body(gslb_name, namespace=NS)
+    del body["spec"]["ingress"]
+    body["spec"]["resourceRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", **ref}
+    return body
+
+
+async def stored(kube_store: KubeGslbStore, body: dict[str, Any]) -> Gslb:
+    return await kube_store.create(Gslb.model_validate(body))
+
+
+def warnings(kube_api: KubeApi, reason: str) -> list[str]:
+    return [e["message"] for e in kube_api.objects("", "events", NS) if e["reason"] == reason]
+
+
+@pytest.fixture
+def events(kube: KubeClient) -> KubeEvents:
+    return KubeEvents(kube)
+
+
+@pytest.fixture
+def servers(kube: KubeClient, events: KubeEvents) -> KubeServerSource:
+    return KubeServerSource(kube, events=events)
+
+
+async def test_embedded_ingress_is_created_owned_and_kept_in_step(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    body = gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    body["spec"]["ingress"]["backend"] = {"service": {"name": "fallback", "port": {"number": 80}}}
+    gslb = await stored(kube_store, body)
+    assert await servers.servers(gslb) == [
+        Server(host=HOST, services=[NamespacedName(namespace=NS, name="frontend")])
+    ]
+    ing = kube_api.get_object("networking.k8s.io", "ingresses", NS, "app")
+    assert ing is not None
+    assert ing["metadata"]["labels"] == {"app.k8gb.io/managed-by": "gslb"}
+    assert ing["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "k8gb.io/v1beta1",
+            "kind": "Gslb",
+            "name": "app",
+            "uid": gslb.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert ing["spec"]["defaultBackend"]["service"]["name"] == "fallback" and "backend" not in ing["spec"]
+    assert ing["spec"]["ingressClassName"] == "nginx"
+
+    version = ing["metadata"]["resourceVersion"]
+    await servers.servers(gslb)
+    assert (
+        kube_api.get_object("networking.k8s.io", "ingresses", NS, "app")["metadata"]["resourceVersion"]
+        == version
+    )  # type: ignore[index]
+
+    changed = gslb.model_copy(deep=True)
+    assert changed.spec.ingress and changed.spec.ingress.rules
+    changed.spec.ingress.rules[0].host = "other.cloud.example.com"
+    changed = await kube_store.update(changed)
+    assert [s.host for s in await servers.servers(changed)] == ["other.cloud.example.com"]
+
+    await kube_store.delete(ObjectKey.of(changed))
+    assert kube_api.get_object("networking.k8s.io", "ingresses", NS, "app") is None  # garbage-collected
+
+
+async def test_a_gslb_without_ingress_or_reference_is_a_reconcile_error(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    body = gslb_body("empty", namespace=NS)
+    del body["spec"]["ingress"]
+    gslb = await stored(kube_store, body)
+    with pytest.raises(ResolveError, match="exactly 1 Ingress resource expected but none was found"):
+        await servers.servers(gslb)
+    assert warnings(kube_api, "ReconcileError") == ["exactly 1 Ingress resource expected but none was found"]
+
+
+async def test_referenced_ingress_by_name(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        ingress("web", {HOST: ["a", "b"], "x.cloud.example.com": ["a"]}),
+    )
+    gslb = await stored(kube_store, referenced("app", name="web"))
+    assert await servers.servers(gslb) == [
+        Server(
+            host=HOST,
+            services=[NamespacedName(namespace=NS, name="a"), NamespacedName(namespace=NS, name="b")],
+        ),
+        Server(host="x.cloud.example.com", services=[NamespacedName(namespace=NS, name="a")]),
+    ]
+    missing = await stored(kube_store, referenced("gone", name="nothing-here"))
+    with pytest.raises(ResolveError, match="not found"):
+        await servers.servers(missing)
+    assert warnings(kube_api, "ReconcileError") == [f"referenced Ingress {NS}/nothing-here not found"]
+
+
+async def test_referenced_ingress_by_selector_needs_exactly_one(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", ingress("one", {HOST: ["a"]}, {"app": "web", "v": "1"})
+    )
+    by_labels = await stored(kube_store, referenced("by-labels", matchLabels={"app": "web"}))
+    assert [s.host for s in await servers.servers(by_labels)] == [HOST]
+
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", ingress("two", {HOST: ["b"]}, {"app": "web", "v": "2"})
+    )
+    with pytest.raises(ResolveError, match="exactly 1 Ingress resource expected but 2 were found"):
+        await servers.servers(by_labels)
+
+    expression = referenced(
+        "by-expression", matchExpressions=[{"key": "v", "operator": "In", "values": ["2", "3"]}]
+    )
+    assert [s.services[0].name for s in await servers.servers(await stored(kube_store, expression))] == ["b"]
+
+    nothing = await stored(kube_store, referenced("no-match", matchLabels={"app": "none"}))
+    with pytest.raises(ResolveError, match="but none was found"):
+        await servers.servers(nothing)
+
+
+async def test_unsupported_references_are_refused(
+    kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    body = referenced("svc", name="frontend")
+    body["spec"]["resourceRef"].update(apiVersion="v1", kind="Service")
+    with pytest.raises(ResolveError, match="APIVersion:v1, Kind:Service not supported"):
+        await servers.servers(await stored(kube_store, body))
+    body = referenced("no-target")
+    with pytest.raises(ResolveError, match="neither name nor label selector specified in ResourceRef"):
+        await servers.servers(await stored(kube_store, body))
+
+
+# --- health ----------------------------------------------------------------------------------------
+
+
+def endpoint_slice(name: str, service: str, *endpoints: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": list(endpoints),
+    }
+
+
+@pytest.fixture
+async def health(kube: KubeClient) -> AsyncIterator[EndpointSliceHealth]:
+    source = EndpointSliceHealth(kube)
+    await source.start()
+    try:
+        yield source
+    finally:
+        await source.stop()
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_health_follows_services_and_endpoint_slices(
+    kube_api: KubeApi, health: EndpointSliceHealth
+) -> None:
+    changes: list[tuple[str, str]] = []
+    health.on_change(lambda ns, name: changes.append((ns, name)))
+    assert health.state(NS, "web") == ServiceState.NOT_FOUND
+
+    kube_api.create_object("", "v1", "services", {"metadata": {"name": "web", "namespace": NS}, "spec": {}})
+    await eventually(lambda: health.state(NS, "web") == ServiceState.UNHEALTHY)
+
+    not_ready = {"addresses": ["10.0.0.1"], "conditions": {"ready": False}}
+    no_address = {"addresses": [], "conditions": {"ready": True}}
+    kube_api.create_object(
+        "discovery.k8s.io", "v1", "endpointslices", endpoint_slice("web-1", "web", not_ready, no_address)
+    )
+    unset = {"addresses": ["10.0.0.2"]}
+    kube_api.create_object(
+        "discovery.k8s.io", "v1", "endpointslices", endpoint_slice("other", "other", unset)
+    )
+    await eventually(lambda: health.slices.get(NS, "other") is not None)
+    assert health.state(NS, "web") == ServiceState.UNHEALTHY
+
+    kube_api.create_object("discovery.k8s.io", "v1", "endpointslices", endpoint_slice("web-2", "web", unset))
+    await eventually(lambda: health.state(NS, "web") == ServiceState.HEALTHY)
+
+    kube_api.delete_object("discovery.k8s.io", "endpointslices", NS, "web-2")
+    await eventually(lambda: health.state(NS, "web") == ServiceState.UNHEALTHY)
+    ready = {"addresses": ["10.0.0.1"], "conditions": {"ready": True}}
+    kube_api.update_object("discovery.k8s.io", "endpointslices", endpoint_slice("web-1", "web", ready))
+    await eventually(lambda: health.state(NS, "web") == ServiceState.HEALTHY)
+
+    kube_api.delete_object("", "services", NS, "web")
+    await eventually(lambda: health.state(NS, "web") == ServiceState.NOT_FOUND)
+    assert changes == [(NS, "web")] * 5  # once per verdict change; the unrelated slice changed nothing here
+
+
+# --- exposed IPs -------------------------------------------------------------------------------------
+
+EDGE_RECORDS = """
+lb      IN A     10.1.0.2
+lb      IN A     10.1.0.1
+lb      IN AAAA  2001:db8::1
+alias   IN CNAME lb
+alias2  IN CNAME alias
+"""
+
+
+@pytest.fixture
+async def edge() -> AsyncIterator[Bind9]:
+    require_named()
+    async with Bind9({"edge.example.com": zone_text("edge.example.com", records=EDGE_RECORDS)}) as server:
+        yield server
+
+
+def exposed_source(
+    kube: KubeClient, servers: KubeServerSource, events: KubeEvents, edge: Bind9 | None, **kw: Any
+) -> KubeExposedIps:
+    edge_servers = [(edge.host, edge.port)] if edge is not None else []
+    return KubeExposedIps(servers, edge_servers=edge_servers, events=events, timeout=1.0, **kw)
+
+
+async def test_exposed_ips_follow_k8gbs_precedence(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+    edge: Bind9,
+) -> None:
+    kube_api.create_object("networking.k8s.io", "v1", "ingresses", ingress("web", {HOST: ["a"]}))
+    web = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
+    assert web is not None
+    web["status"] = {
+        "loadBalancer": {
+            "ingress": [{"ip": "192.0.2.7"}, {"hostname": "alias2.edge.example.com"}, {"ip": "2001:db8::7"}]
+        }
+    }
+    kube_api.update_object("networking.k8s.io", "ingresses", web, status=True)
+
+    plain = await stored(kube_store, referenced("plain", name="web"))
+    with_cluster_ips = exposed_source(kube, servers, events, edge, cluster_exposed_ips=["198.51.100.1"])
+    source = exposed_source(kube, servers, events, edge)
+    assert await source.exposed_ips(plain) == ["192.0.2.7", "10.1.0.1", "10.1.0.2"]
+    assert await with_cluster_ips.exposed_ips(plain) == ["198.51.100.1"]
+
+    annotated = referenced("annotated", name="web")
+    annotated["metadata"]["annotations"] = {"k8gb.io/exposed-ip-addresses": "203.0.113.1,203.0.113.2"}
+    assert await with_cluster_ips.exposed_ips(await stored(kube_store, annotated)) == [
+        "203.0.113.1",
+        "203.0.113.2",
+    ]
+
+    both = referenced("both", name="web")
+    both["metadata"]["annotations"] = {
+        "k8gb.io/exposed-ip-addresses": "203.0.113.1",
+        "k8gb.io/exposed-hostnames": "lb.edge.example.com,alias.edge.example.com",
+    }
+    assert await with_cluster_ips.exposed_ips(await stored(kube_store, both)) == ["10.1.0.1", "10.1.0.2"]
+
+
+async def test_exposed_ip_failures_are_events(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+    edge: Bind9,
+) -> None:
+    source = exposed_source(kube, servers, events, edge)
+    unknown = referenced("unknown", name="web")
+    unknown["metadata"]["annotations"] = {"k8gb.io/exposed-hostnames": "missing.edge.example.com"}
+    with pytest.raises(ExposedIpError, match="NXDOMAIN"):
+        await source.exposed_ips(await stored(kube_store, unknown))
+
+    bad = referenced("bad", name="web")
+    bad["metadata"]["annotations"] = {"k8gb.io/exposed-ip-addresses": "10.0.0.1,not-an-ip"}
+    with pytest.raises(ExposedIpError, match="'not-an-ip' is not an IPv4 address"):
+        await source.exposed_ips(await stored(kube_store, bad))
+
+    no_edge = exposed_source(kube, servers, events, None)
+    with pytest.raises(ExposedIpError, match="no edge DNS servers"):
+        await no_edge.exposed_ips(
+            await stored(
+                kube_store,
+                {
+                    **unknown,
+                    "metadata": {
+                        "name": "no-edge",
+                        "namespace": NS,
+                        "annotations": unknown["metadata"]["annotations"],
+                    },
+                },
+            )
+        )
+    assert len(warnings(kube_api, "ExposedIPResolutionError")) == 3
