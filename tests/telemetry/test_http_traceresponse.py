@@ -34,16 +34,25 @@ def parse(value: str | None) -> tuple[str, str, int]:
 
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a free loopback port (bound first, so it is known at once)."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    """Run `app` under uvicorn on a free loopback port.
+
+    uvicorn binds it itself (port 0): handed a pre-bound socket, it re-creates it without IPPROTO_TCP,
+    asyncio then skips TCP_NODELAY and every keep-alive request waits ~40 ms for a delayed ACK.
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises why it could not start
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 def echo_app() -> FastAPI:

@@ -171,7 +171,7 @@ def test_a_hung_collector_never_holds_the_caller(black_hole: BlackHole) -> None:
     assert handle.shutdown(timeout_s=0.3) is False
 
 
-def _python(*args: str, cwd: Path = REPO) -> str:
+def _python(*args: str, cwd: Path = REPO, **env: str) -> str:
     """Run a fresh interpreter (the global TracerProvider can be set once per process); its stdout."""
     result = subprocess.run(
         [sys.executable, *args],
@@ -179,7 +179,7 @@ def _python(*args: str, cwd: Path = REPO) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -265,7 +265,8 @@ def test_global_fixture_serves_module_level_tracers(tmp_path: Path) -> None:
             """
         )
     )
-    out = _python("-m", "pytest", "-q", "-p", "no:cacheprovider", "-oasyncio_mode=auto", ".", cwd=tmp_path)
+    args = ("-m", "pytest", "-q", "-ppytest_asyncio.plugin", "-pno:cacheprovider", "-oasyncio_mode=auto", ".")
+    out = _python(*args, cwd=tmp_path, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     assert "1 passed" in out
 
 
