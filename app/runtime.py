@@ -139,6 +139,8 @@ class Runtime:
             peer_refresh_seconds=s.peer_refresh_seconds,
         )
         controller_ref.append(self.controller)
+        if self.delegation is not None:
+            self.delegation.on_change = self.controller.zone_changed
         if s.dns_address:
             host, port = s.dns_host_port
             self.dns = DnsServer(self.zone, host, port, on_notify=self.controller.notified)
@@ -165,6 +167,8 @@ class Runtime:
             lifespan="on",
             proxy_headers=False,
             server_header=False,
+            ssl_certfile=str(s.gslb_tls_cert_file) if s.gslb_tls_cert_file else None,
+            ssl_keyfile=str(s.gslb_tls_key_file) if s.gslb_tls_key_file else None,
         )
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -231,7 +235,8 @@ class Runtime:
     def api_url(self) -> str:
         assert self.server is not None
         sock = self.server.servers[0].sockets[0].getsockname()
-        return f"http://{sock[0]}:{sock[1]}"
+        scheme = "https" if self.settings.gslb_tls_cert_file else "http"
+        return f"{scheme}://{sock[0]}:{sock[1]}"
 
     @property
     def dns_port(self) -> int:

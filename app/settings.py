@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     )
     gslb_api_token_file: Path | None = Field(None, description="file holding the API token")
     gslb_insecure: bool = Field(False, description="allow a non-loopback API address without a token")
+    gslb_tls_cert_file: Path | None = Field(None, description="PEM certificate: serve the API over HTTPS")
+    gslb_tls_key_file: Path | None = Field(None, description="PEM private key for GSLB_TLS_CERT_FILE")
     gslb_max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size limit (413 above)")
     gslb_leader_election: bool = Field(
         False, description="kubernetes mode: elect one reconciling replica via a Lease"
@@ -185,6 +187,8 @@ class Settings(BaseSettings):
         ):
             if path is not None and getattr(self, secret) is None:
                 setattr(self, secret, SecretStr(path.read_text().strip()))
+        if (self.gslb_tls_cert_file is None) != (self.gslb_tls_key_file is None):
+            raise ValueError("GSLB_TLS_CERT_FILE and GSLB_TLS_KEY_FILE must be set together")
         if self.infoblox_grid_host and self.edge_dns_type == "none":
             self.edge_dns_type = "infoblox"
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -63,6 +64,7 @@ class DelegationLoop:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.state: dict[str, DelegationState] = {}
+        self.on_change: Callable[[str], None] | None = None
         self._kick = asyncio.Event()
 
     def kick(self) -> None:
@@ -108,17 +110,22 @@ class DelegationLoop:
                 ).inc()
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
-                self.state[zone.load_balanced_zone] = DelegationState(
-                    zone.load_balanced_zone, False, f"{name}: {exc}", _now(), attempt
-                )
+                self._set(DelegationState(zone.load_balanced_zone, False, f"{name}: {exc}", _now(), attempt))
                 log.warning(
                     "edge delegation of %s failed (attempt %d): %s", zone.load_balanced_zone, attempt, exc
                 )
                 return False
-            self.state[zone.load_balanced_zone] = DelegationState(
-                zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt
+            self._set(
+                DelegationState(zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt)
             )
             return True
+
+    def _set(self, state: DelegationState) -> None:
+        """Record the outcome; when it differs from the last one, let the Gslbs of the zone show it."""
+        before = self.state.get(state.zone)
+        self.state[state.zone] = state
+        if (before is None or (before.ok, before.message) != (state.ok, state.message)) and self.on_change:
+            self.on_change(state.zone)
 
     async def withdraw(self) -> None:
         """Leave every delegation (on an explicit decommission, not on a restart)."""

@@ -126,6 +126,12 @@ class Controller:
         for key in sorted(keys):
             self.queue.add(key, None, "peer-notify")
 
+    def zone_changed(self, zone: str) -> None:
+        """Something zone-wide changed (edge delegation): refresh the status of the Gslbs in it."""
+        keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
+        for key in sorted(keys):
+            self.queue.add(key, None, "zone-change")
+
     async def _watch(self, events_iter: object) -> None:
         async for event in events_iter:  # type: ignore[attr-defined]
             key = ObjectKey.of(event.object)

@@ -50,7 +50,8 @@ class Instance:
 
     @property
     def api(self) -> str:
-        return f"http://{self.env['API_ADDRESS']}"
+        scheme = "https" if self.env.get("GSLB_TLS_CERT_FILE") else "http"
+        return f"{scheme}://{self.env['API_ADDRESS']}"
 
     @property
     def dns(self) -> tuple[str, int]:
@@ -70,7 +71,7 @@ class Instance:
             stderr=self._log,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        async with httpx.AsyncClient(timeout=1) as client:
+        async with httpx.AsyncClient(timeout=1, verify=False) as client:  # readiness only
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
                 if self.process.returncode is not None:
