@@ -16,7 +16,7 @@ import bisect
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.edns
 import dns.flags
@@ -34,6 +34,9 @@ from app.dnsserver.zonetable import Lookup, ServedRRset, ZoneTable, wire_length
 
 log = logging.getLogger(__name__)
 
+Address = tuple[Any, ...]
+"""A socket address as asyncio gives it: (host, port) or (host, port, flowinfo, scope_id)."""
+
 OUR_PAYLOAD = 1232
 """EDNS0 UDP payload we advertise and the most we send over UDP (DNS flag day 2020)."""
 PLAIN_UDP_LIMIT = 512
@@ -44,11 +47,11 @@ class Plan(Protocol):
     hits: int
     """Times served from the cache (the server counts responses by rcode from these)."""
 
-    def udp(self, qid: bytes, client: str) -> bytes:
-        """The UDP response (truncated when too large) for a query with ID `qid` from `client`."""
+    def udp(self, qid: bytes, client: Address) -> bytes:
+        """The UDP response (truncated when too large) to query `qid` from `client` (host, port)."""
         ...
 
-    def tcp(self, qid: bytes, client: str) -> bytes:
+    def tcp(self, qid: bytes, client: Address) -> bytes:
         """The full response, for TCP."""
         ...
 
@@ -61,10 +64,10 @@ class StaticPlan:
         self.hits = 0
         self._full = full
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         return qid + self._full
 
-    def tcp(self, qid: bytes, client: str) -> bytes:
+    def tcp(self, qid: bytes, client: Address) -> bytes:
         return qid + self._full
 
 
@@ -79,10 +82,10 @@ class TruncatedPlan:
         self._short = short
         self._full = full
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         return qid + self._short
 
-    def tcp(self, qid: bytes, client: str) -> bytes:
+    def tcp(self, qid: bytes, client: Address) -> bytes:
         return self._full.tcp(qid, client)
 
 
@@ -98,7 +101,7 @@ class UniformPlan:
         self._count = len(self._variants)
         self._random = ordering.rng.random
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         return qid + self._variants[int(self._random() * self._count)]
 
     tcp = udp
@@ -117,7 +120,7 @@ class WeightedPlan:
         self._cumulative = (*cumulative[:-1], math.inf)  # a draw can never fall past the last variant
         self._random = ordering.rng.random
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         return qid + self._variants[bisect.bisect_right(self._cumulative, self._random() * self._total)]
 
     tcp = udp
@@ -138,7 +141,7 @@ class DrawnPlan:
         self._chunks = tuple(chunks)
         self._draw = draw
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         chunks = self._chunks
         return b"".join([qid, self._head, *[chunks[i] for i in self._draw()], self._tail])
 
@@ -157,17 +160,17 @@ class GeoPlan:
         self._build = build
         self._by_location: dict[str | None, Plan] = {}
 
-    def _plan(self, client: str) -> Plan:
-        location = self._locate(client)
+    def _plan(self, client: Address) -> Plan:
+        location = self._locate(client[0])
         plan = self._by_location.get(location)
         if plan is None:
             plan = self._by_location[location] = self._build(location)
         return plan
 
-    def udp(self, qid: bytes, client: str) -> bytes:
+    def udp(self, qid: bytes, client: Address) -> bytes:
         return self._plan(client).udp(qid, client)
 
-    def tcp(self, qid: bytes, client: str) -> bytes:
+    def tcp(self, qid: bytes, client: Address) -> bytes:
         return self._plan(client).tcp(qid, client)
 
 

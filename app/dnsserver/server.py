@@ -17,14 +17,14 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import dns.flags
 import dns.message
 import dns.opcode
 import dns.rcode
 
-from app.dnsserver.answers import Plan, build_plan, error_response, header_only, response_for
+from app.dnsserver.answers import Address, Plan, build_plan, error_response, header_only, response_for
 from app.dnsserver.zonetable import ZoneTable
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,7 @@ class DnsServer:
         self._on_notify = on_notify
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
-        self.queries = 0
-        """Packets and TCP frames received."""
+        self._queries = 0
         self._responses: Counter[str] = Counter()
         self.dropped = 0
         """Packets not answered (unreadable, or responses sent to us) and TCP frames that closed a link."""
@@ -75,6 +74,11 @@ class DnsServer:
         return self._port
 
     @property
+    def queries(self) -> int:
+        """Packets and TCP frames received (cache hits are counted on their plan and summed here)."""
+        return self._queries + sum(plan.hits for plan in self._plans.values())
+
+    @property
     def responses(self) -> Counter[str]:
         """Responses sent, by rcode text (NOERROR, NXDOMAIN, REFUSED, FORMERR, ...).
 
@@ -91,6 +95,7 @@ class DnsServer:
         for plan in self._plans.values():
             if plan.hits:
                 self._responses[plan.rcode] += plan.hits
+                self._queries += plan.hits
         self._plans.clear()
 
     @property
@@ -133,16 +138,17 @@ class DnsServer:
 
     # --- answering -------------------------------------------------------------------------------
 
-    def answer_tcp(self, data: bytes, client: str) -> bytes | None:
+    def answer_tcp(self, data: bytes, client: Address) -> bytes | None:
         """The response to one TCP frame; None means close the connection. (UDP inlines the same.)"""
-        self.queries += 1
         plan = self._plans.get(data[2:])
         if plan is not None:
             plan.hits += 1
             return plan.tcp(data[:2], client)
         return self.answer_new(data, client, False)
 
-    def answer_new(self, data: bytes, client: str, udp: bool) -> bytes | None:
+    def answer_new(self, data: bytes, client: Address, udp: bool) -> bytes | None:
+        """Everything not answered from the plan cache: parse, plan, maybe cache."""
+        self._queries += 1
         if len(data) < _HEADER or int.from_bytes(data[2:4], "big") & dns.flags.QR:
             self.dropped += 1  # too short to answer, or a response: answering responses invites loops
             return None
@@ -159,7 +165,7 @@ class DnsServer:
             log.exception("DNS server failed on a query for %s", query.question[:1])
             return self._count(error_response(query, dns.rcode.SERVFAIL), "SERVFAIL")
 
-    def _answer_parsed(self, query: dns.message.Message, data: bytes, client: str, udp: bool) -> bytes:
+    def _answer_parsed(self, query: dns.message.Message, data: bytes, client: Address, udp: bool) -> bytes:
         opcode = query.opcode()
         if opcode == dns.opcode.NOTIFY:
             return self._notify(query)
@@ -207,27 +213,29 @@ class DnsServer:
         return wire
 
 
+def _not_connected(data: bytes, addr: Address) -> None:
+    raise RuntimeError("UDP transport not connected yet")
+
+
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, server: DnsServer) -> None:
         self._server = server
         self._plans_get = server._plans.get  # the dict is only ever cleared, never replaced
-        self._sendto: Callable[[bytes, tuple[Any, ...]], None] | None = None
+        self._sendto: Callable[[bytes, Address], None] = _not_connected
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDP transport is not a subclass of asyncio.DatagramTransport: no isinstance check.
         self._sendto = cast(asyncio.DatagramTransport, transport).sendto
 
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: Address) -> None:
         """The hot path: one dict lookup by the bytes after the ID, one plan call, one send."""
-        server = self._server
-        server.queries += 1
         plan = self._plans_get(data[2:])
         if plan is not None:
             plan.hits += 1
-            reply: bytes | None = plan.udp(data[:2], addr[0])
-        else:
-            reply = server.answer_new(data, addr[0], True)
-        if reply is not None and self._sendto is not None:
+            self._sendto(plan.udp(data[:2], addr), addr)
+            return
+        reply = self._server.answer_new(data, addr, True)
+        if reply is not None:
             self._sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -241,7 +249,7 @@ class _TcpConnection(asyncio.Protocol):
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
-        self._client = ""
+        self._client: Address = ("", 0)
         self._timer: asyncio.TimerHandle | None = None
         self._last = 0.0
 
@@ -255,7 +263,7 @@ class _TcpConnection(asyncio.Protocol):
         server._connections.add(self)
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self._client = peer[0] if peer else ""
+        self._client = tuple(peer) if peer else ("", 0)
         loop = asyncio.get_running_loop()
         self._last = loop.time()
         self._timer = loop.call_later(server.tcp_idle_timeout, self._check_idle)
