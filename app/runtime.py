@@ -218,7 +218,10 @@ class Runtime:
             return None
         from app.providers.edge import build_edge_provider
 
-        provider = build_edge_provider(s, registry=self.registry)
+        def count_retry(provider: str, operation: str, error: Exception, attempt: int) -> None:
+            metrics.provider_retries.labels(provider).inc()
+
+        provider = build_edge_provider(s, registry=self.registry, observer=count_retry)
         return DelegationLoop(
             provider=provider,
             zones=s.zones,
@@ -261,7 +264,7 @@ class Runtime:
         if self.store is not None:
             await self.store.close()
         if self.tracing is not None:
-            self.tracing.shutdown()
+            await self.tracing.ashutdown(timeout_s=min(grace, 5.0))
 
 
 async def serve(settings: Settings) -> None:

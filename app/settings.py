@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     )
     rfc2136_tsig_secret_file: Path | None = Field(None, description="file holding the TSIG secret")
     rfc2136_tsig_algorithm: str = Field("hmac-sha256", description="TSIG algorithm")
+    rfc2136_timeout: float = Field(5.0, gt=0, description="seconds per RFC2136 update or transfer")
     infoblox_grid_host: str = Field("", description="Infoblox grid host; selects the infoblox provider")
     infoblox_wapi_port: int = Field(443, ge=1, le=65535, description="WAPI port")
     infoblox_wapi_username: str = Field("", description="WAPI user")
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     infoblox_http_request_timeout: float = Field(20, gt=0, description="seconds per WAPI request")
     infoblox_dns_view: str = Field("default", description="DNS view of the delegated zone")
     infoblox_scheme: Literal["https", "http"] = Field("https", description="WAPI scheme")
+    infoblox_ssl_verify: bool = Field(True, description="verify the grid's TLS certificate (k8gb never does)")
 
     # --- geoip ---------------------------------------------------------------------------------
     geoip_cidrs: str = Field("", description="CIDR=tag pairs, comma separated: location table for geoip")

@@ -64,7 +64,7 @@ def build_edge_provider(
             settings.rfc2136_tsig_keyname,
             secret,
             settings.rfc2136_tsig_algorithm,
-            timeout=float(getattr(settings, "rfc2136_timeout", 5.0)),
+            timeout=settings.rfc2136_timeout,
         )
     elif kind == "infoblox":
         if not settings.infoblox_grid_host:
@@ -81,7 +81,7 @@ def build_edge_provider(
             view=settings.infoblox_dns_view,
             ttl=settings.ns_record_ttl,
             timeout=settings.infoblox_http_request_timeout,
-            verify_tls=bool(getattr(settings, "infoblox_ssl_verify", True)),
+            verify_tls=settings.infoblox_ssl_verify,
             zones=[z.load_balanced_zone for z in settings.zones],
             registry=registry,
         )
