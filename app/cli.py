@@ -152,7 +152,7 @@ def _wide_row(item: dict[str, Any]) -> list[str]:
     health = status.get("serviceHealth") or {}
     records = status.get("healthyRecords") or {}
     peers = status.get("peers") or []
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     return [
         ",".join(f"{h}={s}" for h, s in health.items()) or "-",
         ";".join(f"{h}={','.join(ips)}" for h, ips in records.items()) or "-",

@@ -22,7 +22,7 @@ from app.api.main import create_app
 from app.controller.delegation import DelegationLoop
 from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
 from app.controller.metrics import ControllerMetrics
-from app.controller.ports import HealthSource, Notifier, PeerSource
+from app.controller.ports import HealthSource, PeerSource
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
 from app.dnsserver.geo import ChainLocator, CidrLocator, GeoLocator, MaxMindLocator
@@ -83,6 +83,7 @@ class Runtime:
     health: Any = None
     controller: Controller | None = None
     delegation: DelegationLoop | None = None
+    notifier: Any = None
     server: uvicorn.Server | None = None
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
@@ -101,6 +102,7 @@ class Runtime:
         }
         self.zone = ZoneTable(s.zones, ns_names=ns_names, ns_ttl=s.ns_record_ttl, geo=await self._build_geo())
         peers, notifier = self._build_peers()
+        self.notifier = notifier
         self.delegation = self._build_delegation(metrics)
         health: HealthSource = NoServices()
         controller_ref: list[Controller] = []
@@ -171,7 +173,6 @@ class Runtime:
             ssl_keyfile=str(s.gslb_tls_key_file) if s.gslb_tls_key_file else None,
         )
         self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.extra_tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
         while not self.server.started:
             if self.extra_tasks[-1].done():
@@ -201,7 +202,7 @@ class Runtime:
         await store.start()
         return store
 
-    def _build_peers(self) -> tuple[PeerSource | None, Notifier | None]:
+    def _build_peers(self) -> tuple[PeerSource | None, Any]:
         s = self.settings
         if not s.peer_tags or not s.edge_servers:
             return None, None
@@ -259,6 +260,8 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=grace)
         if self.health is not None:
             await self.health.stop()
+        if self.notifier is not None:
+            await self.notifier.close()
         if self.dns is not None:
             await self.dns.stop()
         if self.store is not None:

@@ -6,7 +6,7 @@ Embedded mode and kubernetes mode each plug their own implementations in; the pi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from app.domain.endpoint import Endpoint
@@ -44,15 +44,20 @@ class RecordSink(Protocol):
 
 
 class PeerAnswerLike(Protocol):
-    geo_tag: str
-    targets: list[str]
-    error: str | None
+    @property
+    def geo_tag(self) -> str: ...
+
+    @property
+    def targets(self) -> list[str]: ...
+
+    @property
+    def error(self) -> str | None: ...
 
 
 class PeerSource(Protocol):
     """Other clusters' healthy targets for a host (their `localtargets-<host>`), keyed by geo tag."""
 
-    async def localtargets(self, host: str) -> dict[str, PeerAnswerLike]: ...
+    async def localtargets(self, host: str) -> Mapping[str, PeerAnswerLike]: ...
 
 
 class Notifier(Protocol):

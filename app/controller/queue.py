@@ -78,7 +78,7 @@ class WorkQueue[K: Hashable, C]:
         """Requeue after an exponentially growing delay; returns the delay chosen."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay = min(self.max_delay, self.base_delay * (2**failures))
+        delay = float(min(self.max_delay, self.base_delay * (2.0**failures)))
         delay *= 1 + random.uniform(-self.jitter, self.jitter)
         self.add_after(key, delay, reason)
         return delay

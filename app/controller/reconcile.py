@@ -138,8 +138,8 @@ class Reconciler:
                 )
                 for s in servers
             }
-            for host, status in health.items():
-                step.set_attribute(f"k8gb.health.{host}", status.value)
+            for host, verdict in health.items():
+                step.set_attribute(f"k8gb.health.{host}", verdict.value)
 
         # --- exposed IPs --------------------------------------------------------------------------
         with tracer.start_as_current_span("exposedIPs") as step:

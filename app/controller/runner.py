@@ -200,17 +200,22 @@ class Controller:
         while True:
             await asyncio.sleep(self.peer_refresh_seconds)
             hosts = [h for h, keys in self._by_host.items() if keys]
-            for host in hosts:
-                try:
-                    answers = await self.peers.localtargets(host)
-                except Exception as exc:  # never fatal
-                    log.debug("peer refresh for %s failed: %s", host, exc)
-                    continue
+            limit = asyncio.Semaphore(32)
+
+            async def ask(host: str, limit: asyncio.Semaphore = limit) -> None:
+                async with limit:
+                    try:
+                        answers = await self.peers.localtargets(host)  # type: ignore[union-attr]
+                    except Exception as exc:  # never fatal
+                        log.debug("peer refresh for %s failed: %s", host, exc)
+                        return
                 seen = {tag: tuple(sorted(a.targets)) for tag, a in answers.items() if a.targets}
                 if seen != self._peer_seen.get(host, {}):
                     self._peer_seen[host] = seen
                     for key in sorted(self._by_host.get(host, ())):
                         self.queue.add(key, None, "peer-change")
+
+            await asyncio.gather(*(ask(h) for h in hosts))
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Test and benchmark helper: wait until no work is queued or running."""
