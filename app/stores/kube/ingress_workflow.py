@@ -1,0 +1,180 @@
+"""The Ingress annotation workflow (k8gb.md §2): deprecated by k8gb's ADR-0001, still shipped, so here too.
+
+An Ingress annotated `k8gb.io/strategy` (and not itself owned by a Gslb) gets a k8gb.io Gslb of the
+same name and namespace: `resourceRef` to the Ingress, strategy type from `k8gb.io/strategy`,
+`primaryGeoTag` from `k8gb.io/primary-geotag` (required for failover), `dnsTtlSeconds` from
+`k8gb.io/dns-ttl-seconds` (default 30), `k8gb.io/exposed-ip-addresses` copied to the Gslb, and the
+Ingress as controller owner, so deleting the Ingress deletes the Gslb. An existing Gslb is updated
+with its `weight` map kept; nothing is written when nothing changed. A broken annotation creates
+nothing: the reason goes to the log and to a Warning `InvalidIngressAnnotation` event on the Ingress
+(k8gb only logs). The Gslb's own create/update event then drives the normal reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import ValidationError
+
+from app.domain.gslb import (
+    DEFAULT_DNS_TTL_SECONDS,
+    EXPOSED_IPS_ANNOTATION,
+    GROUP,
+    VERSION,
+    Gslb,
+    GslbSpec,
+    ObjectMeta,
+    OwnerReference,
+    ResourceRef,
+    Strategy,
+    StrategyType,
+)
+from app.stores.base import AlreadyExists, Conflict, NotFound, ObjectKey
+from app.stores.kube.client import INGRESS, KubeApiError, KubeClient, Obj
+from app.stores.kube.events import INVALID_INGRESS_ANNOTATION, KubeEvents, ObjectRef
+from app.stores.kube.store import KubeGslbStore
+
+log = logging.getLogger("pygslb.kube.ingress_workflow")
+
+STRATEGY_ANNOTATION = "k8gb.io/strategy"
+PRIMARY_GEOTAG_ANNOTATION = "k8gb.io/primary-geotag"
+DNS_TTL_ANNOTATION = "k8gb.io/dns-ttl-seconds"
+DEPRECATION = (
+    "configuring a Gslb through Ingress annotations is deprecated (k8gb ADR-0001): "
+    "create a Gslb with spec.resourceRef to the Ingress instead"
+)
+
+
+class AnnotationError(ValueError):
+    """The annotations do not make a valid strategy, or the Gslb belongs to someone else."""
+
+
+def owned_by_gslb(obj: Obj) -> bool:
+    return any(ref.get("kind") == "Gslb" for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def is_annotated(obj: Obj) -> bool:
+    """k8gb's filter: carries `k8gb.io/strategy` and is not an Ingress a Gslb created."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return STRATEGY_ANNOTATION in annotations and not owned_by_gslb(obj)
+
+
+def strategy_from_annotations(annotations: dict[str, str]) -> Strategy:
+    kind = annotations.get(STRATEGY_ANNOTATION)
+    if kind is None:
+        raise AnnotationError(f"annotation {STRATEGY_ANNOTATION} not found")
+    ttl = DEFAULT_DNS_TTL_SECONDS
+    if DNS_TTL_ANNOTATION in annotations:
+        raw = annotations[DNS_TTL_ANNOTATION]
+        try:
+            ttl = int(raw)
+        except ValueError:
+            raise AnnotationError(
+                f"can't parse annotation value {raw} to int for key {DNS_TTL_ANNOTATION}"
+            ) from None
+    primary = annotations.get(PRIMARY_GEOTAG_ANNOTATION, "")
+    if kind == StrategyType.FAILOVER and not primary:
+        raise AnnotationError(
+            f"{StrategyType.FAILOVER} strategy requires annotation {PRIMARY_GEOTAG_ANNOTATION}"
+        )
+    try:
+        return Strategy(type=kind, dns_ttl_seconds=ttl, primary_geo_tag=primary or None)
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise AnnotationError(f"invalid k8gb annotations: {problems}") from None
+
+
+def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
+    """The Gslb k8gb's handler would write for this Ingress (pure)."""
+    meta = ingress["metadata"]
+    annotations: dict[str, str] = meta.get("annotations") or {}
+    strategy = strategy_from_annotations(annotations)
+    if existing is not None and existing.spec.strategy.weight:
+        strategy = strategy.model_copy(update={"weight": dict(existing.spec.strategy.weight)})
+    metadata = (
+        existing.metadata.model_copy(deep=True)
+        if existing is not None
+        else ObjectMeta(name=meta["name"], namespace=meta["namespace"])
+    )
+    if EXPOSED_IPS_ANNOTATION in annotations:
+        metadata.annotations = {
+            **(metadata.annotations or {}),
+            EXPOSED_IPS_ANNOTATION: annotations[EXPOSED_IPS_ANNOTATION],
+        }
+    owner = OwnerReference(
+        api_version=INGRESS.api_version,
+        kind=INGRESS.kind,
+        name=meta["name"],
+        uid=meta.get("uid") or "",
+        controller=True,
+        block_owner_deletion=True,
+    )
+    refs = list(metadata.owner_references or [])
+    other = next((r for r in refs if r.controller and r.uid != owner.uid), None)
+    if other is not None:
+        raise AnnotationError(
+            f"Gslb {meta['namespace']}/{meta['name']} is already controlled by {other.kind} {other.name}"
+        )
+    metadata.owner_references = [r for r in refs if r.uid != owner.uid] + [owner]
+    spec = GslbSpec(
+        resource_ref=ResourceRef(api_version=INGRESS.api_version, kind=INGRESS.kind, name=meta["name"]),
+        strategy=strategy,
+    )
+    return Gslb(api_version=f"{GROUP}/{VERSION}", metadata=metadata, spec=spec)
+
+
+def _same(a: Gslb, b: Gslb) -> bool:
+    return (a.spec, a.metadata.annotations, a.metadata.owner_references) == (
+        b.spec,
+        b.metadata.annotations,
+        b.metadata.owner_references,
+    )
+
+
+class IngressWorkflow:
+    def __init__(self, client: KubeClient, *, store: KubeGslbStore, events: KubeEvents | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.events = events
+
+    async def handle(self, ingress: Obj) -> Gslb | None:
+        """Create or update the Gslb of an annotated Ingress; None when nothing is to be done or it failed."""
+        if not is_annotated(ingress):
+            return None
+        meta = ingress.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "default", meta.get("name") or ""
+        log.warning("Ingress %s/%s: %s", namespace, name, DEPRECATION)
+        try:
+            fresh = await self.client.get(INGRESS, namespace, name)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                log.info("Ingress %s/%s does not exist anymore; no Gslb", namespace, name)
+                return None
+            raise
+        if not is_annotated(fresh):
+            return None
+        key = ObjectKey(GROUP, namespace, name)
+        for attempt in range(2):
+            try:
+                existing: Gslb | None = await self.store.get(key)
+            except NotFound:
+                existing = None
+            try:
+                wanted = gslb_from_ingress(fresh, existing)
+            except AnnotationError as exc:
+                log.error("Ingress %s/%s: no Gslb: %s", namespace, name, exc)
+                if self.events is not None:
+                    await self.events.warning(ObjectRef.of(fresh), INVALID_INGRESS_ANNOTATION, str(exc))
+                return None
+            try:
+                if existing is None:
+                    log.info("creating Gslb %s from the annotations of its Ingress", key)
+                    return await self.store.create(wanted)
+                if _same(existing, wanted):
+                    return existing
+                log.info("updating Gslb %s from the annotations of its Ingress", key)
+                return await self.store.update(wanted)
+            except (AlreadyExists, Conflict):
+                if attempt:
+                    raise
+        return None  # pragma: no cover - the loop returns or raises

@@ -1,0 +1,209 @@
+"""The Ingress annotation workflow (k8gb.md §2), driven by the Ingress watch as in a cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from app.domain.gslb import Gslb
+from app.stores.base import NotFound, ObjectKey
+from app.stores.kube.client import KubeClient
+from app.stores.kube.events import KubeEvents
+from app.stores.kube.ingress_workflow import IngressWorkflow
+from app.stores.kube.store import KubeGslbStore
+from app.stores.kube.triggers import GslbTriggers
+from tests.support.gslb_factory import gslb_body
+from tests.support.kmockapi import KubeApi
+
+NS = "test-gslb"
+KEY = ObjectKey("k8gb.io", NS, "web")
+
+
+def annotated(annotations: dict[str, str], name: str = "web", **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS, "annotations": annotations, **meta},
+        "spec": {"rules": [{"host": "web.cloud.example.com", "http": {"paths": []}}]},
+    }
+
+
+@pytest.fixture
+async def triggers(kube: KubeClient, kube_store: KubeGslbStore) -> AsyncIterator[GslbTriggers]:
+    workflow = IngressWorkflow(kube, store=kube_store, events=KubeEvents(kube))
+    feed = GslbTriggers(kube, store=kube_store, on_key=lambda key, reason: None, workflow=workflow)
+    await feed.start()
+    try:
+        yield feed
+    finally:
+        await feed.stop()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+
+
+async def gslb_or_none(store: KubeGslbStore) -> Gslb | None:
+    try:
+        return await store.get(KEY)
+    except NotFound:
+        return None
+
+
+async def test_an_annotated_ingress_gets_its_gslb(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    ingress = kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        annotated({"k8gb.io/strategy": "roundRobin", "k8gb.io/exposed-ip-addresses": "10.0.0.9"}),
+    )
+    gslb = await eventually(lambda: gslb_or_none(kube_store))
+    assert gslb.spec.resource_ref is not None
+    assert gslb.spec.resource_ref.model_dump(exclude_none=True) == {
+        "api_version": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "name": "web",
+    }
+    assert (gslb.spec.strategy.type, gslb.spec.strategy.dns_ttl_seconds) == ("roundRobin", 30)
+    assert gslb.spec.ingress is None
+    assert gslb.metadata.annotations == {"k8gb.io/exposed-ip-addresses": "10.0.0.9"}
+    (owner,) = gslb.metadata.owner_references or []
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "Ingress",
+        "web",
+        ingress["metadata"]["uid"],
+        True,
+    )
+
+    kube_api.delete_object("networking.k8s.io", "ingresses", NS, "web")
+    assert await gslb_or_none(kube_store) is None  # garbage-collected with its owner
+
+
+async def test_changed_annotations_update_the_gslb_and_keep_the_users_weight(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
+    )
+    gslb = await eventually(lambda: gslb_or_none(kube_store))
+    gslb.spec.strategy.weight = {"eu": 80, "us": 20}
+    await kube_store.update(gslb)
+
+    ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
+    assert ingress is not None
+    ingress["metadata"]["annotations"]["k8gb.io/dns-ttl-seconds"] = "60"
+    kube_api.update_object("networking.k8s.io", "ingresses", ingress)
+    updated = await eventually(lambda: _with_ttl(kube_store, 60))
+    assert updated.spec.strategy.weight == {"eu": 80, "us": 20}
+
+    version = updated.metadata.resource_version
+    ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
+    assert ingress is not None
+    ingress["status"] = {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}
+    kube_api.update_object("networking.k8s.io", "ingresses", ingress, status=True)
+    marker = annotated({"k8gb.io/strategy": "roundRobin"}, name="marker")
+    kube_api.create_object("networking.k8s.io", "v1", "ingresses", marker)
+    await eventually(lambda: _exists(kube_store, "marker"))  # the watch has gone past the status change
+    await triggers.idle()
+    assert (
+        await kube_store.get(KEY)
+    ).metadata.resource_version == version  # nothing to change, nothing written
+
+
+async def _with_ttl(store: KubeGslbStore, ttl: int) -> Gslb | None:
+    gslb = await gslb_or_none(store)
+    return gslb if gslb is not None and gslb.spec.strategy.dns_ttl_seconds == ttl else None
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason"),
+    [
+        pytest.param(
+            {"k8gb.io/strategy": "failover"},
+            "failover strategy requires annotation k8gb.io/primary-geotag",
+            id="failover-without-primary",
+        ),
+        pytest.param(
+            {"k8gb.io/strategy": "roundRobin", "k8gb.io/dns-ttl-seconds": "soon"},
+            "can't parse annotation value soon to int for key k8gb.io/dns-ttl-seconds",
+            id="ttl-not-an-int",
+        ),
+        pytest.param(
+            {"k8gb.io/strategy": "nearest"}, "unsupported strategy type 'nearest'", id="unknown-strategy"
+        ),
+    ],
+)
+async def test_a_broken_annotation_creates_nothing_and_says_why(
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    triggers: GslbTriggers,
+    annotations: dict[str, str],
+    reason: str,
+) -> None:
+    kube_api.create_object("networking.k8s.io", "v1", "ingresses", annotated(annotations))
+    events = await eventually(lambda: kube_api.objects("", "events", NS))
+    (event,) = events
+    assert (event["type"], event["reason"]) == ("Warning", "InvalidIngressAnnotation")
+    assert event["involvedObject"]["kind"] == "Ingress" and event["involvedObject"]["name"] == "web"
+    assert reason in event["message"]
+    await triggers.idle()
+    assert await gslb_or_none(kube_store) is None
+
+
+async def test_ingresses_owned_by_a_gslb_are_left_alone(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    owner = await kube_store.create(Gslb.model_validate(gslb_body("owner", namespace=NS)))
+    ref = {
+        "apiVersion": "k8gb.io/v1beta1",
+        "kind": "Gslb",
+        "name": "owner",
+        "uid": owner.metadata.uid,
+        "controller": True,
+    }
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        annotated({"k8gb.io/strategy": "roundRobin"}, ownerReferences=[ref]),
+    )
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"}, name="marker")
+    )
+    await eventually(lambda: _exists(kube_store, "marker"))  # the watch has gone past the owned Ingress
+    await triggers.idle()
+    assert await gslb_or_none(kube_store) is None
+
+
+async def _exists(store: KubeGslbStore, name: str) -> bool:
+    try:
+        await store.get(ObjectKey("k8gb.io", NS, name))
+    except NotFound:
+        return False
+    return True
+
+
+async def test_a_gslb_controlled_by_someone_else_is_not_taken_over(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    body = gslb_body("web", namespace=NS)
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "mine", "uid": "0000", "controller": True}
+    ]
+    before = await kube_store.create(Gslb.model_validate(body))
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
+    )
+    (event,) = await eventually(lambda: kube_api.objects("", "events", NS))
+    assert "already controlled by ConfigMap mine" in event["message"]
+    assert (await kube_store.get(KEY)).metadata.resource_version == before.metadata.resource_version
