@@ -29,6 +29,7 @@ from app.dnsserver.geo import ChainLocator, CidrLocator, GeoLocator, MaxMindLoca
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
+from app.providers.wrappers import Traced
 from app.settings import Settings
 from app.stores.base import GslbStore
 from app.telemetry.setup import TracingHandle, setup_tracing
@@ -123,7 +124,7 @@ class Runtime:
             servers=SpecServerSource(),
             health=health,
             exposed=StaticExposedIps(s.cluster_exposed_ips),
-            sink=ZoneSink(self.zone, s.zones),
+            sink=ZoneSink(Traced(self.zone), s.zones),
             geo_tag=s.cluster_geo_tag,
             zones=s.zones,
             metrics=metrics,
