@@ -6,6 +6,7 @@ after the object (`gslbs.k8gb.io "name" not found`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,10 @@ from app.api.tracemark import stamp_trace, traceparent_of
 from app.domain.gslb import KIND, TRACEPARENT_ANNOTATION, VERSION, Gslb, GslbStatus, with_defaults
 from app.domain.status import StatusCause, causes_from_errors, failure, invalid
 from app.stores.base import Conflict, GslbStore, ObjectKey
+
+# A prefix to which the store appends 5 of [a-z0-9] makes a valid name.
+GENERATE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*[-.]?$"
+_GENERATE_NAME_RE = re.compile(GENERATE_NAME_PATTERN)
 
 # A PUT without resourceVersion or a PATCH is "last write wins": on a concurrent change it is re-applied
 # to the fresh object, a few times at most (as the API server retries a patch).
@@ -74,11 +79,19 @@ def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | 
         gslb = Gslb.model_validate(checked)
     except ValidationError as exc:
         raise _invalid(group, shown, causes_from_errors(exc.errors())) from exc
-    if not gslb.metadata.name and not gslb.metadata.generate_name:
-        cause = StatusCause(
-            reason="FieldValueRequired", field="metadata.name", message="name or generateName is required"
-        )
-        raise _invalid(group, shown, [cause])
+    prefix = gslb.metadata.generate_name
+    if not gslb.metadata.name:
+        if not prefix:
+            cause = StatusCause(
+                reason="FieldValueRequired", field="metadata.name", message="name or generateName is required"
+            )
+            raise _invalid(group, shown, [cause])
+        if len(prefix) > 248 or not _GENERATE_NAME_RE.match(prefix):
+            message = (
+                "with 5 random characters appended it must be a valid name (lowercase RFC 1123 subdomain)"
+            )
+            cause = StatusCause(reason="FieldValueInvalid", field="metadata.generateName", message=message)
+            raise _invalid(group, prefix, [cause])
     return with_defaults(gslb)
 
 

@@ -7,6 +7,7 @@ here calls the controller.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from app.api.docs import mount_docs
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
+from app.api.openapi_refine import refine_schemas
 from app.api.routes import api_router
 from app.settings import Settings
 from app.stores.base import GslbStore
@@ -35,6 +37,17 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _refine_openapi(app: FastAPI) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            refine_schemas(generate()["components"]["schemas"])  # generate() caches the document
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     *,
     settings: Settings,
@@ -52,6 +65,7 @@ def create_app(
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,
     )
+    _refine_openapi(app)
     app.state.settings = settings
     app.state.store = store
     app.state.ready = ready or (lambda: True)

@@ -73,6 +73,12 @@ def with_strategy(**strategy: Any) -> dict[str, Any]:
             "FieldValueRequired",
             "name",
         ),
+        (
+            {"metadata": {"generateName": "Web_"}, "spec": {"strategy": {"type": "roundRobin"}}},
+            "metadata.generateName",
+            "FieldValueInvalid",
+            "RFC 1123",
+        ),
     ],
 )
 async def test_invalid_names_the_field(
@@ -201,4 +207,20 @@ async def test_body_over_the_limit_is_413(serve: ServeFactory) -> None:
 
 async def test_unknown_route_and_method_are_statuses(api: Api) -> None:
     assert_status(await api.client.get("/apis/example.com/v1/things"), 404, "NotFound")
-    assert_status(await api.client.post(f"/apis/{GROUP}/v1beta1/gslbs", json={}), 405, "MethodNotAllowed")
+    not_allowed = await api.client.post(f"/apis/{GROUP}/v1beta1/gslbs", json={})
+    assert_status(not_allowed, 405, "MethodNotAllowed")
+    assert not_allowed.headers["allow"] == "GET"
+    on_item = await api.client.post(ITEM, json={})
+    assert_status(on_item, 405, "MethodNotAllowed")
+    assert on_item.headers["allow"] == "DELETE, GET, PATCH, PUT"  # every route at the path, not the first
+
+
+async def test_invalid_path_names_are_422(api: Api) -> None:
+    status = assert_status(
+        await api.client.get(f"/apis/{GROUP}/v1beta1/namespaces/Bad_NS/gslbs/x"), 422, "Invalid"
+    )
+    assert [c["field"] for c in status["details"]["causes"]] == ["path.namespace"]
+    status = assert_status(
+        await api.client.put(f"{COLLECTION}/UPPER", json=gslb_body("UPPER")), 422, "Invalid"
+    )
+    assert [c["field"] for c in status["details"]["causes"]] == ["path.name"]

@@ -286,3 +286,11 @@ async def test_status_of_missing_object_is_404(api: Api) -> None:
     response = await api.client.put(item(GROUP, "ghost") + "/status", json={"status": {"geoTag": "eu"}})
     assert response.status_code == 404
     assert response.json()["reason"] == "NotFound"
+
+
+async def test_generate_name(api: Api) -> None:
+    body = gslb_body("ignored")
+    body["metadata"] = {"generateName": "web-"}
+    created = await create(api, body)
+    assert re.fullmatch(r"web-[a-z0-9]{5}", created["metadata"]["name"])
+    assert (await api.client.get(item(GROUP, created["metadata"]["name"]))).status_code == 200

@@ -32,12 +32,10 @@ def test_document_describes_bodies_and_errors() -> None:
     for group in (GROUP, LEGACY_GROUP):
         base = f"/apis/{group}/v1beta1/namespaces/{{namespace}}/gslbs"
         create = paths[base]["post"]
-        assert create["requestBody"]["content"]["application/yaml"]["schema"] == {
-            "$ref": "#/components/schemas/Gslb"
-        }
-        assert create["requestBody"]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Gslb"
-        }
+        for media in ("application/json", "application/yaml"):
+            properties = create["requestBody"]["content"][media]["schema"]["properties"]
+            assert properties["spec"] == {"$ref": "#/components/schemas/GslbSpec"}
+            assert properties["apiVersion"]["const"] == f"{group}/v1beta1"
         assert "application/merge-patch+json" in paths[base + "/{name}"]["patch"]["requestBody"]["content"]
         for method in ("put", "patch", "delete"):
             responses = paths[base + "/{name}"][method]["responses"]
@@ -47,6 +45,9 @@ def test_document_describes_bodies_and_errors() -> None:
                 schema = responses[code]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Status"}
         assert "201" in create["responses"]
+    strategy = document["components"]["schemas"]["Strategy"]
+    assert strategy["properties"]["type"]["enum"] == ["roundRobin", "failover", "geoip"]
+    assert strategy["then"] == {"properties": {"type": {"const": "roundRobin"}}}  # weight needs roundRobin
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
     assert "createK8gbIoV1beta1NamespacedGslb" in ids and "patchK8gbAbsaOssV1beta1NamespacedGslb" in ids

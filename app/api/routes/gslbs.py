@@ -7,16 +7,17 @@ by hand (JSON or YAML), so the OpenAPI request bodies are declared explicitly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Path, Request, status
 from fastapi.responses import JSONResponse
 
 from app.api import gslb_ops
 from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from app.api.deps import StoreDep, WriterDep
 from app.api.errors import store_errors
-from app.domain.gslb import PLURAL, VERSION, Gslb, GslbList
+from app.api.gslb_ops import GENERATE_NAME_PATTERN
+from app.domain.gslb import KIND, NAME_RE, NAMESPACE_RE, PLURAL, VERSION, Gslb, GslbList
 from app.domain.status import Status
 from app.stores.base import ObjectKey
 
@@ -31,8 +32,6 @@ _DESCRIPTIONS = {
     503: "The store cannot serve the request now",
 }
 
-_GSLB_REF = {"$ref": "#/components/schemas/Gslb"}
-
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Status, "description": _DESCRIPTIONS[code]} for code in codes}
@@ -43,7 +42,48 @@ def _body(media_types: frozenset[str] | tuple[str, ...], schema: dict[str, Any])
     return {"requestBody": {"required": True, "content": content}}
 
 
-_OBJECT_BODY = _body(OBJECT_TYPES, _GSLB_REF)
+# Writes are open when no token is configured: the bearer token is documented as optional ({}).
+_OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_IGNORED = {"description": "ignored"}
+
+
+def _object_body(group: str, operation: Literal["create", "replace", "status"]) -> dict[str, Any]:
+    """The Gslb a write takes: apiVersion of this group; what the write ignores is documented as such."""
+    properties: dict[str, Any] = {
+        "apiVersion": {"const": f"{group}/{VERSION}", "default": f"{group}/{VERSION}"},
+        "kind": {"const": KIND, "default": KIND},
+        "metadata": _ref("ObjectMeta"),
+        "spec": _IGNORED if operation == "status" else _ref("GslbSpec"),
+        "status": _ref("GslbStatus") if operation == "status" else _IGNORED,
+    }
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "title": f"{KIND} ({operation})"}
+    if operation != "status":
+        schema["required"] = ["spec"]
+    if operation == "create":
+        schema["required"].append("metadata")
+        named = {
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                {
+                    "required": ["generateName"],
+                    "properties": {"generateName": {"type": "string", "pattern": GENERATE_NAME_PATTERN}},
+                },
+            ]
+        }
+        properties["metadata"] = {"allOf": [_ref("ObjectMeta"), named]}
+    body = _body(OBJECT_TYPES, schema)
+    body["requestBody"]["description"] = (
+        "metadata.namespace (and metadata.name on replace) default to the URL's and must match it"
+    )
+    return {**body, **_OPTIONAL_AUTH}
+
+
 _PATCH_BODY = _body(
     PATCH_TYPES,
     {
@@ -52,7 +92,12 @@ _PATCH_BODY = _body(
         "additionalProperties": True,
     },
 )
+_PATCH_BODY.update(_OPTIONAL_AUTH)
 _READ_ERRORS = _errors(404, 422, 503)
+
+# Path parameters validated as Kubernetes validates names (422 naming `path.name` otherwise).
+Namespace = Annotated[str, Path(pattern=NAMESPACE_RE.pattern, max_length=63, description="RFC 1123 label")]
+Name = Annotated[str, Path(pattern=NAME_RE.pattern, max_length=253, description="RFC 1123 subdomain")]
 _WRITE_ERRORS = _errors(400, 401, 404, 409, 413, 415, 422, 503)
 
 
@@ -101,7 +146,7 @@ def gslb_router(group: str) -> APIRouter:
         response_model=GslbList,
         responses=_errors(422, 503),
     )
-    async def list_namespaced(namespace: str, store: StoreDep) -> JSONResponse:
+    async def list_namespaced(namespace: Namespace, store: StoreDep) -> JSONResponse:
         """List the Gslbs of one namespace, sorted by name."""
         with store_errors(group, ""):
             return list_response(*await store.list(group, namespace))
@@ -113,9 +158,11 @@ def gslb_router(group: str) -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         response_model=Gslb,
         responses=_errors(400, 401, 409, 413, 415, 422, 503),
-        openapi_extra=_OBJECT_BODY,
+        openapi_extra=_object_body(group, "create"),
     )
-    async def create(namespace: str, request: Request, store: StoreDep, _auth: WriterDep) -> JSONResponse:
+    async def create(
+        namespace: Namespace, request: Request, store: StoreDep, _auth: WriterDep
+    ) -> JSONResponse:
         """Create a Gslb (JSON or YAML); `status` is ignored and dnsTtlSeconds defaults to 30."""
         body = await read_object(request)
         created = await gslb_ops.create_gslb(
@@ -130,7 +177,7 @@ def gslb_router(group: str) -> APIRouter:
         response_model=Gslb,
         responses=_READ_ERRORS,
     )
-    async def read(namespace: str, name: str, store: StoreDep) -> JSONResponse:
+    async def read(namespace: Namespace, name: Name, store: StoreDep) -> JSONResponse:
         """Read one Gslb."""
         with store_errors(group, name):
             return _object(await store.get(ObjectKey(group, namespace, name)))
@@ -141,10 +188,10 @@ def gslb_router(group: str) -> APIRouter:
         summary="Replace a Gslb",
         response_model=Gslb,
         responses=_WRITE_ERRORS,
-        openapi_extra=_OBJECT_BODY,
+        openapi_extra=_object_body(group, "replace"),
     )
     async def replace(
-        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
     ) -> JSONResponse:
         """Replace metadata and spec; with `metadata.resourceVersion` 409 when stale, else last write wins."""
         body = await read_object(request)
@@ -162,7 +209,7 @@ def gslb_router(group: str) -> APIRouter:
         openapi_extra=_PATCH_BODY,
     )
     async def patch(
-        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
     ) -> JSONResponse:
         """Merge-patch a Gslb (RFC 7386; `application/merge-patch+json` or `application/json`)."""
         document = await read_object(request, PATCH_TYPES)
@@ -173,13 +220,14 @@ def gslb_router(group: str) -> APIRouter:
 
     @router.delete(
         item,
+        openapi_extra=_OPTIONAL_AUTH,
         name=f"delete{ids}NamespacedGslb",
         summary="Delete a Gslb",
         response_model=Gslb,
         responses=_WRITE_ERRORS,
     )
     async def delete(
-        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
     ) -> JSONResponse:
         """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`."""
         options = await read_optional_object(request)
@@ -195,7 +243,7 @@ def gslb_router(group: str) -> APIRouter:
         response_model=Gslb,
         responses=_READ_ERRORS,
     )
-    async def read_status(namespace: str, name: str, store: StoreDep) -> JSONResponse:
+    async def read_status(namespace: Namespace, name: Name, store: StoreDep) -> JSONResponse:
         """Read a Gslb through its status subresource."""
         return await read(namespace, name, store)
 
@@ -205,10 +253,10 @@ def gslb_router(group: str) -> APIRouter:
         summary="Replace a Gslb's status",
         response_model=Gslb,
         responses=_WRITE_ERRORS,
-        openapi_extra=_OBJECT_BODY,
+        openapi_extra=_object_body(group, "status"),
     )
     async def replace_status(
-        namespace: str, name: str, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
     ) -> JSONResponse:
         """Replace only the status (the rest of the body is ignored); resourceVersion is a precondition."""
         body = await read_object(request)
