@@ -3,7 +3,9 @@
 Durability: WAL with `synchronous=FULL`, one transaction per write, so an acknowledged write survives
 SIGKILL and power loss and an object is never half-written. Every sqlite3 call runs on one dedicated
 worker thread (sqlite3 is blocking; the event loop must not be). That single thread also serialises
-writes, so commit order is the order events reach watchers.
+writes, so commit order is the order events reach watchers. Reads have their own connection on their
+own thread: in WAL mode they never wait for a writer, so while the file is locked by someone else
+(writes wait out the busy timeout, then fail) reads keep answering.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import secrets
 import sqlite3
 import string
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,8 +79,11 @@ class SqliteStore:
     def __init__(self, data_dir: Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(data_dir) / "gslb.db"
         self._busy_timeout_ms = busy_timeout_ms
+        self._locked_at: float | None = None  # when a write last found the file locked by someone else
         self._executor: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._read_conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._feed = ChangeFeed()
 
@@ -88,16 +94,24 @@ class SqliteStore:
             return
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store-read")
         await self._run(self._open)
+        await self._run(self._open_reader, read=True)
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
+        reader, self._reader = self._reader, None
         if executor is None:
             return
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close_connection)
+            await loop.run_in_executor(executor, self._close_connection)
+            if reader is not None:
+                await loop.run_in_executor(reader, self._close_reader)
         finally:
             await asyncio.to_thread(executor.shutdown, True)
+            if reader is not None:
+                await asyncio.to_thread(reader.shutdown, True)
         self._feed.close()
 
     def _open(self) -> None:
@@ -115,14 +129,25 @@ class SqliteStore:
             raise
         self._conn = conn
 
+    def _open_reader(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        self._read_conn = conn
+
     def _close_connection(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        """Run `fn` on the worker thread; SQLite trouble becomes `Unavailable` with the file named."""
-        if self._executor is None:
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+    async def _run(self, fn: Callable[[], T], *, read: bool = False) -> T:
+        """Run `fn` on the writer (or reader) thread; SQLite trouble becomes `Unavailable`, file named."""
+        executor = self._reader if read else self._executor
+        if executor is None:
             raise Unavailable("the SQLite store is not started")
         loop = asyncio.get_running_loop()
 
@@ -134,7 +159,7 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise Unavailable(f"SQLite store {self.path} cannot serve the request: {exc}") from exc
 
-        return await loop.run_in_executor(self._executor, guarded)
+        return await loop.run_in_executor(executor, guarded)
 
     # --- worker-thread helpers (never call from the loop) ------------------------------------
 
@@ -144,17 +169,27 @@ class SqliteStore:
             raise Unavailable("the SQLite store is closed")
         return self._conn
 
-    def _load(self, key: ObjectKey) -> Gslb | None:
-        row = self._db.execute(
-            "SELECT body FROM gslbs WHERE api_group = ? AND namespace = ? AND name = ?",
-            (key.group, key.namespace, key.name),
-        ).fetchone()
+    @property
+    def _read_db(self) -> sqlite3.Connection:
+        if self._read_conn is None:
+            raise Unavailable("the SQLite store is closed")
+        return self._read_conn
+
+    def _load(self, key: ObjectKey, conn: sqlite3.Connection | None = None) -> Gslb | None:
+        row = (
+            (conn or self._db)
+            .execute(
+                "SELECT body FROM gslbs WHERE api_group = ? AND namespace = ? AND name = ?",
+                (key.group, key.namespace, key.name),
+            )
+            .fetchone()
+        )
         return Gslb.model_validate(json.loads(row[0])) if row else None
 
     def _write(self, mutate: Callable[[sqlite3.Connection, int], tuple[Gslb, WatchEvent | None]]) -> Gslb:
         """One IMMEDIATE transaction: `mutate(conn, next_revision)` does the row work; all or nothing."""
         conn = self._db
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin(conn)
         try:
             revision = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0] + 1
             result, event = mutate(conn, revision)
@@ -169,6 +204,27 @@ class SqliteStore:
             raise
         self._publish(event)
         return result
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE. Once a write has waited out the busy timeout on a file someone else holds
+        locked, the writes queued behind it fail fast for one timeout's length instead of each waiting
+        the whole timeout again: a long lock answers 503s promptly, not after minutes of queueing."""
+        window = self._busy_timeout_ms / 1000
+        quick = self._locked_at is not None and time.monotonic() - self._locked_at < window
+        if quick:
+            conn.execute("PRAGMA busy_timeout = 50")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if busy and not quick:
+                self._locked_at = time.monotonic()
+            raise
+        else:
+            self._locked_at = None
+        finally:
+            if quick:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
 
     def _publish(self, event: WatchEvent) -> None:
         # call_soon_threadsafe callbacks run in FIFO order: watchers see commits in commit order,
@@ -201,16 +257,16 @@ class SqliteStore:
 
     async def get(self, key: ObjectKey) -> Gslb:
         def read() -> Gslb:
-            found = self._load(key)
+            found = self._load(key, self._read_db)
             if found is None:
                 raise NotFound(f"{key} not found")
             return found
 
-        return await self._run(read)
+        return await self._run(read, read=True)
 
     async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
         def read() -> tuple[list[Gslb], str]:
-            conn = self._db
+            conn = self._read_db
             conn.execute("BEGIN")  # one snapshot for the rows and the revision
             try:
                 if namespace is None:
@@ -227,7 +283,7 @@ class SqliteStore:
                 conn.execute("COMMIT")
             return [Gslb.model_validate(json.loads(r[0])) for r in rows], str(revision)
 
-        return await self._run(read)
+        return await self._run(read, read=True)
 
     # --- writes --------------------------------------------------------------------------------
 
