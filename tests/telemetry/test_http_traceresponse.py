@@ -13,6 +13,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from app.telemetry import carry
@@ -214,7 +215,8 @@ async def test_a_collector_that_is_down_fails_no_request(downstream: str) -> Non
 async def untraced_api(downstream: str) -> AsyncIterator[httpx.AsyncClient]:
     app = api_app(downstream)
     instrument_app(app, enabled=False)
-    instrument_httpx_client(app.state.client)
+    # Disabled means no SDK provider; model it explicitly, as another test may have set a global one.
+    instrument_httpx_client(app.state.client, tracer_provider=trace.NoOpTracerProvider())
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
         yield client
     await app.state.client.aclose()
