@@ -13,12 +13,13 @@ from app.stores.kube.store import KubeGslbStore
 from tests.support.kmockapi import KubeApi, load_yaml_documents, running_api
 
 CRDS = Path(__file__).resolve().parents[3] / "chart" / "crds"
+CRD_DOCUMENTS = load_yaml_documents(sorted(CRDS.glob("*.yaml")))  # parsed once per session
 
 
 @pytest.fixture
 async def kube_api(tmp_path: Path) -> AsyncIterator[KubeApi]:
     async with running_api(tmp_path) as api:
-        api.install_crds(load_yaml_documents(sorted(CRDS.glob("*.yaml"))))
+        api.install_crds(CRD_DOCUMENTS)
         yield api
 
 

@@ -1,0 +1,90 @@
+"""Kubernetes mode assembled from settings: one client shared by the store, sources, sink and watches.
+
+`build_kube_store(settings)` is what the composition root calls for GSLB_MODE=kubernetes;
+`KubeParts.of(store, settings)` then gives the reconciler's ports and the extra feeds on the same
+client: `parts.servers`, `parts.health`, `parts.exposed`, `parts.sink` for the Reconciler,
+`parts.triggers(on_key)` for k8gb's secondary watches and `parts.elector(identity)` for the Lease.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from app.settings import Settings
+from app.stores.kube.client import KubeClient, connect
+from app.stores.kube.dnsendpoint import DnsEndpointSink
+from app.stores.kube.events import KubeEvents
+from app.stores.kube.exposed import KubeExposedIps
+from app.stores.kube.health import EndpointSliceHealth
+from app.stores.kube.ingress_workflow import IngressWorkflow
+from app.stores.kube.lease import LeaderElector
+from app.stores.kube.ownwrites import OwnWrites
+from app.stores.kube.servers import KubeServerSource
+from app.stores.kube.store import KubeGslbStore
+from app.stores.kube.triggers import GslbTriggers, OnKey
+
+LEASE_NAME = "pygslb-controller"
+
+
+async def build_kube_store(settings: Settings, client: KubeClient | None = None) -> KubeGslbStore:
+    """The Gslb store on a client configured as kubectl would be (KUBECONFIG, in-cluster, ~/.kube)."""
+    client = client or await connect()
+    return KubeGslbStore(client, events=KubeEvents(client, instance=default_identity()))
+
+
+def default_identity() -> str:
+    """This replica's name in the Lease: the pod name when the chart passes POD_NAME, else host and pid."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class KubeParts:
+    store: KubeGslbStore
+    settings: Settings
+    events: KubeEvents
+    own_writes: OwnWrites
+    servers: KubeServerSource
+    health: EndpointSliceHealth
+    exposed: KubeExposedIps
+    sink: DnsEndpointSink
+    workflow: IngressWorkflow
+
+    @classmethod
+    def of(cls, store: KubeGslbStore, settings: Settings) -> KubeParts:
+        client = store.client
+        events = store.events or KubeEvents(client)
+        own_writes = OwnWrites()
+        servers = KubeServerSource(client, events=events, own_writes=own_writes)
+        return cls(
+            store=store,
+            settings=settings,
+            events=events,
+            own_writes=own_writes,
+            servers=servers,
+            health=EndpointSliceHealth(client),
+            exposed=KubeExposedIps(
+                servers,
+                cluster_exposed_ips=settings.cluster_exposed_ips,
+                edge_servers=settings.edge_servers,
+                events=events,
+            ),
+            sink=DnsEndpointSink(client, own_writes=own_writes),
+            workflow=IngressWorkflow(client, store=store, events=events),
+        )
+
+    def triggers(self, on_key: OnKey) -> GslbTriggers:
+        return GslbTriggers(
+            self.store.client,
+            store=self.store,
+            on_key=on_key,
+            health=self.health,
+            workflow=self.workflow,
+            own_writes=self.own_writes,
+        )
+
+    def elector(self, identity: str | None = None) -> LeaderElector:
+        return LeaderElector(
+            self.store.client, self.settings.pod_namespace, LEASE_NAME, identity or default_identity()
+        )

@@ -1,0 +1,323 @@
+"""The whole reconcile in kubernetes mode: the controller's pipeline on the kube store, sources and sink,
+fed by the store's watch and k8gb's secondary watches, against the emulated API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from app.controller.metrics import ControllerMetrics
+from app.controller.reconcile import Reconciler
+from app.controller.runner import Controller
+from app.settings import Settings
+from app.stores.base import ObjectKey
+from app.stores.kube.client import KubeClient
+from app.stores.kube.lease import LeaderElector
+from app.stores.kube.mode import KubeParts, build_kube_store
+from app.stores.kube.triggers import GslbTriggers
+from tests.support.gslb_factory import gslb_body
+from tests.support.kmockapi import KubeApi
+
+NS = "test-gslb"
+HOST = "roundrobin.cloud.example.com"
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "cluster_geo_tag": "eu",
+        "dns_zones": "example.com:cloud.example.com:30",
+        "pod_namespace": "k8gb",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@dataclass
+class Replica:
+    """One controller process's kubernetes-mode parts, in-process."""
+
+    parts: KubeParts
+    controller: Controller
+    triggers: GslbTriggers
+    reconciled: list[ObjectKey] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.parts.store.start()
+        await self.parts.health.start()
+        await self.triggers.start()
+        await self.controller.start()
+
+    async def stop(self) -> None:
+        await self.controller.stop(grace=2)
+        await self.triggers.stop()
+        await self.parts.health.stop()
+        await self.parts.store.close()
+
+
+async def make_replica(kube: KubeClient, config: Settings) -> Replica:
+    store = await build_kube_store(config, kube)
+    parts = KubeParts.of(store, config)
+    metrics = ControllerMetrics(CollectorRegistry())
+    reconciler = Reconciler(
+        store=store,
+        servers=parts.servers,
+        health=parts.health,
+        exposed=parts.exposed,
+        sink=parts.sink,
+        geo_tag=config.cluster_geo_tag,
+        zones=config.zones,
+        metrics=metrics,
+    )
+    controller = Controller(store=store, reconciler=reconciler, metrics=metrics, requeue_seconds=0, workers=2)
+    triggers = parts.triggers(lambda key, reason: controller.queue.add(key, None, reason))
+    replica = Replica(parts, controller, triggers)
+    controller.on_reconciled = lambda key, outcome: replica.reconciled.append(key)
+    return replica
+
+
+@pytest.fixture
+async def replica(kube: KubeClient) -> AsyncIterator[Replica]:
+    running = await make_replica(kube, settings())
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := check()):
+            await asyncio.sleep(0.02)
+        return result
+
+
+def get(api: KubeApi, group: str, plural: str, name: str) -> dict[str, Any] | None:
+    return api.get_object(group, plural, NS, name)
+
+
+def records(api: KubeApi, name: str) -> dict[str, list[str]] | None:
+    dnsendpoint = get(api, "externaldns.k8s.io", "dnsendpoints", name)
+    if dnsendpoint is None:
+        return None
+    return {e["dnsName"]: e["targets"] for e in dnsendpoint["spec"].get("endpoints", [])}
+
+
+def ready_backend(api: KubeApi, service: str, ready: bool = True) -> None:
+    api.create_object("", "v1", "services", {"metadata": {"name": service, "namespace": NS}, "spec": {}})
+    api.create_object(
+        "discovery.k8s.io",
+        "v1",
+        "endpointslices",
+        {
+            "metadata": {
+                "name": f"{service}-1",
+                "namespace": NS,
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": ready}}],
+        },
+    )
+
+
+def set_ingress_ip(api: KubeApi, name: str, ip: str) -> None:
+    ingress = get(api, "networking.k8s.io", "ingresses", name)
+    assert ingress is not None
+    ingress["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
+    api.update_object("networking.k8s.io", "ingresses", ingress, status=True)
+
+
+async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
+    kube_api: KubeApi, replica: Replica
+) -> None:
+    ready_backend(kube_api, "frontend")
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+
+    ingress = await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
+    assert ingress["metadata"]["labels"] == {"app.k8gb.io/managed-by": "gslb"}
+    gslb = await until(lambda: (g := get(kube_api, "k8gb.io", "gslbs", "app")) and g.get("status") and g)
+    assert gslb["spec"]["strategy"]["dnsTtlSeconds"] == 30  # defaulted and written back
+    assert gslb["status"]["serviceHealth"] == {HOST: "Healthy"} and gslb["status"]["healthyRecords"] == {}
+
+    set_ingress_ip(kube_api, "app", "192.0.2.10")  # the ingress controller got an address
+    assert await until(lambda: records(kube_api, "app")) == {
+        f"localtargets-{HOST}": ["192.0.2.10"],
+        HOST: ["192.0.2.10"],
+    }
+    status = (await until(lambda: _status_with_records(kube_api, "app")))["status"]
+    assert status["geoTag"] == "eu" and status["hosts"] == HOST
+    assert status["loadBalancer"] == {"exposedIps": ["192.0.2.10"]}
+    assert status["servers"] == [{"host": HOST, "services": [{"namespace": NS, "name": "frontend"}]}]
+    assert status["healthyRecords"] == {HOST: ["192.0.2.10"]}
+    assert get(kube_api, "k8gb.io", "gslbs", "app")["metadata"]["generation"] == 2  # type: ignore[index]
+
+    slice_ = get(kube_api, "discovery.k8s.io", "endpointslices", "frontend-1")
+    assert slice_ is not None
+    slice_["endpoints"][0]["conditions"]["ready"] = False
+    kube_api.update_object("discovery.k8s.io", "endpointslices", slice_)  # the pods went unready
+    await until(lambda: records(kube_api, "app") == {})
+    await until(
+        lambda: get(kube_api, "k8gb.io", "gslbs", "app")["status"]["serviceHealth"] == {HOST: "Unhealthy"}
+    )  # type: ignore[index]
+
+    kube_api.delete_object("k8gb.io", "gslbs", NS, "app")
+    assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "app") is None
+    assert get(kube_api, "networking.k8s.io", "ingresses", "app") is None
+
+
+def _status_with_records(api: KubeApi, name: str) -> dict[str, Any] | None:
+    gslb = get(api, "k8gb.io", "gslbs", name)
+    return gslb if gslb and (gslb.get("status") or {}).get("healthyRecords") else None
+
+
+async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Replica) -> None:
+    ready_backend(kube_api, "frontend")
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
+    set_ingress_ip(kube_api, "app", "192.0.2.10")
+    await until(lambda: _status_with_records(kube_api, "app"))
+    await replica.controller.wait_idle()
+    settled = replica.reconciled.count(ObjectKey("k8gb.io", NS, "app"))
+
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("marker", namespace=NS, host="m.cloud.example.com")
+    )
+    await until(lambda: _status_of(kube_api, "marker"))
+    await replica.controller.wait_idle()
+    assert replica.reconciled.count(ObjectKey("k8gb.io", NS, "app")) == settled
+
+
+def _status_of(api: KubeApi, name: str) -> Any:
+    gslb = get(api, "k8gb.io", "gslbs", name)
+    return gslb and gslb.get("status")
+
+
+async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replica: Replica) -> None:
+    ready_backend(kube_api, "web")
+    rules = [
+        {
+            "host": HOST,
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web"}}}]},
+        }
+    ]
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        {"metadata": {"name": "web", "namespace": NS}, "spec": {"rules": rules}},
+    )
+    set_ingress_ip(kube_api, "web", "198.51.100.4")
+    for name, ref in (("ref", "web"), ("broken", "nowhere")):
+        body = gslb_body(name, namespace=NS)
+        del body["spec"]["ingress"]
+        body["spec"]["resourceRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": ref}
+        kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    assert await until(lambda: records(kube_api, "ref")) == {
+        f"localtargets-{HOST}": ["198.51.100.4"],
+        HOST: ["198.51.100.4"],
+    }
+    event = await until(
+        lambda: [e for e in kube_api.objects("", "events", NS) if e["reason"] == "ReconcileError"]
+    )
+    assert event[0]["involvedObject"]["name"] == "broken"
+    assert event[0]["message"] == f"referenced Ingress {NS}/nowhere not found"
+    assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
+
+
+async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Replica) -> None:
+    ready_backend(kube_api, "shop")
+    rules = [
+        {
+            "host": HOST,
+            "http": {
+                "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "shop"}}}]
+            },
+        }
+    ]
+    annotations = {
+        "k8gb.io/strategy": "failover",
+        "k8gb.io/primary-geotag": "eu",
+        "k8gb.io/dns-ttl-seconds": "5",
+    }
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        {"metadata": {"name": "shop", "namespace": NS, "annotations": annotations}, "spec": {"rules": rules}},
+    )
+    set_ingress_ip(kube_api, "shop", "203.0.113.8")
+    await until(lambda: records(kube_api, "shop"))
+    dnsendpoint = get(kube_api, "externaldns.k8s.io", "dnsendpoints", "shop")
+    assert dnsendpoint is not None
+    host_record = next(e for e in dnsendpoint["spec"]["endpoints"] if e["dnsName"] == HOST)
+    assert host_record == {
+        "dnsName": HOST,
+        "targets": ["203.0.113.8"],
+        "recordType": "A",
+        "recordTTL": 5,
+        "labels": {"strategy": "failover"},
+    }
+    kube_api.delete_object("networking.k8s.io", "ingresses", NS, "shop")
+    assert get(kube_api, "k8gb.io", "gslbs", "shop") is None
+    assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "shop") is None
+
+
+FAST_LEASE = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}
+
+
+async def test_leader_handover_loses_no_reconcile(kube_api: KubeApi, kube: KubeClient) -> None:
+    """Only the leader reconciles; a successor rebuilds its queue from a list, so a Gslb created while
+    nobody led is reconciled too."""
+
+    async def candidate(identity: str) -> tuple[LeaderElector, asyncio.Task[None], list[Replica]]:
+        leading: list[Replica] = []
+
+        async def lead() -> None:
+            replica = await make_replica(kube, settings())
+            leading.append(replica)
+            await replica.start()
+
+        async def step_down() -> None:
+            if leading:
+                await leading.pop().stop()
+
+        elector = LeaderElector(kube, "k8gb", "pygslb-controller", identity, **FAST_LEASE)
+        return elector, asyncio.create_task(elector.run(lead, step_down)), leading
+
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("first", namespace=NS, host="first.cloud.example.com")
+    )
+    a_elector, a_task, a_leading = await candidate("replica-a")
+    await until(lambda: _status_of(kube_api, "first"))
+    assert a_elector.is_leader and a_leading
+
+    a_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await a_task
+    assert not a_leading
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("during", namespace=NS, host="during.cloud.example.com")
+    )
+
+    b_elector, b_task, b_leading = await candidate("replica-b")
+    try:
+        await until(lambda: _status_of(kube_api, "during"))
+        assert b_elector.is_leader and b_leading
+        assert ObjectKey("k8gb.io", NS, "during") in b_leading[0].reconciled
+        assert (
+            ObjectKey("k8gb.io", NS, "first") in b_leading[0].reconciled
+        )  # the queue was rebuilt from a list
+    finally:
+        b_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await b_task
