@@ -1,17 +1,19 @@
 """One trace from the caller through `gslb serve`: API server span → Reconcile → its steps, exported
 over OTLP to a real receiver; also across a restart between the write and the reconcile."""
 
+import asyncio
 import secrets
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.instance import Backend, a_records, eventually, running, services_yaml
+from tests.support.instance import ROOT, Backend, a_records, eventually, running, services_yaml
 from tests.support.otlp import OtlpHttpReceiver
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
+
 EXAMPLE = (ROOT / "examples" / "gslb-roundrobin.yaml").read_text()
 COLLECTION = "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs"
 HOST = "roundrobin.cloud.example.com"
@@ -106,3 +108,82 @@ async def test_restart_between_write_and_reconcile_keeps_the_trace(tmp_path, bac
             lambda spans: {s.name for s in spans if s.trace_id == trace_id} >= STEPS | {"Reconcile"}
         )
     assert_reconcile_tree(spans, trace_id, server.span_id)
+
+
+async def test_update_patch_and_gslb_apply_annotation_each_join_their_callers_trace(
+    tmp_path, backend, receiver
+):
+    async with running(tmp_path, **settings(tmp_path, backend, receiver)) as gslb:
+        url = f"{COLLECTION}/test-gslb"
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            assert (
+                await client.post(COLLECTION, content=EXAMPLE, headers={"Content-Type": "application/yaml"})
+            ).status_code == 201
+
+            async def observed():
+                return ((await client.get(url)).json().get("status") or {}).get("observedGeneration")
+
+            await eventually(observed, 1)  # the status write is done: the next GET is current
+
+            # PUT (replace) with a new TTL: generation 2, reconciled inside the PUT's trace.
+            put_trace, put_span, put_tp = caller()
+            body = (await client.get(url)).json()
+            body["spec"]["strategy"]["dnsTtlSeconds"] = 60
+            replaced = await client.put(url, json=body, headers={"traceparent": put_tp})
+            assert replaced.status_code == 200, replaced.text
+            assert replaced.json()["metadata"]["generation"] == 2
+
+            # PATCH (merge patch): generation 3, inside the PATCH's trace.
+            patch_trace, patch_span, patch_tp = caller()
+            patched = await client.patch(
+                url,
+                json={"spec": {"strategy": {"dnsTtlSeconds": 90}}},
+                headers={"traceparent": patch_tp, "Content-Type": "application/merge-patch+json"},
+            )
+            assert patched.status_code == 200, patched.text
+            await eventually(observed, 3)
+
+        # `gslb apply` with the annotation set by the user (as a kubectl user would): generation 4.
+        user_trace, user_span, user_tp = caller()
+        manifest = EXAMPLE.replace(
+            "  namespace: test-gslb\n",
+            f"  namespace: test-gslb\n  annotations:\n    k8gb.io/traceparent: {user_tp}\n",
+        ).replace("dnsTtlSeconds: 30", "dnsTtlSeconds: 120")
+        (tmp_path / "apply.yaml").write_text(manifest)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app",
+            "apply",
+            "-f",
+            str(tmp_path / "apply.yaml"),
+            "--server",
+            gslb.api,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+        assert "configured" in out.decode()
+
+        spans = await receiver.wait_for(
+            lambda spans: all(
+                any(s.name == "Reconcile" and s.trace_id == t for s in spans)
+                for t in (put_trace, patch_trace, user_trace)
+            )
+        )
+
+    def reconcile_of(trace_id):
+        return next(s for s in spans if s.name == "Reconcile" and s.trace_id == trace_id)
+
+    def server_of(trace_id, parent):
+        return next(s for s in spans if s.trace_id == trace_id and s.parent_span_id == parent and s.kind == 2)
+
+    assert reconcile_of(put_trace).parent_span_id == server_of(put_trace, put_span).span_id
+    assert reconcile_of(put_trace).attributes["k8gb.gslb.generation"] == 2
+    assert reconcile_of(patch_trace).parent_span_id == server_of(patch_trace, patch_span).span_id
+    assert reconcile_of(patch_trace).attributes["k8gb.gslb.generation"] == 3
+    # The user's own annotation names the parent directly.
+    assert reconcile_of(user_trace).parent_span_id == user_span
+    assert reconcile_of(user_trace).attributes["k8gb.gslb.generation"] == 4
