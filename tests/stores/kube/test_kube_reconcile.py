@@ -5,90 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from prometheus_client import CollectorRegistry
-
-from app.controller.metrics import ControllerMetrics
-from app.controller.reconcile import Reconciler
-from app.controller.runner import Controller
-from app.settings import Settings
 from app.stores.base import ObjectKey
 from app.stores.kube.client import KubeClient
 from app.stores.kube.lease import LeaderElector
-from app.stores.kube.mode import KubeParts, build_kube_store
-from app.stores.kube.triggers import GslbTriggers
 from tests.support.gslb_factory import gslb_body
 from tests.support.kmockapi import KubeApi
 
 NS = "test-gslb"
 HOST = "roundrobin.cloud.example.com"
-
-
-def settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "cluster_geo_tag": "eu",
-        "dns_zones": "example.com:cloud.example.com:30",
-        "pod_namespace": "k8gb",
-        **overrides,
-    }
-    return Settings(**values)
-
-
-@dataclass
-class Replica:
-    """One controller process's kubernetes-mode parts, in-process."""
-
-    parts: KubeParts
-    controller: Controller
-    triggers: GslbTriggers
-    reconciled: list[ObjectKey] = field(default_factory=list)
-
-    async def start(self) -> None:
-        await self.parts.store.start()
-        await self.parts.health.start()
-        await self.triggers.start()
-        await self.controller.start()
-
-    async def stop(self) -> None:
-        await self.controller.stop(grace=2)
-        await self.triggers.stop()
-        await self.parts.health.stop()
-        await self.parts.store.close()
-
-
-async def make_replica(kube: KubeClient, config: Settings) -> Replica:
-    store = await build_kube_store(config, kube)
-    parts = KubeParts.of(store, config)
-    metrics = ControllerMetrics(CollectorRegistry())
-    reconciler = Reconciler(
-        store=store,
-        servers=parts.servers,
-        health=parts.health,
-        exposed=parts.exposed,
-        sink=parts.sink,
-        geo_tag=config.cluster_geo_tag,
-        zones=config.zones,
-        metrics=metrics,
-    )
-    controller = Controller(store=store, reconciler=reconciler, metrics=metrics, requeue_seconds=0, workers=2)
-    triggers = parts.triggers(lambda key, reason: controller.queue.add(key, None, reason))
-    replica = Replica(parts, controller, triggers)
-    controller.on_reconciled = lambda key, outcome: replica.reconciled.append(key)
-    return replica
-
-
-@pytest.fixture
-async def replica(kube: KubeClient) -> AsyncIterator[Replica]:
-    running = await make_replica(kube, settings())
-    await running.start()
-    try:
-        yield running
-    finally:
-        await running.stop()
 
 
 async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -134,7 +61,7 @@ def set_ingress_ip(api: KubeApi, name: str, ip: str) -> None:
 
 
 async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
-    kube_api: KubeApi, replica: Replica
+    kube_api: KubeApi, replica: Any
 ) -> None:
     ready_backend(kube_api, "frontend")
     kube_api.create_object(
@@ -178,7 +105,7 @@ def _status_with_records(api: KubeApi, name: str) -> dict[str, Any] | None:
     return gslb if gslb and (gslb.get("status") or {}).get("healthyRecords") else None
 
 
-async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Replica) -> None:
+async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Any) -> None:
     ready_backend(kube_api, "frontend")
     kube_api.create_object(
         "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
@@ -202,7 +129,7 @@ def _status_of(api: KubeApi, name: str) -> Any:
     return gslb and gslb.get("status")
 
 
-async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replica: Replica) -> None:
+async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replica: Any) -> None:
     ready_backend(kube_api, "web")
     rules = [
         {
@@ -234,7 +161,7 @@ async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replic
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
 
 
-async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Replica) -> None:
+async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Any) -> None:
     ready_backend(kube_api, "shop")
     rules = [
         {
@@ -275,15 +202,17 @@ async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Replica)
 FAST_LEASE = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}
 
 
-async def test_leader_handover_loses_no_reconcile(kube_api: KubeApi, kube: KubeClient) -> None:
+async def test_leader_handover_loses_no_reconcile(
+    kube_api: KubeApi, kube: KubeClient, replica_factory: Any
+) -> None:
     """Only the leader reconciles; a successor rebuilds its queue from a list, so a Gslb created while
     nobody led is reconciled too."""
 
-    async def candidate(identity: str) -> tuple[LeaderElector, asyncio.Task[None], list[Replica]]:
-        leading: list[Replica] = []
+    async def candidate(identity: str) -> tuple[LeaderElector, asyncio.Task[None], list[Any]]:
+        leading: list[Any] = []
 
         async def lead() -> None:
-            replica = await make_replica(kube, settings())
+            replica = await replica_factory()
             leading.append(replica)
             await replica.start()
 
