@@ -210,9 +210,20 @@ async def replace_status(
 
 
 async def delete_gslb(
-    *, store: GslbStore, group: str, namespace: str, name: str, options: Mapping[str, Any] | None
+    *,
+    store: GslbStore,
+    group: str,
+    namespace: str,
+    name: str,
+    options: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
 ) -> Gslb:
-    """DELETE with optional DeleteOptions `preconditions` (resourceVersion, uid)."""
+    """DELETE with optional DeleteOptions `preconditions` (resourceVersion, uid).
+
+    When the request has a trace context, it is recorded on the object first (for its current
+    generation, without changing the spec), so the reconcile that withdraws the records joins the
+    caller's trace like any other write.
+    """
     preconditions = (options or {}).get("preconditions") or {}
     if not isinstance(preconditions, dict):
         raise bad_request("preconditions must be an object")
@@ -220,12 +231,18 @@ async def delete_gslb(
     uid = preconditions.get("uid")
     key = ObjectKey(group, namespace, name)
     with store_errors(group, name):
-        if uid is not None:
-            current = await store.get(key)
-            if current.metadata.uid != uid:
-                message = (
-                    f"Precondition failed: UID in precondition: {uid}, "
-                    f"UID in object meta: {current.metadata.uid}"
-                )
-                raise ApiError(failure(409, "Conflict", message))
-        return await store.delete(key, None if resource_version is None else str(resource_version))
+        current = await store.get(key)
+        if uid is not None and current.metadata.uid != uid:
+            message = (
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current.metadata.uid}"
+            )
+            raise ApiError(failure(409, "Conflict", message))
+        pinned = None if resource_version is None else str(resource_version)
+        if pinned is not None and pinned != current.metadata.resource_version:
+            return await store.delete(key, pinned)  # the store answers the stale precondition
+        stamped = stamp_trace(
+            current, generation=current.metadata.generation or 1, caller_set=False, headers=headers or {}
+        )
+        if stamped.metadata.annotations != current.metadata.annotations and traceparent_of(stamped):
+            current = await store.update(_with_resource_version(stamped, current.metadata.resource_version))
+        return await store.delete(key, current.metadata.resource_version if pinned else None)

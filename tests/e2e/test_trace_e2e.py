@@ -167,10 +167,19 @@ async def test_update_patch_and_gslb_apply_annotation_each_join_their_callers_tr
         assert proc.returncode == 0, err.decode()
         assert "configured" in out.decode()
 
+        # DELETE: the withdrawal reconcile joins the DELETE's trace.
+        delete_trace, delete_span, delete_tp = caller()
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            assert (await client.delete(url, headers={"traceparent": delete_tp})).status_code == 200
+        await eventually(lambda: a_records(gslb.dns, HOST), None)
+
         spans = await receiver.wait_for(
-            lambda spans: all(
-                any(s.name == "Reconcile" and s.trace_id == t for s in spans)
-                for t in (put_trace, patch_trace, user_trace)
+            lambda spans: (
+                all(
+                    any(s.name == "Reconcile" and s.trace_id == t for s in spans)
+                    for t in (put_trace, patch_trace, user_trace)
+                )
+                and any(s.name == "Reconcile" and s.attributes.get("pygslb.deleted") for s in spans)
             )
         )
 
@@ -187,3 +196,6 @@ async def test_update_patch_and_gslb_apply_annotation_each_join_their_callers_tr
     # The user's own annotation names the parent directly.
     assert reconcile_of(user_trace).parent_span_id == user_span
     assert reconcile_of(user_trace).attributes["k8gb.gslb.generation"] == 4
+    withdrawal = next(s for s in spans if s.name == "Reconcile" and s.attributes.get("pygslb.deleted"))
+    assert withdrawal.trace_id == delete_trace
+    assert withdrawal.parent_span_id == server_of(delete_trace, delete_span).span_id

@@ -232,7 +232,7 @@ def gslb_router(group: str) -> APIRouter:
         """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`."""
         options = await read_optional_object(request)
         deleted = await gslb_ops.delete_gslb(
-            store=store, group=group, namespace=namespace, name=name, options=options
+            store=store, group=group, namespace=namespace, name=name, options=options, headers=request.headers
         )
         return _object(deleted)
 
