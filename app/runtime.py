@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry
 
 from app.api.main import create_app
 from app.controller.delegation import DelegationLoop
-from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
+from app.controller.embedded import SpecServerSource, StaticExposedIps, TeeSink, ZoneSink
 from app.controller.metrics import ControllerMetrics
-from app.controller.ports import HealthSource, PeerSource
+from app.controller.ports import ExposedIpSource, HealthSource, PeerSource, RecordSink, ServerSource
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
 from app.dnsserver.geo import ChainLocator, CidrLocator, GeoLocator, MaxMindLocator
@@ -88,6 +88,12 @@ class Runtime:
     server: uvicorn.Server | None = None
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
+    fatal: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _lost_leadership(self) -> None:
+        """As controller-runtime does: a replica that lost its Lease exits and comes back as a follower."""
+        log.error("leader election lost: exiting so the next leader rebuilds its queue from a list")
+        self.fatal.set()
 
     async def start(self) -> None:
         s = self.settings
@@ -102,29 +108,45 @@ class Runtime:
             for z in s.zones
         }
         self.zone = ZoneTable(s.zones, ns_names=ns_names, ns_ttl=s.ns_record_ttl, geo=await self._build_geo())
+        zone_sink = ZoneSink(Traced(self.zone), s.zones)
         peers, notifier = self._build_peers()
         self.notifier = notifier
         self.delegation = self._build_delegation(metrics)
-        health: HealthSource = NoServices()
         controller_ref: list[Controller] = []
 
-        def on_health_change(ref: Any) -> None:
+        def enqueue_service(namespace: str, name: str) -> None:
             if controller_ref:
-                controller_ref[0].service_changed(ref.namespace, ref.name)
+                controller_ref[0].service_changed(namespace, name)
 
-        if s.gslb_services_file is not None:
+        kube = None
+        servers: ServerSource = SpecServerSource()
+        health: HealthSource = NoServices()
+        exposed: ExposedIpSource = StaticExposedIps(s.cluster_exposed_ips)
+        sink: RecordSink = zone_sink
+        if s.gslb_mode == "kubernetes":
+            from app.stores.kube.mode import KubeParts
+
+            kube = KubeParts.of(self.store, s)  # type: ignore[arg-type]
+            servers, health, exposed = kube.servers, kube.health, kube.exposed
+            # The DNSEndpoint is what k8gb's CoreDNS serves; the built-in server gets the same records.
+            sink = TeeSink(kube.sink, zone_sink) if s.dns_address else kube.sink
+            kube.health.on_change(enqueue_service)
+            self.health = kube.health
+        elif s.gslb_services_file is not None:
             from app.health.config import aload_services
             from app.health.probes import ProbeManager
 
             services = await aload_services(s.gslb_services_file)
-            self.health = ProbeManager(services, on_change=on_health_change)
+            self.health = ProbeManager(
+                services, on_change=lambda ref: enqueue_service(ref.namespace, ref.name)
+            )
             health = self.health
         reconciler = Reconciler(
             store=self.store,
-            servers=SpecServerSource(),
+            servers=servers,
             health=health,
-            exposed=StaticExposedIps(s.cluster_exposed_ips),
-            sink=ZoneSink(Traced(self.zone), s.zones),
+            exposed=exposed,
+            sink=sink,
             geo_tag=s.cluster_geo_tag,
             zones=s.zones,
             metrics=metrics,
@@ -151,7 +173,25 @@ class Runtime:
         if self.health is not None:
             await self.health.start()
         if s.gslb_reconcile:
-            await self.controller.start()
+            if kube is not None:
+                controller = self.controller
+                triggers = kube.triggers(lambda key, reason: controller.queue.add(key, None, reason))
+                self._closers.append(triggers.stop)
+
+                async def lead() -> None:
+                    await triggers.start()
+                    await controller.start()
+
+                if s.gslb_leader_election:
+                    self.extra_tasks.append(
+                        asyncio.create_task(
+                            kube.elector().run(lead, self._lost_leadership), name="leader-election"
+                        )
+                    )
+                else:
+                    await lead()
+            else:
+                await self.controller.start()
         if self.delegation is not None:
             self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
 
@@ -193,8 +233,11 @@ class Runtime:
     async def _build_store(self) -> GslbStore:
         s = self.settings
         if s.gslb_mode == "kubernetes":
-            from app.stores.kube import build_kube_store
+            from app.stores.kube.mode import build_kube_store
+            from app.telemetry.http import instrument_aiohttp
 
+            if s.tracing_enabled:
+                instrument_aiohttp()  # the Kubernetes client's requests carry traceparent onward
             store: GslbStore = await build_kube_store(s)
         else:
             from app.stores.sqlite import SqliteStore
@@ -259,6 +302,9 @@ class Runtime:
         for task in self.extra_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, timeout=grace)
+        for close in self._closers:
+            with contextlib.suppress(Exception):
+                await close()
         if self.health is not None:
             await self.health.stop()
         if self.notifier is not None:
@@ -289,6 +335,7 @@ async def serve(settings: Settings) -> None:
         settings.gslb_mode,
         settings.cluster_geo_tag,
     )
-    await stop.wait()
+    fatal = asyncio.create_task(runtime.fatal.wait())
+    await asyncio.wait([asyncio.create_task(stop.wait()), fatal], return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
     await runtime.stop()

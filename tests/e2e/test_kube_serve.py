@@ -1,0 +1,80 @@
+"""`gslb serve` in kubernetes mode against a real HTTP Kubernetes API: `kubectl apply` a k8gb manifest,
+the REST API shows the same object, the DNSEndpoint is written, and the built-in DNS server answers."""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stores.kube.test_kube_reconcile import get, ready_backend, set_ingress_ip
+from tests.support.instance import ROOT, a_records, eventually, running
+from tests.support.kmockapi import load_yaml_documents, running_api
+
+pytestmark = pytest.mark.e2e
+HOST = "roundrobin.cloud.example.com"
+CRDS = load_yaml_documents(sorted((ROOT / "chart" / "crds").glob("*.yaml")))
+KUBECTL = shutil.which("kubectl", path=str(ROOT / ".venv" / "bin")) or shutil.which("kubectl")
+
+
+async def kubectl(kubeconfig: Path, *args: str) -> str:
+    assert KUBECTL, "kubectl not installed"
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        "--kubeconfig",
+        str(kubeconfig),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_kubectl_apply_is_served_by_rest_api_and_builtin_dns(tmp_path):
+    async with running_api(tmp_path) as api:
+        api.install_crds(CRDS)
+        ready_backend(api, "frontend-podinfo")  # a Service with a ready EndpointSlice, in test-gslb
+        async with running(
+            tmp_path,
+            GSLB_MODE="kubernetes",
+            KUBECONFIG=str(api.kubeconfig),
+            POD_NAMESPACE="k8gb",
+            CLUSTER_GEO_TAG="eu",
+            DNS_ZONES="example.com:cloud.example.com:30",
+        ) as gslb:
+            await kubectl(
+                api.kubeconfig,
+                "apply",
+                "--validate=false",
+                "-f",
+                str(ROOT / "examples" / "gslb-roundrobin.yaml"),
+            )
+            async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+                seen = await eventually(
+                    lambda: _name(client, "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs/test-gslb"),
+                    "test-gslb",
+                )
+                assert seen == "test-gslb"
+            ingress = await eventually(
+                lambda: _exists(api, "networking.k8s.io", "ingresses", "test-gslb"), True
+            )
+            assert ingress
+            set_ingress_ip(api, "test-gslb", "192.0.2.10")
+            await eventually(lambda: a_records(gslb.dns, HOST), {"192.0.2.10"}, timeout=15)
+            dnsendpoint = get(api, "externaldns.k8s.io", "dnsendpoints", "test-gslb")
+            assert dnsendpoint is not None
+            assert dnsendpoint["metadata"]["labels"]["k8gb.io/dnstype"] == "local"
+            await kubectl(api.kubeconfig, "delete", "gslbs.k8gb.io", "test-gslb", "-n", "test-gslb")
+            await eventually(lambda: a_records(gslb.dns, HOST), None, timeout=15)
+
+
+async def _name(client: httpx.AsyncClient, url: str):
+    response = await client.get(url)
+    return response.json()["metadata"]["name"] if response.status_code == 200 else response.status_code
+
+
+async def _exists(api, group, plural, name):
+    return api.get_object(group, plural, "test-gslb", name) is not None
