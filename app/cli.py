@@ -152,13 +152,14 @@ def _wide_row(item: dict[str, Any]) -> list[str]:
     health = status.get("serviceHealth") or {}
     records = status.get("healthyRecords") or {}
     peers = status.get("peers") or []
-    ready: dict[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    failing = [c for c in status.get("conditions") or [] if c.get("status") == "False"]
+    error = "; ".join(f"{c['type']}: {c.get('message', '')}" for c in failing)
     return [
         ",".join(f"{h}={s}" for h, s in health.items()) or "-",
         ";".join(f"{h}={','.join(ips)}" for h, ips in records.items()) or "-",
         ";".join(f"{p['geoTag']}:{p.get('error') or ','.join(p.get('targets', [])) or '-'}" for p in peers)
         or "-",
-        ready.get("message", "-") if ready.get("status") == "False" else "-",
+        error or "-",
     ]
 
 
