@@ -24,7 +24,9 @@ def test_only_telemetry_imports_the_sdk():
         str(path.relative_to(APP.parent))
         for path in APP.rglob("*.py")
         if "telemetry" not in path.relative_to(APP).parts
-        and any(m == "opentelemetry.sdk" or m.startswith("opentelemetry.sdk.") for m in imported_modules(path))
+        and any(
+            m == "opentelemetry.sdk" or m.startswith("opentelemetry.sdk.") for m in imported_modules(path)
+        )
     )
     assert offenders == []
 

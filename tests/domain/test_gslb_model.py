@@ -22,7 +22,9 @@ def manifest(**strategy):
                                 {
                                     "path": "/",
                                     "pathType": "Prefix",
-                                    "backend": {"service": {"name": "frontend-podinfo", "port": {"name": "http"}}},
+                                    "backend": {
+                                        "service": {"name": "frontend-podinfo", "port": {"name": "http"}}
+                                    },
                                 }
                             ]
                         },
@@ -42,11 +44,21 @@ def locs(exc: ValidationError) -> set[str]:
     ("strategy", "field"),
     [
         pytest.param({"type": "random"}, "spec.strategy.type", id="unknown type"),
-        pytest.param({"type": "failover", "weight": {"eu": 5}}, "spec.strategy", id="weight needs roundRobin"),
-        pytest.param({"type": "roundRobin", "weight": {"eu": 1001}}, "spec.strategy.weight.eu", id="weight > 1000"),
-        pytest.param({"type": "roundRobin", "weight": {"eu": -1}}, "spec.strategy.weight.eu", id="negative weight"),
-        pytest.param({"type": "roundRobin", "weight": {"e u": 1}}, "spec.strategy.weight", id="bad weight key"),
-        pytest.param({"type": "roundRobin", "dnsTtlSeconds": -1}, "spec.strategy.dnsTtlSeconds", id="negative ttl"),
+        pytest.param(
+            {"type": "failover", "weight": {"eu": 5}}, "spec.strategy", id="weight needs roundRobin"
+        ),
+        pytest.param(
+            {"type": "roundRobin", "weight": {"eu": 1001}}, "spec.strategy.weight.eu", id="weight > 1000"
+        ),
+        pytest.param(
+            {"type": "roundRobin", "weight": {"eu": -1}}, "spec.strategy.weight.eu", id="negative weight"
+        ),
+        pytest.param(
+            {"type": "roundRobin", "weight": {"e u": 1}}, "spec.strategy.weight", id="bad weight key"
+        ),
+        pytest.param(
+            {"type": "roundRobin", "dnsTtlSeconds": -1}, "spec.strategy.dnsTtlSeconds", id="negative ttl"
+        ),
     ],
 )
 def test_invalid_strategy_names_the_field(strategy, field):
@@ -82,7 +94,11 @@ def test_legacy_group_prunes_service_health_policy():
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param("UPPER", id="uppercase"), pytest.param("a" * 254, id="too long"), pytest.param("-x", id="dash")],
+    [
+        pytest.param("UPPER", id="uppercase"),
+        pytest.param("a" * 254, id="too long"),
+        pytest.param("-x", id="dash"),
+    ],
 )
 def test_names_follow_kubernetes_rules(name):
     doc = manifest()

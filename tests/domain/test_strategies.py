@@ -23,7 +23,9 @@ ZA = ["10.2.0.1"]
         pytest.param(RR, "eu", L_EU, {"us": [], "za": ZA}, L_EU + ZA, id="rr: empty peer answer ignored"),
         pytest.param(GEO, "eu", L_EU, {"us": US, "za": ZA}, L_EU + US + ZA, id="geoip: same set as rr"),
         pytest.param(FO_EU, "eu", L_EU, {"us": US}, L_EU, id="failover primary healthy: own only"),
-        pytest.param(FO_EU, "eu", [], {"us": US, "za": ZA}, US + ZA, id="failover primary unhealthy: all peers"),
+        pytest.param(
+            FO_EU, "eu", [], {"us": US, "za": ZA}, US + ZA, id="failover primary unhealthy: all peers"
+        ),
         pytest.param(FO_EU, "eu", [], {}, [], id="failover primary unhealthy, no peers: no record"),
         pytest.param(FO_EU, "us", US, {"eu": L_EU}, L_EU, id="failover secondary sees primary: primary only"),
         pytest.param(FO_EU, "us", [], {"eu": L_EU}, L_EU, id="failover secondary unhealthy sees primary"),
@@ -32,7 +34,9 @@ ZA = ["10.2.0.1"]
         pytest.param(
             FO_EU, "za", ZA, {"eu": L_EU, "us": US}, L_EU, id="3 clusters: secondary returns only the primary"
         ),
-        pytest.param(FO_EU, "za", [], {"us": US}, US, id="3 clusters: primary down, secondary sees other secondary"),
+        pytest.param(
+            FO_EU, "za", [], {"us": US}, US, id="3 clusters: primary down, secondary sees other secondary"
+        ),
         pytest.param(RR, "eu", L_EU, {"eu": ["9.9.9.9"]}, L_EU, id="own tag among peers is ignored"),
     ],
 )
