@@ -64,7 +64,8 @@ def check_listen_address(settings: Settings) -> None:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if not loopback and not settings.api_token() and not settings.gslb_insecure:
+    authenticated = settings.api_token() or settings.gslb_mode == "kubernetes"  # kube: TokenReview
+    if not loopback and not authenticated and not settings.gslb_insecure:
         raise SystemExit(
             f"refusing to listen on {host} without GSLB_API_TOKEN (or GSLB_API_TOKEN_FILE); "
             "set one, or pass --insecure to accept unauthenticated writes"
@@ -195,11 +196,17 @@ class Runtime:
         if self.delegation is not None:
             self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
 
+        authorizer = None
+        if kube is not None:  # requests reviewed by the API server (TokenReview + SubjectAccessReview)
+            from app.stores.kube.auth import KubeAuthorizer
+
+            authorizer = KubeAuthorizer(kube.store.client)
         app = create_app(
             settings=s,
             store=self.store,
             ready=lambda: not s.gslb_reconcile or bool(self.controller and self.controller.synced),
             metrics_registry=self.registry,
+            authorizer=authorizer,
         )
         host, port = s.api_host_port
         config = uvicorn.Config(

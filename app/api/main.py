@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
+from app.api.auth import Authorizer, TokenAuthorizer
+from app.api.deps import authorize_request
 from app.api.docs import mount_docs
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
@@ -54,7 +56,9 @@ def create_app(
     store: GslbStore,
     ready: Callable[[], bool] | None = None,
     metrics_registry: CollectorRegistry | None = None,
+    authorizer: Authorizer | None = None,
 ) -> FastAPI:
+    """`authorizer` judges every Gslb operation; by default the static GSLB_API_TOKEN for writes."""
     app = FastAPI(
         title=TITLE,
         version=API_DOC_VERSION,
@@ -70,8 +74,9 @@ def create_app(
     app.state.store = store
     app.state.ready = ready or (lambda: True)
     app.state.metrics_registry = metrics_registry
+    app.state.authorizer = authorizer or TokenAuthorizer(settings.api_token())
     install_error_handlers(app)
-    app.include_router(api_router)
+    app.include_router(api_router, dependencies=[Depends(authorize_request)])
     mount_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gslb_max_body_bytes)
     # Always, not only with TRACING_ENABLED: besides server spans (only when an SDK provider is set up) it

@@ -36,6 +36,8 @@ async def kubectl(kubeconfig: Path, *args: str) -> str:
 async def test_kubectl_apply_is_served_by_rest_api_and_builtin_dns(tmp_path):
     async with running_api(tmp_path) as api:
         api.install_crds(CRDS)
+        api.access.add_token("viewer-token", "viewer")  # REST reads are reviewed by the API server
+        api.access.allow("viewer", ["get"])
         ready_backend(api, "frontend-podinfo")  # a Service with a ready EndpointSlice, in test-gslb
         async with running(
             tmp_path,
@@ -52,7 +54,8 @@ async def test_kubectl_apply_is_served_by_rest_api_and_builtin_dns(tmp_path):
                 "-f",
                 str(ROOT / "examples" / "gslb-roundrobin.yaml"),
             )
-            async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            viewer = {"Authorization": "Bearer viewer-token"}
+            async with httpx.AsyncClient(base_url=gslb.api, timeout=10, headers=viewer) as client:
                 seen = await eventually(
                     lambda: _name(client, "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs/test-gslb"),
                     "test-gslb",

@@ -27,6 +27,10 @@ What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, sm
     dependents through ownerReferences (synchronously, background propagation; `Orphan` strips refs).
 10. Server-side printing: `Accept: ...;as=Table` answers a meta.k8s.io/v1 Table built from the CRD's
     additionalPrinterColumns, which is what `kubectl get` prints.
+11. TokenReview (authentication.k8s.io/v1) and SubjectAccessReview (authorization.k8s.io/v1) POSTs are
+    answered from `api.access`, a table the test fills: `add_token(token, user, groups)` and
+    `allow(subject, verbs, resource, group, namespace)` (subject: a user or one of its groups; "*"
+    matches anything). Unknown tokens are unauthenticated; anything not allowed is denied.
 Not emulated: admission, schema validation/pruning, server-side apply, pagination (`limit` returns all).
 
 kmock's own `KubernetesEmulator` keeps objects without versions or history, so its state model is
@@ -126,6 +130,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     ResourceType("discovery.k8s.io", ("v1",), "endpointslices", "EndpointSlice"),
     ResourceType("coordination.k8s.io", ("v1",), "leases", "Lease"),
     ResourceType("events.k8s.io", ("v1",), "events", "Event", short_names=("ev",)),
+    ResourceType("authentication.k8s.io", ("v1",), "tokenreviews", "TokenReview", namespaced=False),
+    ResourceType(
+        "authorization.k8s.io", ("v1",), "subjectaccessreviews", "SubjectAccessReview", namespaced=False
+    ),
     ResourceType(
         "apiextensions.k8s.io",
         ("v1",),
@@ -301,6 +309,75 @@ def json_patch(target: Obj, ops: list[Obj]) -> Obj:
     return doc
 
 
+# --- access reviews (adaptation 11) ------------------------------------------------------------------------
+
+
+@dataclass
+class AccessTable:
+    """Who each bearer token is and what each subject may do, as the test sets it."""
+
+    tokens: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    grants: set[tuple[str, str, str, str, str]] = field(default_factory=set)  # subject, verb, group, res, ns
+
+    def add_token(self, token: str, user: str, groups: Iterable[str] = ()) -> None:
+        self.tokens[token] = (user, tuple(groups))
+
+    def allow(
+        self,
+        subject: str,
+        verbs: Iterable[str],
+        resource: str = "gslbs",
+        group: str = "k8gb.io",
+        namespace: str = "*",
+    ) -> None:
+        """Grant `verbs` on `resource` (e.g. "gslbs/status") of `group` in `namespace` ("*": all)."""
+        for verb in verbs:
+            self.grants.add((subject, verb, group, resource, namespace))
+
+    def review(self, plural: str, body: Any) -> Obj:
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            raise BadRequest("a review needs a spec")
+        spec = body["spec"]
+        if plural == "tokenreviews":
+            found = self.tokens.get(str(spec.get("token") or ""))
+            status: Obj = {"authenticated": False, "user": {}, "error": "invalid bearer token"}
+            if found is not None:
+                user, groups = found
+                status = {
+                    "authenticated": True,
+                    "user": {
+                        "username": user,
+                        "uid": f"uid-{user}",
+                        "groups": [*groups, "system:authenticated"],
+                    },
+                }
+            return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}
+        attrs_ = spec.get("resourceAttributes") or {}
+        resource = str(attrs_.get("resource") or "")
+        if attrs_.get("subresource"):
+            resource += f"/{attrs_['subresource']}"
+        wanted = (str(attrs_.get("verb") or ""), str(attrs_.get("group") or ""), resource)
+        subjects = {str(spec.get("user") or ""), *(spec.get("groups") or [])}
+        namespace = str(attrs_.get("namespace") or "")
+
+        def grants(grant: tuple[str, str, str, str, str]) -> bool:
+            subject, *what, where = grant
+            return (
+                subject in subjects | {"*"}
+                and all(g in (w, "*") for g, w in zip(what, wanted, strict=True))
+                and where in ("*", namespace)
+            )
+
+        allowed = any(grants(grant) for grant in self.grants)
+        verdict: Obj = {"allowed": allowed}
+        if allowed:
+            verdict["reason"] = "kmock: allowed by the test's grant"
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "status": verdict}
+
+
+_REVIEWS = {("authentication.k8s.io", "tokenreviews"), ("authorization.k8s.io", "subjectaccessreviews")}
+
+
 # --- watches ----------------------------------------------------------------------------------------------
 
 
@@ -409,6 +486,7 @@ class KubeApi(kmock.RawHandler):
     _compacted: int = attrs.field(default=0, init=False)
     _watchers: set[Watcher] = attrs.field(factory=set, init=False)
     server_url: str = attrs.field(default="", init=False)
+    access: AccessTable = attrs.field(factory=AccessTable, init=False)
     kubeconfig: Path | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -545,6 +623,10 @@ class KubeApi(kmock.RawHandler):
         body: Any = request.data
         if request.action == kmock.action.WATCH:
             return await self._serve_watch(request, rtype, version, ns)
+        if (rtype.group, rtype.plural) in _REVIEWS:
+            if method != kmock.method.POST or request.name:
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+            return aiohttp.web.json_response(self.access.review(rtype.plural, body), status=201)
         if method == kmock.method.GET and request.name:
             obj = self._get(rtype, ns, request.name)
             return self._reply(request, rtype, version, obj)

@@ -1,0 +1,210 @@
+"""REST API requests judged as the API server judges its own: TokenReview, then SubjectAccessReview.
+
+The bearer token is reviewed (authentication.k8s.io/v1) to learn the user and groups; the operation is
+then reviewed for that user (authorization.k8s.io/v1) with the Kubernetes verb, the resource (`gslbs`,
+`gslbs/status`), group, namespace and name, so RBAC written for kubectl governs the REST API as well.
+There are no anonymous requests: without a token, or with one the review rejects, the answer is 401.
+
+Both reviews are cached briefly (`ttl`, default 10 s; at most `capacity` entries each, least recently
+used evicted), so a burst of requests costs one review of each kind; concurrent misses share one
+request. Tokens are cached under their SHA-256 digest: a token is never a key, and never logged.
+The controller's service account needs `create` on tokenreviews and subjectaccessreviews (the
+`system:auth-delegator` ClusterRole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+
+from app.stores.base import Unavailable
+from app.stores.kube.client import KubeApiError, KubeClient, Obj, Resource
+
+log = logging.getLogger("pygslb.kube.auth")
+
+TOKEN_REVIEW = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False)
+ACCESS_REVIEW = Resource(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
+)
+
+
+class TtlCache[K: Hashable, V]:
+    """Values that live `ttl` seconds, at most `capacity` of them; one load per key at a time."""
+
+    def __init__(self, ttl: float, capacity: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl <= 0 or capacity < 1:
+            raise ValueError("need ttl > 0 and capacity >= 1")
+        self.ttl = ttl
+        self.capacity = capacity
+        self.clock = clock
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._loading: dict[K, asyncio.Future[V]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The cached value, else `await load()` (shared by concurrent callers; failures not cached)."""
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        if entry is not None:
+            del self._entries[key]
+        pending = self._loading.get(key)
+        if pending is not None:
+            self.hits += 1
+            return await asyncio.shield(pending)
+        self.misses += 1
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so no "never retrieved" warning without waiters
+            raise
+        finally:
+            self._loading.pop(key, None)
+        future.set_result(value)
+        self._entries[key] = (self.clock() + self.ttl, value)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a token belongs to, as the TokenReview says (what the SubjectAccessReview is asked about)."""
+
+    username: str
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """The API layer's `Decision`: `user` None means the request is not authenticated (401)."""
+
+    allowed: bool
+    user: str | None
+    reason: str = ""
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class KubeAuthorizer:
+    """The REST API's `Authorizer` in kubernetes mode."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        ttl: float = 10.0,
+        capacity: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.identities: TtlCache[bytes, Identity | None] = TtlCache(ttl, capacity, clock=clock)
+        self.verdicts: TtlCache[tuple[object, ...], tuple[bool, str]] = TtlCache(ttl, capacity, clock=clock)
+
+    async def authorize(
+        self,
+        token: str | None,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+    ) -> ReviewDecision:
+        if not token:
+            return ReviewDecision(False, None, "Unauthorized")
+        identity = await self.identities.get(token_digest(token), lambda: self._review_token(token))
+        if identity is None:
+            return ReviewDecision(False, None, "Unauthorized")
+        key = (identity, verb, group, resource, namespace, name)
+        allowed, reason = await self.verdicts.get(
+            key, lambda: self._review_access(identity, verb, group, resource, namespace, name)
+        )
+        return ReviewDecision(allowed, identity.username, reason)
+
+    async def _review_token(self, token: str) -> Identity | None:
+        body: Obj = {
+            "apiVersion": TOKEN_REVIEW.api_version,
+            "kind": TOKEN_REVIEW.kind,
+            "spec": {"token": token},
+        }
+        status = await self._create(TOKEN_REVIEW, body)
+        user = status.get("user") or {}
+        if not status.get("authenticated") or not user.get("username"):
+            log.info("bearer token rejected by TokenReview: %s", status.get("error") or "not authenticated")
+            return None
+        extra = tuple(sorted((str(k), tuple(v or ())) for k, v in (user.get("extra") or {}).items()))
+        return Identity(
+            username=str(user["username"]),
+            uid=str(user.get("uid") or ""),
+            groups=tuple(user.get("groups") or ()),
+            extra=extra,
+        )
+
+    async def _review_access(
+        self,
+        identity: Identity,
+        verb: str,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str | None,
+    ) -> tuple[bool, str]:
+        plural, _, subresource = resource.partition("/")
+        attributes = {
+            "verb": verb,
+            "group": group,
+            "resource": plural,
+            "subresource": subresource,
+            "namespace": namespace or "",
+            "name": name or "",
+        }
+        spec: Obj = {
+            "resourceAttributes": {k: v for k, v in attributes.items() if v},
+            "user": identity.username,
+            "groups": list(identity.groups),
+        }
+        if identity.uid:
+            spec["uid"] = identity.uid
+        if identity.extra:
+            spec["extra"] = {k: list(v) for k, v in identity.extra}
+        body: Obj = {"apiVersion": ACCESS_REVIEW.api_version, "kind": ACCESS_REVIEW.kind, "spec": spec}
+        status = await self._create(ACCESS_REVIEW, body)
+        allowed = bool(status.get("allowed")) and not status.get("denied")
+        reason = str(status.get("reason") or "")
+        if status.get("evaluationError"):
+            log.warning("SubjectAccessReview evaluation error: %s", status["evaluationError"])
+        return allowed, "" if allowed else reason
+
+    async def _create(self, res: Resource, body: Obj) -> Obj:
+        """POST a review; any failure to get an answer is `Unavailable` (503), never a silent allow."""
+        try:
+            answer = await self.client.create(res, None, body)
+        except KubeApiError as exc:
+            log.error("%s failed: %s", res.kind, exc)
+            raise Unavailable(f"{res.kind} failed: {exc.reason or exc.status}: {exc.message}") from exc
+        status = answer.get("status")
+        if not isinstance(status, dict):
+            raise Unavailable(f"{res.kind} answer has no status")
+        return status
