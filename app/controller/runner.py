@@ -55,6 +55,7 @@ class Controller:
         self._peer_seen: dict[str, dict[str, tuple[str, ...]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0
+        self._active: set[ObjectKey] = set()  # being reconciled: may have read a state that just changed
         self._synced = asyncio.Event()
         self.reconciles = 0
         self.on_reconciled: Callable[[ObjectKey, Outcome | None], None] | None = None
@@ -111,7 +112,7 @@ class Controller:
 
     def service_changed(self, namespace: str, name: str) -> None:
         """Health of a service changed: reconcile the Gslbs it backs, as new root traces."""
-        for key in sorted(self._by_service.get((namespace, name), ())):
+        for key in sorted(self._by_service.get((namespace, name), set()) | self._active):
             self.queue.add(key, None, "health-change")
 
     def notified(self, zone: str, qname: str) -> None:
@@ -123,13 +124,13 @@ class Controller:
             keys: Iterable[ObjectKey] = self._by_host[host]
         else:
             keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
-        for key in sorted(keys):
+        for key in sorted(set(keys) | self._active):
             self.queue.add(key, None, "peer-notify")
 
     def zone_changed(self, zone: str) -> None:
         """Something zone-wide changed (edge delegation): refresh the status of the Gslbs in it."""
         keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
-        for key in sorted(keys):
+        for key in sorted(keys | self._active):
             self.queue.add(key, None, "zone-change")
 
     async def _watch(self, events_iter: object) -> None:
@@ -150,6 +151,7 @@ class Controller:
         while True:
             item = await self.queue.get()
             self._inflight += 1
+            self._active.add(item.key)
             self.metrics.queue_depth.set(len(self.queue))
             key = item.key
             outcome: Outcome | None = None
@@ -171,6 +173,7 @@ class Controller:
             finally:
                 self.reconciles += 1
                 self._inflight -= 1
+                self._active.discard(key)
                 self.queue.done(key)
                 self._initial.discard(key)
                 if not self._initial:

@@ -1,0 +1,25 @@
+"""What the reliability tests did, counted from the tests themselves and printed at the end of a run.
+
+The closing note of the reliability work quotes these lines (faults injected, kills survived, writes
+acknowledged), so they are measured, not typed in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+COUNTS: Counter[tuple[str, str]] = Counter()
+
+
+def add(area: str, what: str, n: int = 1) -> None:
+    COUNTS[(area, what)] += n
+
+
+def report(terminalreporter: Any, area: str) -> None:
+    """Call from a `pytest_terminal_summary` hook: one line per count of `area`."""
+    lines = [f"{what}: {n}" for (where, what), n in sorted(COUNTS.items()) if where == area]
+    if lines:
+        terminalreporter.write_sep("-", f"reliability: {area}")
+        for line in lines:
+            terminalreporter.write_line(line)
