@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api.main import create_app
 from app.controller.delegation import DelegationLoop
-from app.controller.embedded import SpecServerSource, StaticExposedIps, TeeSink, ZoneSink
+from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import ExposedIpSource, HealthSource, PeerSource, RecordSink, ServerSource
 from app.controller.reconcile import Reconciler
@@ -129,8 +129,13 @@ class Runtime:
 
             kube = KubeParts.of(self.store, s)  # type: ignore[arg-type]
             servers, health, exposed = kube.servers, kube.health, kube.exposed
-            # The DNSEndpoint is what k8gb's CoreDNS serves; the built-in server gets the same records.
-            sink = TeeSink(kube.sink, zone_sink) if s.dns_address else kube.sink
+            sink = kube.sink
+            if s.dns_address:  # every replica serves the DNSEndpoints, as k8gb's CoreDNS does
+                from app.stores.kube.zonefeed import DnsEndpointZoneFeed
+
+                feed = DnsEndpointZoneFeed(kube.store.client, self.zone, s.zones)
+                await feed.start()
+                self._closers.append(feed.stop)
             kube.health.on_change(enqueue_service)
             self.health = kube.health
         elif s.gslb_services_file is not None:
