@@ -5,8 +5,8 @@ multi-cluster e2e scenarios build them (tests/e2e/multicluster/world.py): probes
 seconds with failureThreshold 1. Each run stops eu's backend and polls, every few milliseconds, what
 eu and us answer directly and what a client gets through BIND's delegation, until all of them give
 us's target; then eu's backend returns and the answers are let fail back before the next run.
-Each kill waits a random fraction of the probe interval first, so it lands anywhere in the probe
-cycle (right after a failback it would always land just after a probe: the worst case every time).
+Each kill (and each restart) waits a random fraction of the probe interval first, so it lands
+anywhere in the probe cycle (right after a switch it would land just after a probe: the worst case).
 Prints p50, p90 and max over `--runs`, beside k8gb's figure (its resync 30 s + TTL, ~48 s measured
 with its defaults, as quoted in the issue) and the ratio.
 
@@ -67,6 +67,7 @@ async def run(runs: int, interval: float) -> list[float]:
                 await world.stop_backend("eu")
                 elapsed = await switched(world, ips("us"))
                 times.append(elapsed)
+                await asyncio.sleep(rng.uniform(0, interval))
                 await world.start_backend("eu")
                 back = await switched(world, ips("eu"))
                 print(f"run {i + 1:2d}: failover {elapsed:6.3f} s  (failback {back:6.3f} s)", flush=True)
