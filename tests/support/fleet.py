@@ -99,7 +99,7 @@ class Writer:
         await self.stop()
 
 
-def metric(text: str, name: str, **labels: str) -> float:
+def metric(text: str, name: str, /, **labels: str) -> float:
     """Sum of the samples of `name` whose labels include `labels` (0 when there are none)."""
     total = 0.0
     for family in text_string_to_metric_families(text):
