@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import tempfile
 import time
@@ -73,7 +74,7 @@ def traceparent(i: int) -> str:
     return f"00-{i + 1:032x}-{i + 1:016x}-01"
 
 
-async def main(gslbs: int, gets: int, concurrency: int) -> None:
+async def main(gslbs: int, gets: int, concurrency: int, rounds: int) -> None:
     backend = await Backend().start()
     with OtlpHttpReceiver() as receiver:
         modes = {
@@ -85,12 +86,20 @@ async def main(gslbs: int, gets: int, concurrency: int) -> None:
             },
             "on": {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.host_port},
         }
-        results = {}
-        for name, env in modes.items():
-            results[name] = await run_mode(env, gslbs, gets, concurrency, backend)
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
+        for _ in range(rounds):  # interleaved, so drift in machine load hits every mode alike
+            for name, env in modes.items():
+                samples[name].append(await run_mode(env, gslbs, gets, concurrency, backend))
+        results = {
+            name: {k: statistics.median(run[k] for run in runs) for k in runs[0]}
+            for name, runs in samples.items()
+        }
         exported = len(receiver.spans)
     await backend.stop()
-    print(f"tracing overhead: {gslbs} POSTs, {gets} GETs, concurrency {concurrency}, one process each")
+    print(
+        f"tracing overhead: {gslbs} POSTs, {gets} GETs, concurrency {concurrency}; "
+        f"median of {rounds} interleaved rounds, a fresh process per run"
+    )
     print(f"{'mode':10} {'post/s':>10} {'get/s':>10} {'reconciles/s':>14}   ratios vs off")
     for name, r in results.items():
         ratios = "  ".join(f"{k} {r[k] / results['off'][k]:.2f}" for k in r)
@@ -104,5 +113,6 @@ if __name__ == "__main__":
     parser.add_argument("--gslbs", type=int, default=400)
     parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.gslbs, args.gets, args.concurrency))
+    asyncio.run(main(args.gslbs, args.gets, args.concurrency, args.rounds))
