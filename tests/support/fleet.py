@@ -162,9 +162,10 @@ async def check_converged(
     acked: Iterable[str],
     *,
     may_exist: Iterable[str] = (),
+    expected: set[str] = EXPOSED,
     timeout: float = 20.0,
 ) -> list[dict[str, Any]]:
-    """Every acked Gslb stored exactly once and answering in DNS; nothing else but `may_exist`.
+    """Every acked Gslb stored exactly once and answering `expected` in DNS; nothing else but `may_exist`.
 
     Returns the listed items. `may_exist` names writes whose outcome the client never learned.
     """
@@ -180,7 +181,7 @@ async def check_converged(
     assert not unexpected, f"Gslbs nobody created: {unexpected[:10]}"
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while pending := await unanswered(instance, acked):
+    while pending := await unanswered(instance, acked, expected):
         assert loop.time() < deadline, f"{len(pending)} Gslbs never answered in DNS: {pending[:10]}"
         await asyncio.sleep(0.2)
     return items
