@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.gslb_factory import gslb_body
-from tests.support.instance import Instance, a_records
+from tests.support.instance import Backend, Instance, a_records, services_yaml
 
 NAMESPACE = "faults"
 COLLECTION = f"/apis/k8gb.io/v1beta1/namespaces/{NAMESPACE}/gslbs"
@@ -47,6 +49,22 @@ def settings(services_file: str, **extra: str) -> dict[str, str]:
         "CLUSTER_EXPOSED_IPS": ",".join(sorted(EXPOSED)),
         **extra,
     }
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    """The one real, health-checked backend behind `faults/frontend` (a test may stop and restart it)."""
+    server = await Backend().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def services_file(tmp_path: Path, backend: Backend) -> str:
+    """A services file naming `backend` as the endpoint of `faults/frontend`, probed every 0.2 s."""
+    path = tmp_path / "services.yaml"
+    path.write_text(services_yaml({SERVICE: [f"127.0.0.1:{backend.port}"]}))
+    return str(path)
 
 
 @dataclass
