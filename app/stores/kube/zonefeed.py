@@ -10,7 +10,8 @@ of the objects (namespace/name) without repeats, labels merged (the first object
 from the first that sets one, else `default_ttl` (30 s, k8gb's default). A record set with no targets
 is not served (NXDOMAIN, as the plugin answers). Names outside every load-balanced zone are skipped.
 Weighted and geo answer order follow from the labels (`strategy`, `weight-<geo>-<i>-<w>`), which the
-table compiles. Changes are applied in batches per zone; a batch the table refuses (one bad record)
+table compiles. Changes are applied in batches per zone (at most one batch per `min_interval`, 50 ms:
+the first change after a quiet spell goes at once); a batch the table refuses (one bad record)
 is retried record by record so one bad record never hides the others; a bad record is logged and
 not served (an update the table refuses withdraws the old version rather than serve a stale one).
 """
@@ -36,6 +37,9 @@ log = logging.getLogger("pygslb.kube.zonefeed")
 
 LOCAL_SELECTOR = "k8gb.io/dnstype=local"
 DEFAULT_TTL = 30
+MIN_INTERVAL = 0.05
+
+SLIM_FIELDS = ("namespace", "name", "resourceVersion")
 
 RecordKey = tuple[str, str]  # lower-case name without the trailing dot, record type
 
@@ -74,10 +78,12 @@ class DnsEndpointZoneFeed:
         namespace: str | None = None,
         label_selector: str = LOCAL_SELECTOR,
         default_ttl: int = DEFAULT_TTL,
+        min_interval: float = MIN_INTERVAL,
     ) -> None:
         self.table = table
         self.zones = zones
         self.default_ttl = default_ttl
+        self.min_interval = min_interval
         self.informer = Informer(client, DNS_ENDPOINT, namespace=namespace, label_selector=label_selector)
         self.informer.add_handler(self._on_event)
         self._sources: dict[ObjKey, dict[RecordKey, list[Endpoint]]] = {}
@@ -117,6 +123,10 @@ class DnsEndpointZoneFeed:
             for endpoint in endpoints_of(event.object):
                 after.setdefault(endpoint.key, []).append(endpoint)
             self._sources[source] = after
+            # Only the version is needed from now on (replays, re-list diffs): keep no second copy of
+            # every object, whose managedFields alone can be kilobytes on a real API server.
+            meta = event.object.get("metadata") or {}
+            self.informer.cache[source] = {"metadata": {k: meta.get(k) for k in SLIM_FIELDS}}
         for key in before.keys() - after.keys():
             self._holders[key].discard(source)
             if not self._holders[key]:
@@ -141,6 +151,9 @@ class DnsEndpointZoneFeed:
                 await self.flush()
             except Exception:  # the table must keep following the watch; the next change retries
                 log.exception("could not update the built-in zone from DNSEndpoints")
+            # A change after a quiet spell is applied at once; a stream of changes (a cold start, a
+            # resync) is applied in batches, each a single write of the table (one serial bump).
+            await asyncio.sleep(self.min_interval)
 
     async def flush(self) -> None:
         """Write every pending change to the table now."""
