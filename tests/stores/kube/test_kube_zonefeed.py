@@ -191,3 +191,25 @@ def test_merge_keeps_object_order_first_labels_and_ttl() -> None:
     assert (merged.ttl, merged.labels) == (60, (("strategy", "failover"),))
     assert merge([Endpoint("x.example.com", (), ttl=0)]) is None
     assert merge([Endpoint("x.example.com", ("10.0.0.1",), ttl=0)]).ttl == 30  # type: ignore[union-attr]
+
+
+async def test_a_relist_after_expired_history_keeps_records_and_catches_up(
+    kube_api: KubeApi, served: Served
+) -> None:
+    kept, changed = f"kept.{ZONE}", f"changed.{ZONE}"
+    create(kube_api, dnsendpoint("kept", a(kept, "10.5.0.1")))
+    later = create(kube_api, dnsendpoint("changed", a(changed, "10.5.0.2")))
+    await served.until(changed, {"10.5.0.2"})
+    applied = served.feed.applied
+
+    lists = sum(1 for r in kube_api if r.resource and r.resource.plural == "dnsendpoints" and not r.name)
+
+    kube_api.drop_watches()  # the stream ends before the change is sent on it ...
+    later["spec"]["endpoints"] = [a(changed, "10.5.0.3")]
+    kube_api.update_object(*DE, later)
+    kube_api.compact()  # ... and the history is gone: the watch gets 410 Expired and lists again
+    await served.until(changed, {"10.5.0.3"})
+    assert await a_records(served.address, kept) == {"10.5.0.1"}
+    assert served.feed.applied == applied + 1  # only the real change was written again
+    relisted = [r for r in kube_api if r.resource and r.resource.plural == "dnsendpoints" and not r.name]
+    assert len(relisted) > lists and any(r.params.get("watch") is None for r in relisted[lists:])
