@@ -51,6 +51,7 @@ class Controller:
         self.groups = tuple(groups)
         self._by_service: dict[tuple[str, str], set[ObjectKey]] = defaultdict(set)
         self._by_host: dict[str, set[ObjectKey]] = defaultdict(set)
+        self._indexed: dict[ObjectKey, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
         self._last_write: dict[ObjectKey, Cause] = {}
         self._peer_seen: dict[str, dict[str, tuple[str, ...]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,18 +183,29 @@ class Controller:
                     self.on_reconciled(key, outcome)
 
     def _index(self, key: ObjectKey, outcome: Outcome) -> None:
-        for keys in self._by_service.values():
-            keys.discard(key)
-        for keys in self._by_host.values():
-            keys.discard(key)
+        """Keep service → keys and host → keys current; a reverse index keeps this O(own entries)."""
+        services, hosts = self._indexed.pop(key, ((), ()))
+        for service in services:
+            self._discard(self._by_service, service, key)
+        for host in hosts:
+            self._discard(self._by_host, host, key)
         if outcome.deleted:
             return
+        self._indexed[key] = (outcome.services, outcome.hosts)
         for service in outcome.services:
             self._by_service[service].add(key)
         for host in outcome.hosts:
             self._by_host[host].add(key)
         for host, by_tag in outcome.peer_targets.items():
             self._peer_seen[host] = by_tag
+
+    @staticmethod
+    def _discard[T](index: dict[T, set[ObjectKey]], entry: T, key: ObjectKey) -> None:
+        keys = index.get(entry)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del index[entry]
 
     # --- peers ------------------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -293,4 +295,21 @@ async def load_kube_config(
 async def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
     """A `KubeClient` on a fresh ApiClient built by `load_kube_config`; close it with `close()`."""
     configuration = await load_kube_config(kubeconfig, context)
-    return KubeClient(k8s_client.ApiClient(configuration))
+    api_client = k8s_client.ApiClient(configuration)
+    _resolve_proxy_once(api_client, configuration)
+    return KubeClient(api_client)
+
+
+def _resolve_proxy_once(api_client: k8s_client.ApiClient, configuration: k8s_client.Configuration) -> None:
+    """Honour HTTPS_PROXY/NO_PROXY as kubectl does, but decide once: kubernetes-asyncio's session has
+    trust_env on, which re-reads the environment and ~/.netrc on a worker thread for every request."""
+    rest = api_client.rest_client
+    if configuration.proxy is None:
+        url = urllib.parse.urlsplit(str(configuration.host))
+        proxy = urllib.request.getproxies_environment().get(url.scheme or "https")
+        bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 - untyped in typeshed
+        if proxy and not bypass(url.hostname or ""):
+            rest.proxy = proxy
+    session = rest.pool_manager
+    if hasattr(session, "_trust_env"):
+        session._trust_env = False

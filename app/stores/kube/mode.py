@@ -30,8 +30,9 @@ LEASE_NAME = "pygslb-controller"
 
 async def build_kube_store(settings: Settings, client: KubeClient | None = None) -> KubeGslbStore:
     """The Gslb store on a client configured as kubectl would be (KUBECONFIG, in-cluster, ~/.kube)."""
+    owns = client is None
     client = client or await connect()
-    return KubeGslbStore(client, events=KubeEvents(client, instance=default_identity()))
+    return KubeGslbStore(client, events=KubeEvents(client, instance=default_identity()), owns_client=owns)
 
 
 def default_identity() -> str:

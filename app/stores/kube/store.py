@@ -112,8 +112,10 @@ class KubeGslbStore:
         namespace: str | None = None,
         groups: Iterable[str] = GROUPS,
         events: KubeEvents | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.client = client
+        self.owns_client = owns_client  # close the client with the store (the process built it for us)
         self.events = events
         self.informers: dict[str, Informer] = {
             group: Informer(client, gslb_resource(group), namespace=namespace) for group in groups
@@ -132,6 +134,8 @@ class KubeGslbStore:
     async def close(self) -> None:
         await asyncio.gather(*(informer.stop() for informer in self.informers.values()))
         self._feed.close()
+        if self.owns_client:
+            await self.client.close()
 
     # --- reads ----------------------------------------------------------------------------------
 
