@@ -36,6 +36,8 @@ from app.telemetry.setup import TracingHandle, setup_tracing
 
 log = logging.getLogger("pygslb")
 
+KEEP_ALIVE_SECONDS = 30
+
 
 class NoServices:
     """Health when no services file is given: every service is NotFound, as k8gb with no Service."""
@@ -222,6 +224,9 @@ class Runtime:
             lifespan="on",
             proxy_headers=False,
             server_header=False,
+            # Longer than clients' own idle expiry (httpx: 5 s, the same as uvicorn's default): a client
+            # reusing a connection the server is just closing gets a reset, and loses a POST's answer.
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             ssl_certfile=str(s.gslb_tls_cert_file) if s.gslb_tls_cert_file else None,
             ssl_keyfile=str(s.gslb_tls_key_file) if s.gslb_tls_key_file else None,
         )
