@@ -104,7 +104,7 @@ async def test_collector_down_then_overloaded_costs_nothing_and_recovers(
                 # Healthy: spans flow again, including the reconcile of a Gslb written from now on.
                 collector.overloaded = False
                 mark = len(writer.acked)
-                await eventually(lambda: _count(writer, mark + 1), True)
+                await eventually(lambda: writer.has_acked(mark + 1), True)
                 newer = set(writer.acked[mark:])
                 await collector.wait_for(
                     lambda spans: any(
@@ -120,7 +120,3 @@ async def test_collector_down_then_overloaded_costs_nothing_and_recovers(
         collector.stop()
     print(f"otlp: {attempts} export attempts against a 503 collector in {WINDOW_SECONDS}s")
     tally.add("faults", "writes acknowledged during faults", len(writer.acked))
-
-
-async def _count(writer: fleet.Writer, count: int) -> bool:
-    return len(writer.acked) >= count

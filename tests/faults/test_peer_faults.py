@@ -110,7 +110,7 @@ async def test_peer_fault_is_skipped_reported_and_recovered(
         httpx.AsyncClient(base_url=gslb.api, timeout=10) as client,
         fleet.Writer(client, f"peer-{kind}", pause=0.1) as writer,
     ):
-        await eventually(lambda: _count(writer, 3), True)
+        await eventually(lambda: writer.has_acked(3), True)
         first = writer.acked[0]
         host = fleet.host_of(first)
         await eventually(lambda: a_records(gslb.dns, host), WITH_PEER)
@@ -132,7 +132,7 @@ async def test_peer_fault_is_skipped_reported_and_recovered(
         report = await peer_status(client, first)
         assert report is not None and report["targets"] == []
         during = len(writer.acked)
-        await eventually(lambda: _count(writer, during + 1), True)
+        await eventually(lambda: writer.has_acked(during + 1), True)
         await eventually(lambda: a_records(gslb.dns, fleet.host_of(writer.acked[during])), fleet.EXPOSED)
         await asyncio.sleep(max(0.0, FAULT_SECONDS - (loop.time() - started)))
         window = loop.time() - started
@@ -162,7 +162,3 @@ async def test_peer_fault_is_skipped_reported_and_recovered(
         assert counted[f"localtargets-{host}"] <= bound, f"{counted} in {window:.1f}s"
         assert counted[f"localtargets-{host}"] >= 1
     tally.add("faults", "writes acknowledged during faults", len(writer.acked))
-
-
-async def _count(writer: fleet.Writer, count: int) -> bool:
-    return len(writer.acked) >= count

@@ -79,7 +79,7 @@ async def test_edge_provider_fault_is_reported_backed_off_and_recovered(
             httpx.AsyncClient(base_url=gslb.api, timeout=10) as client,
             fleet.Writer(client, f"p-{kind}") as writer,
         ):
-            await eventually(lambda: _acked(writer, 3), True)
+            await eventually(lambda: writer.has_acked(3), True)
             first = writer.acked[0]
             await eventually(lambda: delegated(client, first), "True")
 
@@ -97,7 +97,7 @@ async def test_edge_provider_fault_is_reported_backed_off_and_recovered(
             assert cond["message"].startswith("infoblox: ")
             assert EXPECTED_MESSAGE[kind] in cond["message"], cond["message"]
             during = len(writer.acked)
-            await eventually(lambda: _acked(writer, during + 1), True)
+            await eventually(lambda: writer.has_acked(during + 1), True)
             await eventually(lambda: delegated(client, writer.acked[during]), "False")
             await asyncio.sleep(max(0.0, FAULT_SECONDS - (loop.time() - started)))
             window = loop.time() - started
@@ -127,10 +127,6 @@ async def test_edge_provider_fault_is_reported_backed_off_and_recovered(
     delegations = [o for o in wapi.objects.values() if o["fqdn"] == DELEGATED]
     assert len(delegations) == 1 and delegations[0]["delegate_to"] == [GLUE]
     tally.add("faults", "writes acknowledged during faults", len(writer.acked))
-
-
-async def _acked(writer: fleet.Writer, count: int) -> bool:
-    return len(writer.acked) >= count
 
 
 async def _all_delegated(client: httpx.AsyncClient, names: list[str]) -> dict[str, str | None]:

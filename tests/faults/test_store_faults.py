@@ -116,7 +116,7 @@ async def test_store_fault_refuses_writes_keeps_reads_and_dns_and_recovers(
             httpx.AsyncClient(base_url=gslb.api, timeout=30) as client,
             fleet.Writer(client, "s", pause=0.1) as writer,
         ):
-            await eventually(lambda: _count(writer), True)
+            await eventually(lambda: writer.has_acked(5), True)
             before = list(writer.acked)
             assert not await fleet.unanswered(gslb, before)
 
@@ -161,7 +161,3 @@ async def test_store_fault_refuses_writes_keeps_reads_and_dns_and_recovers(
         tally.add("faults", "writes refused with 503 during faults", len(refused_names))
         tally.add("faults", "writes acknowledged during faults", len(writer.acked))
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
-
-
-async def _count(writer: fleet.Writer) -> bool:
-    return len(writer.acked) >= 5

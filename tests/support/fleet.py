@@ -110,6 +110,10 @@ class Writer:
             await self._task
         return self
 
+    async def has_acked(self, count: int) -> bool:
+        """For `eventually`: at least `count` writes acknowledged so far."""
+        return len(self.acked) >= count
+
     async def __aenter__(self) -> Writer:
         return self.start()
 
