@@ -1,15 +1,35 @@
 """Request body size limit as a pure ASGI middleware (style.md §A5): 413 before the app sees too much.
 
 Content-Length is only a hint: a chunked or lying client is cut off by counting the bytes actually
-received, so no handler ever buffers more than the limit.
+received, so no handler ever buffers more than the limit. Before the 413 the rest of the body is read
+and dropped (up to a bound): closing a connection with unread data resets it, and a client still sending
+would see the reset instead of the answer.
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import status_response
 from app.domain.status import failure
+
+_DRAIN_BYTES = 1_048_576
+_DRAIN_SECONDS = 1.0
+
+
+async def _drain(receive: Receive) -> None:
+    """Read and drop what is left of the request body: at most _DRAIN_BYTES, for _DRAIN_SECONDS."""
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while drained < _DRAIN_BYTES:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                drained += len(message.get("body", b""))
 
 
 class _TooLarge(Exception):
@@ -26,17 +46,23 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if self._declared(scope) > self.max_bytes:
+            if not self._expects_continue(
+                scope
+            ):  # else the client waits for "100 Continue": nothing to drain
+                await _drain(receive)
             await self._reject(scope, receive, send)
             return
 
         received = 0
+        body_complete = False
         response_started = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise _TooLarge
             return message
@@ -52,7 +78,15 @@ class BodyLimitMiddleware:
         except _TooLarge:
             if response_started:  # too late to answer 413; the connection is dropped
                 raise
+            if not body_complete:
+                await _drain(receive)
             await self._reject(scope, receive, send)
+
+    @staticmethod
+    def _expects_continue(scope: Scope) -> bool:
+        return any(
+            name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers", ())
+        )
 
     @staticmethod
     def _declared(scope: Scope) -> int:
