@@ -8,6 +8,7 @@ them), and YAML aliases are refused (a few hundred bytes of aliases can expand t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Hashable
 from typing import Any
 
@@ -42,6 +43,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent: an int when whole (`1.0`, as the API server takes it)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return int(value) if value.is_integer() else value
+
+
 class _StrictYamlLoader(yaml.SafeLoader):
     """SafeLoader without timestamps, aliases or duplicate keys."""
 
@@ -71,6 +80,33 @@ _StrictYamlLoader.yaml_implicit_resolvers = {
 }
 
 
+# Far deeper than any Gslb (about 10 levels), and shallow enough for every parser and validator after.
+MAX_DEPTH = 100
+
+
+def _too_deep(document: Any) -> bool:
+    """Whether objects and arrays nest more than MAX_DEPTH levels (walked without recursion)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            pending.extend(
+                (child, depth + 1) for child in (value.values() if isinstance(value, dict) else value)
+            )
+    return False
+
+
+def _lone_surrogate(document: Any) -> bool:
+    """Whether a string holds a lone UTF-16 surrogate: `"\\ud800"` parses, but cannot be written back out."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
@@ -95,15 +131,28 @@ def parse_document(raw: bytes, media: str) -> Any:
         raise bad_request(f"the request body is not UTF-8: {exc}") from exc
     if not text.strip():
         raise bad_request("the request body is empty")
+    too_deep = bad_request(f"the request body is nested too deeply (more than {MAX_DEPTH} levels)")
     try:
         if media in YAML_TYPES:
-            return yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (ValueError, yaml.YAMLError) as exc:
+            loaded = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+            if _too_deep(loaded):
+                raise too_deep
+            # As the API server converts YAML to JSON: keys become strings; sets, binary, NaN are refused.
+            document = json.loads(json.dumps(loaded, allow_nan=False), parse_float=_number)
+        else:
+            document = json.loads(
+                text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant, parse_float=_number
+            )
+            if _too_deep(document):
+                raise too_deep
+    except (ValueError, TypeError, yaml.YAMLError) as exc:
         kind = "YAML" if media in YAML_TYPES else "JSON"
         raise bad_request(f"the request body is not valid {kind}: {exc}") from exc
     except RecursionError as exc:
-        raise bad_request("the request body is nested too deeply") from exc
+        raise too_deep from exc
+    if _lone_surrogate(document):
+        raise bad_request("the request body is not valid Unicode: it has a lone surrogate (\\ud800-\\udfff)")
+    return document
 
 
 async def read_object(request: Request, accepted: frozenset[str] = OBJECT_TYPES) -> dict[str, Any]:

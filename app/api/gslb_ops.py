@@ -6,12 +6,13 @@ after the object (`gslbs.k8gb.io "name" not found`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.api.bodies import merge_patch
 from app.api.errors import ApiError, bad_request, store_errors
@@ -27,6 +28,11 @@ _GENERATE_NAME_RE = re.compile(GENERATE_NAME_PATTERN)
 # A PUT without resourceVersion or a PATCH is "last write wins": on a concurrent change it is re-applied
 # to the fresh object, a few times at most (as the API server retries a patch).
 _ATTEMPTS = 5
+
+
+def _validated[M: BaseModel](model: type[M], document: Any) -> M:
+    """Validate as the API server decodes JSON: no coercion (`"5"` or `false` is not an integer)."""
+    return model.model_validate_json(json.dumps(document), strict=True)
 
 
 def _invalid(group: str, name: str, causes: list[StatusCause]) -> ApiError:
@@ -74,9 +80,10 @@ def _identity(body: Mapping[str, Any], *, group: str, namespace: str, name: str 
 def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | None = None) -> Gslb:
     """Validate a client's Gslb for this URL and apply k8gb's defaults; 400/422 on bad input."""
     checked = _identity(body, group=group, namespace=namespace, name=name)
+    checked.pop("status", None)  # the status subresource's: ignored here, so not validated either
     shown = name or str(checked["metadata"].get("name") or "")
     try:
-        gslb = Gslb.model_validate(checked)
+        gslb = _validated(Gslb, checked)
     except ValidationError as exc:
         raise _invalid(group, shown, causes_from_errors(exc.errors())) from exc
     prefix = gslb.metadata.generate_name
@@ -86,7 +93,7 @@ def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | 
                 reason="FieldValueRequired", field="metadata.name", message="name or generateName is required"
             )
             raise _invalid(group, shown, [cause])
-        if len(prefix) > 248 or not _GENERATE_NAME_RE.match(prefix):
+        if len(prefix) > 248 or not _GENERATE_NAME_RE.fullmatch(prefix):
             message = (
                 "with 5 random characters appended it must be a valid name (lowercase RFC 1123 subdomain)"
             )
@@ -198,7 +205,7 @@ async def replace_status(
     """PUT .../status: only `status` of the body is taken (and its resourceVersion as precondition)."""
     checked = _identity(body, group=group, namespace=namespace, name=name)
     try:
-        status = GslbStatus.model_validate(checked.get("status") or {})
+        status = _validated(GslbStatus, checked.get("status") or {})
     except ValidationError as exc:
         raise _invalid(group, name, causes_from_errors(exc.errors(), prefix=("status",))) from exc
     resource_version = checked["metadata"].get("resourceVersion")
