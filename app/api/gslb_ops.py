@@ -24,6 +24,7 @@ from app.stores.base import Conflict, GslbStore, ObjectKey
 # A prefix to which the store appends 5 of [a-z0-9] makes a valid name.
 GENERATE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*[-.]?$"
 _GENERATE_NAME_RE = re.compile(GENERATE_NAME_PATTERN)
+GENERATE_NAME_MAX_LENGTH = 248  # 253 with the suffix
 
 # A PUT without resourceVersion or a PATCH is "last write wins": on a concurrent change it is re-applied
 # to the fresh object, a few times at most (as the API server retries a patch).
@@ -66,7 +67,10 @@ def _identity(body: Mapping[str, Any], *, group: str, namespace: str, name: str 
             f"the namespace of the provided object ({metadata['namespace']}) does not match "
             f"the namespace sent on the request ({namespace})"
         )
-    if name is not None:
+    if name is None:
+        if metadata.get("name") == "":
+            del metadata["name"]  # unset: made from generateName
+    else:
         if metadata.get("name") in (None, ""):
             metadata["name"] = name
         elif metadata["name"] != name:
@@ -93,7 +97,7 @@ def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | 
                 reason="FieldValueRequired", field="metadata.name", message="name or generateName is required"
             )
             raise _invalid(group, shown, [cause])
-        if len(prefix) > 248 or not _GENERATE_NAME_RE.fullmatch(prefix):
+        if len(prefix) > GENERATE_NAME_MAX_LENGTH or not _GENERATE_NAME_RE.fullmatch(prefix):
             message = (
                 "with 5 random characters appended it must be a valid name (lowercase RFC 1123 subdomain)"
             )

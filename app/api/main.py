@@ -18,7 +18,7 @@ from app.api.deps import authorize_request
 from app.api.docs import mount_docs
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
-from app.api.openapi_refine import refine_schemas
+from app.api.openapi_refine import add_links, refine_schemas
 from app.api.routes import api_router
 from app.settings import Settings
 from app.stores.base import GslbStore
@@ -44,7 +44,9 @@ def _refine_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            refine_schemas(generate()["components"]["schemas"])  # generate() caches the document
+            document = generate()  # cached by generate(): refined in place once
+            refine_schemas(document["components"]["schemas"])
+            add_links(document["paths"])
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

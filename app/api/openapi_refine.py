@@ -2,7 +2,7 @@
 
 The pydantic models validate some rules in code (strategy types, RFC 1123 names, weight keys, weight only
 with roundRobin), which pydantic cannot put into JSON Schema by itself. This adds them, from the same
-constants the validators use.
+constants the validators use, and the links between the operations on one Gslb.
 """
 
 from __future__ import annotations
@@ -28,7 +28,39 @@ def refine_schemas(schemas: dict[str, Any]) -> None:
     strategy["then"] = {"properties": {"type": {"const": StrategyType.ROUND_ROBIN.value}}}
 
     meta = schemas["ObjectMeta"]["properties"]
+    # Empty in a request body means "the URL's" (on create, the name is then made from generateName).
     for option in _non_null(meta["name"]):
-        option.update(pattern=NAME_RE.pattern, maxLength=253)
+        option.update(pattern=f"^$|{NAME_RE.pattern}", maxLength=253)
     for option in _non_null(meta["namespace"]):
-        option.update(pattern=NAMESPACE_RE.pattern, maxLength=63)
+        option.update(pattern=f"^$|{NAMESPACE_RE.pattern}", maxLength=63)
+
+
+def _gslb_responses(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The success responses of `operation` whose body is a Gslb."""
+    gslb = {"$ref": "#/components/schemas/Gslb"}
+    found = []
+    for code in ("200", "201"):
+        response = operation.get("responses", {}).get(code)
+        if response and response.get("content", {}).get("application/json", {}).get("schema") == gslb:
+            found.append(response)
+    return found
+
+
+def add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from every operation that returns a Gslb to every operation on that Gslb.
+
+    They tell clients (and stateful fuzzers) that the object's metadata.namespace and metadata.name
+    address it: create → read, replace, patch, delete, status; and onwards from each of those.
+    """
+    parameters = {"namespace": "$response.body#/metadata/namespace", "name": "$response.body#/metadata/name"}
+    for path in paths:
+        if not path.endswith("/namespaces/{namespace}/gslbs/{name}"):
+            continue
+        targets = [op for sub in (path, f"{path}/status") for op in paths.get(sub, {}).values()]
+        sources = [*targets, paths.get(path.removesuffix("/{name}"), {}).get("post", {})]
+        for source in sources:
+            for response in _gslb_responses(source):
+                response["links"] = {
+                    target["operationId"]: {"operationId": target["operationId"], "parameters": parameters}
+                    for target in targets
+                }

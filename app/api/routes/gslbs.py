@@ -16,7 +16,7 @@ from app.api import gslb_ops
 from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from app.api.deps import StoreDep, WriterDep
 from app.api.errors import store_errors
-from app.api.gslb_ops import GENERATE_NAME_PATTERN
+from app.api.gslb_ops import GENERATE_NAME_MAX_LENGTH, GENERATE_NAME_PATTERN
 from app.domain.gslb import KIND, NAME_RE, NAMESPACE_RE, PLURAL, VERSION, Gslb, GslbList
 from app.domain.status import Status
 from app.stores.base import ObjectKey
@@ -69,10 +69,16 @@ def _object_body(group: str, operation: Literal["create", "replace", "status"]) 
         schema["required"].append("metadata")
         named = {
             "anyOf": [
-                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                {"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}},
                 {
                     "required": ["generateName"],
-                    "properties": {"generateName": {"type": "string", "pattern": GENERATE_NAME_PATTERN}},
+                    "properties": {
+                        "generateName": {
+                            "type": "string",
+                            "pattern": GENERATE_NAME_PATTERN,
+                            "maxLength": GENERATE_NAME_MAX_LENGTH,
+                        }
+                    },
                 },
             ]
         }
