@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     @field_validator("cluster_geo_tag")
     @classmethod
     def _geotag(cls, value: str) -> str:
-        if not _GEOTAG.match(value):
+        if not _GEOTAG.fullmatch(value):
             raise ValueError("letters, digits and '-' only")
         return value
 
@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     @classmethod
     def _geotags(cls, value: list[str]) -> list[str]:
         for tag in value:
-            if not _GEOTAG.match(tag):
+            if not _GEOTAG.fullmatch(tag):
                 raise ValueError(f"{tag!r}: letters, digits and '-' only")
         return list(dict.fromkeys(value))
 

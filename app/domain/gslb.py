@@ -137,7 +137,7 @@ class ResourceRef(_Model):
 
 class Strategy(_Model):
     type: str = Field(description="roundRobin, failover or geoip")
-    dns_ttl_seconds: int | None = Field(default=None, ge=0)
+    dns_ttl_seconds: int | None = Field(default=None, ge=0, le=2_147_483_647)
     primary_geo_tag: str | None = None
     split_brain_threshold_seconds: int | None = Field(
         default=None, ge=0, description="Deprecated and ignored, kept for compatibility with k8gb."
@@ -155,7 +155,7 @@ class Strategy(_Model):
     @classmethod
     def _weight_keys(cls, value: dict[str, int] | None) -> dict[str, int] | None:
         for key in value or {}:
-            if not GEOTAG_RE.match(key):
+            if not GEOTAG_RE.fullmatch(key):
                 raise ValueError(f"weight key {key!r} must match {GEOTAG_RE.pattern}")
         return value
 
@@ -254,7 +254,7 @@ class ObjectMeta(_Model):
     @field_validator("name")
     @classmethod
     def _dns_subdomain(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 253 or not NAME_RE.match(value)):
+        if value is not None and (len(value) > 253 or not NAME_RE.fullmatch(value)):
             raise ValueError(
                 "must be a lowercase RFC 1123 subdomain of at most 253 characters "
                 "(a-z, 0-9, '-' and '.', starting and ending with an alphanumeric)"
@@ -264,7 +264,7 @@ class ObjectMeta(_Model):
     @field_validator("namespace")
     @classmethod
     def _dns_label(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 63 or not NAMESPACE_RE.match(value)):
+        if value is not None and (len(value) > 63 or not NAMESPACE_RE.fullmatch(value)):
             raise ValueError("must be a lowercase RFC 1123 label of at most 63 characters")
         return value
 

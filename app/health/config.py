@@ -43,7 +43,7 @@ def split_endpoint(value: str) -> tuple[str, int]:
             raise ValueError(f"{value!r} must be host:port")
         if ":" in host:
             raise ValueError(f"{value!r}: write IPv6 addresses as [address]:port")
-        if not _HOSTNAME.match(host):
+        if not _HOSTNAME.fullmatch(host):
             raise ValueError(f"{value!r}: {host!r} is not an IP address or host name")
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"{value!r}: port must be a number from 1 to 65535")
@@ -57,7 +57,7 @@ def _endpoint(value: str) -> str:
 
 def _matches(pattern: re.Pattern[str], what: str) -> Any:
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid {what}")
         return value
 

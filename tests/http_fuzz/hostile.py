@@ -276,7 +276,6 @@ NAMES = [
         422,
         "metadata.name",
         (CREATE,),
-        known_bug="app/domain/gslb.py checks names with NAME_RE.match: `$` matches before a final newline",
     ),
     Hostile(
         "weight-key-trailing-newline",
@@ -285,7 +284,6 @@ NAMES = [
         422,
         "spec.strategy.weight",
         OBJECT_WRITES,
-        known_bug="app/domain/gslb.py checks weight keys with GEOTAG_RE.match: `$` matches before a newline",
     ),
     Hostile(
         "generate-name-trailing-newline",
