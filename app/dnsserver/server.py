@@ -21,10 +21,19 @@ from typing import cast
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 
-from app.dnsserver.answers import Address, Plan, build_plan, error_response, header_only, response_for
+from app.dnsserver.answers import (
+    Address,
+    Plan,
+    StaticPlan,
+    build_plan,
+    error_response,
+    header_only,
+    response_for,
+)
 from app.dnsserver.zonetable import ZoneTable
 
 log = logging.getLogger(__name__)
@@ -62,6 +71,10 @@ class DnsServer:
         """TCP connections refused because `max_tcp_connections` were open."""
         self.notifies = 0
         self._plans: dict[bytes, Plan] = {}
+        # Which cached plans a zone write can affect: answers found under a name go with that name;
+        # static ones (negative answers carry the SOA, whose serial every write moves) go every time.
+        self._by_name: dict[dns.name.Name, list[bytes]] = {}
+        self._static: set[bytes] = set()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpConnection] = set()
@@ -90,13 +103,32 @@ class DnsServer:
                 total[plan.rcode] += plan.hits
         return total
 
-    def _drop_plans(self) -> None:
-        """Forget every plan (after a zone write, or when full), keeping their hit counts."""
-        for plan in self._plans.values():
-            if plan.hits:
-                self._responses[plan.rcode] += plan.hits
-                self._queries += plan.hits
-        self._plans.clear()
+    def _drop_plans(self, changed: frozenset[dns.name.Name] | None = None) -> None:
+        """Forget the plans a zone write affects (all when `changed` is None, or when full), keeping
+        their hit counts. Dropping only what changed keeps the fast path warm during reconciles."""
+        if changed is None:
+            for plan in self._plans.values():
+                self._keep_count(plan)
+            self._plans.clear()
+            self._by_name.clear()
+            self._static.clear()
+            return
+        keys = list(self._static)
+        self._static.clear()
+        for name in changed:
+            keys.extend(self._by_name.pop(name, ()))
+        for key in keys:
+            if key in self._plans:
+                self._keep_count(self._plans.pop(key))
+
+    def cached_for(self, name: str) -> bool:
+        """Whether a found answer for `name` is cached (for tests and diagnostics)."""
+        return any(key in self._plans for key in self._by_name.get(dns.name.from_text(name), ()))
+
+    def _keep_count(self, plan: Plan) -> None:
+        if plan.hits:
+            self._responses[plan.rcode] += plan.hits
+            self._queries += plan.hits
 
     @property
     def tcp_connections(self) -> int:
@@ -177,7 +209,12 @@ class DnsServer:
         if self._cacheable(query, data):
             if len(self._plans) >= MAX_PLANS:
                 self._drop_plans()
-            self._plans[data[2:]] = plan
+            key = data[2:]
+            self._plans[key] = plan
+            if isinstance(plan, StaticPlan):
+                self._static.add(key)
+            else:
+                self._by_name.setdefault(query.question[0].name, []).append(key)
         self._responses[plan.rcode] += 1
         return plan.udp(data[:2], client) if udp else plan.tcp(data[:2], client)
 

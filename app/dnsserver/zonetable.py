@@ -149,7 +149,7 @@ class ZoneTable:
         self._zones: dict[dns.name.Name, _Zone] = {}
         self._nodes: dict[dns.name.Name, dict[int, ServedRRset]] = {}
         self._ents: Counter[dns.name.Name] = Counter()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[frozenset[dns.name.Name] | None], None]] = []
         self._located: dict[str, str | None] = {}
         serial = int(time.time()) % _SERIAL_MOD
         for config in zones:
@@ -205,13 +205,17 @@ class ZoneTable:
         ]
         if not compiled and not changes.delete:
             return
+        changed: set[dns.name.Name] = set()
         for endpoint in changes.delete:
             del current[endpoint.key]
-            self._drop(_name(endpoint.dns_name, "name"), dns.rdatatype.from_text(endpoint.record_type))
+            owner = _name(endpoint.dns_name, "name")
+            self._drop(owner, dns.rdatatype.from_text(endpoint.record_type))
+            changed.add(owner)
         for endpoint, owner, served in compiled:
             current[endpoint.key] = endpoint
             self._put(owner, served)
-        self._bump(target)
+            changed.add(owner)
+        self._bump(target, changed)
 
     def set_ns_names(self, zone: str, names: Iterable[str]) -> None:
         """The NS targets served at the zone apex (k8gb's glue names, e.g. gslb-ns-eu-cloud.example.com)."""
@@ -219,8 +223,13 @@ class ZoneTable:
         target.ns_names = [_name(n, "NS name") for n in names]
         self._bump(target)
 
-    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call `listener` after every write (servers drop their answer caches); returns the unsubscriber."""
+    def subscribe(self, listener: Callable[[frozenset[dns.name.Name] | None], None]) -> Callable[[], None]:
+        """Call `listener(changed)` after every write, so servers drop the cached answers it affects.
+
+        `changed` holds the owner names written plus the zone apex (whose SOA serial moved; negative
+        answers carry that SOA, so they always go); None means anything may have changed. Returns the
+        unsubscriber.
+        """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -341,12 +350,13 @@ class ZoneTable:
                 found.append(name)
         return found
 
-    def _bump(self, zone: _Zone) -> None:
+    def _bump(self, zone: _Zone, changed: set[dns.name.Name] | None = None) -> None:
         zone.serial = (zone.serial + 1) % _SERIAL_MOD
         self._build_apex(zone)
         self._located.clear()
+        scope = None if changed is None else frozenset({*changed, zone.origin})
         for listener in list(self._listeners):
-            listener()
+            listener(scope)
 
     def _build_apex(self, zone: _Zone) -> None:
         origin_text = zone.origin.to_text()

@@ -21,7 +21,7 @@ from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.endpoint import Changes, Endpoint
 
-from .conftest import BIG, HUGE, MANY, NS_NAMES, ZONE, Notifications
+from .conftest import BIG, HUGE, MANY, NS_NAMES, RR, ZONE, Notifications
 from .udpbatch import UdpBatch
 
 
@@ -427,3 +427,31 @@ async def test_dig_sees_the_records(server: DnsServer) -> None:
     assert subnet.split() == ["10.20.0.5"]
     refused = await dig(ZONE, "AXFR")
     assert "Transfer failed" in refused
+
+
+async def test_a_zone_write_keeps_cached_answers_of_other_names(server: DnsServer, table: ZoneTable) -> None:
+    """Reconciles write the zone all the time: answers for untouched names stay on the fast path,
+    while the written name and every negative answer (its SOA serial moved) are answered afresh."""
+    await ask(server, f"app.{ZONE}")
+    await ask(server, f"nothing.{ZONE}")
+    before = server.responses["NOERROR"], server.responses["NXDOMAIN"]
+
+    await table.apply(ZONE, Changes(create=(Endpoint(f"new.{ZONE}", ("10.9.9.9",), "A", 30),)))
+    assert server.cached_for(f"app.{ZONE}"), "the untouched name's answer was kept"
+    assert addresses(await ask(server, f"new.{ZONE}")) == ["10.9.9.9"]
+    app_answer = await ask(server, f"app.{ZONE}")
+    assert sorted(addresses(app_answer)) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    nothing = await ask(server, f"nothing.{ZONE}")
+    assert dns.rcode.to_text(nothing.rcode()) == "NXDOMAIN"
+    assert nothing.authority[0][0].serial == table.serial(ZONE), "negative answers carry the new serial"
+    assert (server.responses["NOERROR"], server.responses["NXDOMAIN"]) == (before[0] + 2, before[1] + 1)
+
+    await table.apply(
+        ZONE,
+        Changes(
+            update_old=(Endpoint(f"app.{ZONE}", ("10.0.0.1", "10.0.0.2", "10.0.0.3"), "A", 30, RR),),
+            update_new=(Endpoint(f"app.{ZONE}", ("10.0.0.7",), "A", 30, RR),),
+        ),
+    )
+    assert not server.cached_for(f"app.{ZONE}"), "the written name's answer was dropped"
+    assert addresses(await ask(server, f"app.{ZONE}")) == ["10.0.0.7"]

@@ -129,7 +129,7 @@ async def test_empty_non_terminals_exist_only_while_their_children_do() -> None:
 async def test_writes_notify_subscribers_until_unsubscribed() -> None:
     table = await _table()
     calls: list[int] = []
-    unsubscribe = table.subscribe(lambda: calls.append(1))
+    unsubscribe = table.subscribe(lambda changed: calls.append(1))
     await table.apply(ZONE, Changes(create=(A,)))
     unsubscribe()
     await table.apply(ZONE, Changes(create=(B,)))
