@@ -28,7 +28,6 @@ import dns.rcode
 from app.dnsserver.answers import (
     Address,
     Plan,
-    StaticPlan,
     build_plan,
     error_response,
     header_only,
@@ -71,10 +70,8 @@ class DnsServer:
         """TCP connections refused because `max_tcp_connections` were open."""
         self.notifies = 0
         self._plans: dict[bytes, Plan] = {}
-        # Which cached plans a zone write can affect: answers found under a name go with that name;
-        # static ones (negative answers carry the SOA, whose serial every write moves) go every time.
+        # Which cached plans a zone write can affect: each plan is filed under its question's name.
         self._by_name: dict[dns.name.Name, list[bytes]] = {}
-        self._static: set[bytes] = set()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpConnection] = set()
@@ -111,10 +108,8 @@ class DnsServer:
                 self._keep_count(plan)
             self._plans.clear()
             self._by_name.clear()
-            self._static.clear()
             return
-        keys = list(self._static)
-        self._static.clear()
+        keys: list[bytes] = []
         for name in changed:
             keys.extend(self._by_name.pop(name, ()))
         for key in keys:
@@ -122,7 +117,7 @@ class DnsServer:
                 self._keep_count(self._plans.pop(key))
 
     def cached_for(self, name: str) -> bool:
-        """Whether a found answer for `name` is cached (for tests and diagnostics)."""
+        """Whether an answer for `name` is cached (for tests and diagnostics)."""
         return any(key in self._plans for key in self._by_name.get(dns.name.from_text(name), ()))
 
     def _keep_count(self, plan: Plan) -> None:
@@ -211,10 +206,7 @@ class DnsServer:
                 self._drop_plans()
             key = data[2:]
             self._plans[key] = plan
-            if isinstance(plan, StaticPlan):
-                self._static.add(key)
-            else:
-                self._by_name.setdefault(query.question[0].name, []).append(key)
+            self._by_name.setdefault(query.question[0].name, []).append(key)
         self._responses[plan.rcode] += 1
         return plan.udp(data[:2], client) if udp else plan.tcp(data[:2], client)
 

@@ -226,9 +226,10 @@ class ZoneTable:
     def subscribe(self, listener: Callable[[frozenset[dns.name.Name] | None], None]) -> Callable[[], None]:
         """Call `listener(changed)` after every write, so servers drop the cached answers it affects.
 
-        `changed` holds the owner names written plus the zone apex (whose SOA serial moved; negative
-        answers carry that SOA, so they always go); None means anything may have changed. Returns the
-        unsubscriber.
+        `changed` holds the names whose answers may differ now: the owners written, their ancestors up to
+        the zone apex, and the apex itself (its SOA serial moved). Every other name answers as before,
+        negative answers included (their SOA may show an older serial, which resolvers only use for its
+        negative TTL). None means anything may have changed. Returns the unsubscriber.
         """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
@@ -354,7 +355,10 @@ class ZoneTable:
         zone.serial = (zone.serial + 1) % _SERIAL_MOD
         self._build_apex(zone)
         self._located.clear()
-        scope = None if changed is None else frozenset({*changed, zone.origin})
+        scope = None
+        if changed is not None:
+            # A write can turn an ancestor into (or out of) an empty non-terminal: its answers change too.
+            scope = frozenset({zone.origin, *changed, *(a for name in changed for a in self._between(name))})
         for listener in list(self._listeners):
             listener(scope)
 
