@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
@@ -46,4 +47,7 @@ async def readyz(request: Request) -> PlainTextResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (k8gb's names, k8gb.md §8.1)."""
     registry: CollectorRegistry = request.app.state.metrics_registry or REGISTRY
-    return Response(generate_latest(registry), media_type=METRICS_CONTENT_TYPE)
+    # Rendering thousands of series takes long enough to stall DNS answers; do it off the event loop
+    # (prometheus_client's metrics are thread-safe).
+    body = await asyncio.to_thread(generate_latest, registry)
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
