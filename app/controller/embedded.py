@@ -54,50 +54,58 @@ class StaticExposedIps:
 
 
 class ZoneSink:
-    """Plans a Gslb's records against what a provider holds and applies the difference.
+    """Plans a Gslb's records against what it last published and applies the difference.
 
-    Ownership is tracked per Gslb so one Gslb never deletes another's records; the index is
-    rebuilt at start by reconciling every Gslb (the built-in zone lives in memory anyway).
+    Each Gslb owns its records, so one never deletes another's. Planning against our own last
+    publication keeps a reconcile O(its own records) however large the zone is; if the provider
+    refuses a change set (it no longer holds what we think), the sink re-reads the provider once and
+    plans again. The state is rebuilt at start by reconciling every Gslb (the built-in zone lives in
+    memory anyway).
     """
 
     def __init__(self, provider: Provider, zones: list[ZoneConfig]) -> None:
         self.provider = provider
         self.zones = zones
-        self._owned: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        self._published: dict[tuple[str, str, str], dict[str, list[Endpoint]]] = {}
 
-    async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]:
-        owner = (gslb.group, gslb.namespace, gslb.name)
-        owned = self._owned.get(owner, set())
-        desired_by_zone: dict[str, list[Endpoint]] = defaultdict(list)
-        for endpoint in self.provider.adjust(list(endpoints)):
+    def _by_zone(self, endpoints: Sequence[Endpoint]) -> dict[str, list[Endpoint]]:
+        by_zone: dict[str, list[Endpoint]] = defaultdict(list)
+        for endpoint in endpoints:
             zone = zone_for(endpoint.dns_name, self.zones)
             if zone is None:
                 raise ValueError(f"record {endpoint.dns_name} is outside every load-balanced zone")
-            desired_by_zone[zone.load_balanced_zone].append(endpoint)
-        touched = set(desired_by_zone) | {z.load_balanced_zone for z in self.zones if owned}
-        published: list[Endpoint] = []
-        for zone_name in sorted(touched):
-            held = await self.provider.records(zone_name)
-            mine = [e for e in held if e.key in owned]
-            changes = plan(mine, desired_by_zone.get(zone_name, []))
-            if changes.has_changes:
-                await self.provider.apply(zone_name, changes)
-            published.extend(desired_by_zone.get(zone_name, []))
-        self._owned[owner] = {e.key for e in published}
-        return published
+            by_zone[zone.load_balanced_zone].append(endpoint)
+        return by_zone
+
+    async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]:
+        owner = (gslb.group, gslb.namespace, gslb.name)
+        desired = self._by_zone(self.provider.adjust(list(endpoints)))
+        await self._converge(owner, desired)
+        return [e for zone in sorted(desired) for e in desired[zone]]
 
     async def withdraw(self, namespace: str, name: str, group: str) -> None:
-        owner = (group, namespace, name)
-        owned = self._owned.get(owner)
-        if not owned:
-            return
-        for zone in self.zones:
-            held = await self.provider.records(zone.load_balanced_zone)
-            mine = [e for e in held if e.key in owned]
-            changes = plan(mine, [])
-            if changes.has_changes:
-                await self.provider.apply(zone.load_balanced_zone, changes)
-        self._owned.pop(owner, None)
+        await self._converge((group, namespace, name), {})
+
+    async def _converge(self, owner: tuple[str, str, str], desired: dict[str, list[Endpoint]]) -> None:
+        before = self._published.get(owner, {})
+        for zone in sorted(set(desired) | set(before)):
+            wanted = desired.get(zone, [])
+            changes = plan(before.get(zone, []), wanted)
+            if not changes.has_changes:
+                continue
+            try:
+                await self.provider.apply(zone, changes)
+            except Exception:
+                # Someone else changed the zone under us: plan once against what it really holds.
+                keys = {e.key for e in before.get(zone, [])} | {e.key for e in wanted}
+                held = [e for e in await self.provider.records(zone) if e.key in keys]
+                changes = plan(held, wanted)
+                if changes.has_changes:
+                    await self.provider.apply(zone, changes)
+        if desired:
+            self._published[owner] = {zone: list(eps) for zone, eps in desired.items()}
+        else:
+            self._published.pop(owner, None)
 
 
 class TeeSink:
