@@ -1,56 +1,57 @@
-"""A store's change feed: every subscriber gets every event, in publish order, from subscription on.
+"""A change feed: every subscriber gets every item, in publish order, from the moment it subscribed.
 
-Shared by the stores so each only has to call `publish()` in commit order (on the event loop).
+Shared by the stores (their watch events) and the kube informers (resource events), so each only has
+to call `publish()` in order, on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from app.stores.base import WatchEvent
 
+class Feed[T]:
+    """One subscriber's items as an async iterator; ends when the fan-out closes."""
 
-class Subscription:
-    """One watcher's events as an async iterator; ends when the feed closes."""
+    def __init__(self, fanout: Fanout[T]) -> None:
+        self._fanout = fanout
+        self._queue: asyncio.Queue[T | None] = asyncio.Queue()
+        fanout._queues.add(self._queue)
 
-    def __init__(self, feed: ChangeFeed) -> None:
-        self._feed = feed
-        self._queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-        feed._queues.add(self._queue)
-
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> Feed[T]:
         return self
 
-    async def __anext__(self) -> WatchEvent:
-        event = await self._queue.get()
-        if event is None:
-            self._feed._queues.discard(self._queue)
+    async def __anext__(self) -> T:
+        item = await self._queue.get()
+        if item is None:
+            self._fanout._queues.discard(self._queue)
             raise StopAsyncIteration
-        return event
+        return item
 
     def pending(self) -> int:
-        """Events published but not yet taken."""
+        """Items published but not yet taken."""
         return self._queue.qsize()
 
     async def aclose(self) -> None:
-        """Stop receiving events."""
-        self._feed._queues.discard(self._queue)
+        """Stop receiving items."""
+        self._fanout._queues.discard(self._queue)
 
 
-class ChangeFeed:
+class Fanout[T]:
+    """One producer, many consumers, each with its own unbounded queue; `close()` ends every feed."""
+
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[WatchEvent | None]] = set()
+        self._queues: set[asyncio.Queue[T | None]] = set()
 
-    def subscribe(self) -> Subscription:
-        """Registered at once (not on first iteration), so no later event is missed."""
-        return Subscription(self)
+    def subscribe(self) -> Feed[T]:
+        """Registered at once (not on first iteration), so no later item is missed."""
+        return Feed(self)
 
-    def publish(self, event: WatchEvent) -> None:
+    def publish(self, item: T) -> None:
         for queue in list(self._queues):
-            queue.put_nowait(event)
+            queue.put_nowait(item)
 
     def close(self) -> None:
-        """End every subscription."""
+        """End every feed."""
         for queue in list(self._queues):
             queue.put_nowait(None)
         self._queues.clear()

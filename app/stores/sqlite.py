@@ -34,7 +34,7 @@ from app.stores.base import (
     Unavailable,
     WatchEvent,
 )
-from app.stores.feed import ChangeFeed, Subscription
+from app.stores.feed import Fanout, Feed
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._feed = ChangeFeed()
+        self._feed: Fanout[WatchEvent] = Fanout()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -363,6 +363,6 @@ class SqliteStore:
 
     # --- change feed ---------------------------------------------------------------------------
 
-    def watch(self) -> Subscription:
+    def watch(self) -> Feed[WatchEvent]:
         """Every committed write after this call, in commit order; ends when the store closes."""
         return self._feed.subscribe()

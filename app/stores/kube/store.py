@@ -35,10 +35,11 @@ from app.stores.base import (
     Unavailable,
     WatchEvent,
 )
+from app.stores.feed import Fanout, Feed
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, gslb_resource
 from app.stores.kube.events import INVALID_SPEC, KubeEvents, ObjectRef
 from app.stores.kube.watch import EventType as FeedType
-from app.stores.kube.watch import Fanout, Feed, Informer, ResourceEvent
+from app.stores.kube.watch import Informer, ResourceEvent
 
 log = logging.getLogger("pygslb.kube.store")
 

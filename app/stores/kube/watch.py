@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.stores.feed import Fanout, Feed
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, Resource
 
 log = logging.getLogger("pygslb.kube.watch")
@@ -204,47 +205,6 @@ def _typed(res: Resource, obj: Obj) -> Obj:
     if "apiVersion" not in obj or "kind" not in obj:
         obj = {"apiVersion": res.api_version, "kind": res.kind, **obj}
     return obj
-
-
-class Feed[T]:
-    """An async iterator over what a `Fanout` publishes after the moment of subscription."""
-
-    def __init__(self, fanout: Fanout[T]) -> None:
-        self._fanout = fanout
-        self._queue: asyncio.Queue[T | None] = asyncio.Queue()
-        fanout._queues.add(self._queue)
-
-    def __aiter__(self) -> Feed[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        item = await self._queue.get()
-        if item is None:
-            self._fanout._queues.discard(self._queue)
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        self._fanout._queues.discard(self._queue)
-
-
-class Fanout[T]:
-    """One producer, many consumers, each with its own unbounded queue; `close()` ends every feed."""
-
-    def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[T | None]] = set()
-
-    def subscribe(self) -> Feed[T]:
-        return Feed(self)
-
-    def publish(self, item: T) -> None:
-        for queue in list(self._queues):
-            queue.put_nowait(item)
-
-    def close(self) -> None:
-        for queue in list(self._queues):
-            queue.put_nowait(None)
-        self._queues.clear()
 
 
 class Informer:
