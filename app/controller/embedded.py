@@ -7,7 +7,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from app.controller.ports import RecordSink
 from app.domain.endpoint import Endpoint
 from app.domain.gslb import EXPOSED_IPS_ANNOTATION, Gslb, Server, hosts_and_services
 from app.domain.plan import plan
@@ -106,22 +105,3 @@ class ZoneSink:
             self._published[owner] = {zone: list(eps) for zone, eps in desired.items()}
         else:
             self._published.pop(owner, None)
-
-
-class TeeSink:
-    """Publishes through a primary sink and mirrors the result (e.g. DNSEndpoint, then the built-in zone)."""
-
-    def __init__(self, primary: RecordSink, *mirrors: RecordSink) -> None:
-        self.primary = primary
-        self.mirrors = mirrors
-
-    async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]:
-        published = await self.primary.publish(gslb, endpoints)
-        for mirror in self.mirrors:
-            await mirror.publish(gslb, published)
-        return published
-
-    async def withdraw(self, namespace: str, name: str, group: str) -> None:
-        await self.primary.withdraw(namespace, name, group)
-        for mirror in self.mirrors:
-            await mirror.withdraw(namespace, name, group)

@@ -318,7 +318,3 @@ def _ready(gslb: Gslb, health: dict[str, HealthStatus], records: dict[str, list[
         last_transition_time=_now(),
         observed_generation=gslb.metadata.generation,
     )
-
-
-def services_of(servers: Sequence[Server]) -> set[tuple[str, str]]:
-    return {(svc.namespace, svc.name) for s in servers for svc in s.services}
