@@ -14,14 +14,14 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import PeerSource
 from app.controller.queue import WorkQueue
 from app.controller.reconcile import Outcome, Reconciler
 from app.domain.gslb import GROUPS, Gslb
-from app.stores.base import EventType, GslbStore, ObjectKey, StoreError
+from app.stores.base import EventType, GslbStore, ObjectKey, StoreError, WatchEvent
 from app.telemetry.carry import Cause, cause_from_annotations
 
 log = logging.getLogger("pygslb.controller")
@@ -134,8 +134,8 @@ class Controller:
         for key in sorted(keys | self._active):
             self.queue.add(key, None, "zone-change")
 
-    async def _watch(self, events_iter: object) -> None:
-        async for event in events_iter:  # type: ignore[attr-defined]
+    async def _watch(self, events: AsyncIterator[WatchEvent]) -> None:
+        async for event in events:
             key = ObjectKey.of(event.object)
             if event.type == EventType.DELETED:
                 # A delete that recorded its caller (annotation for the last generation) is traced too.
