@@ -21,7 +21,7 @@ from app.controller.ports import PeerSource
 from app.controller.queue import WorkQueue
 from app.controller.reconcile import Outcome, Reconciler
 from app.domain.gslb import GROUPS, Gslb
-from app.stores.base import EventType, GslbStore, ObjectKey, StoreError, WatchEvent
+from app.stores.base import EventType, GslbStore, ObjectKey, WatchEvent
 from app.telemetry.carry import Cause, cause_from_annotations
 
 log = logging.getLogger("pygslb.controller")
@@ -161,7 +161,7 @@ class Controller:
                 outcome = await self.reconciler.reconcile(
                     key, item.causes, reason=reason, link=self._last_write.get(key)
                 )
-            except (StoreError, Exception) as exc:  # noqa: B014 - any failure backs off, never kills a worker
+            except Exception as exc:  # any failure backs off; it never kills a worker
                 delay = self.queue.backoff(key)
                 log.warning("reconcile %s failed (%s); retrying in %.1fs", key, exc, delay)
             else:
