@@ -25,7 +25,8 @@ from app.controller.metrics import ControllerMetrics
 from app.controller.ports import ExposedIpSource, HealthSource, PeerSource, RecordSink, ServerSource
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
-from app.dnsserver.geo import ChainLocator, CidrLocator, GeoLocator, MaxMindLocator
+from app.dnsserver.geo import GeoLocator, GeoSpec
+from app.dnsserver.process import DnsWorkers
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
@@ -83,7 +84,7 @@ class Runtime:
     tracing: TracingHandle | None = None
     store: GslbStore | None = None
     zone: ZoneTable | None = None
-    dns: DnsServer | None = None
+    dns: DnsServer | DnsWorkers | None = None
     health: Any = None
     controller: Controller | None = None
     delegation: DelegationLoop | None = None
@@ -176,7 +177,17 @@ class Runtime:
             self.delegation.on_change = self.controller.zone_changed
         if s.dns_address:
             host, port = s.dns_host_port
-            self.dns = DnsServer(self.zone, host, port, on_notify=self.controller.notified)
+            if s.dns_workers:  # in processes of their own, so a query flood uses another core
+                self.dns = DnsWorkers(
+                    self.zone,
+                    host,
+                    port,
+                    count=s.dns_workers,
+                    on_notify=self.controller.notified,
+                    geo=self._geo_spec(),
+                )
+            else:
+                self.dns = DnsServer(self.zone, host, port, on_notify=self.controller.notified)
             await self.dns.start()
         if self.health is not None:
             await self.health.start()
@@ -238,14 +249,12 @@ class Runtime:
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
 
-    async def _build_geo(self) -> GeoLocator | None:
+    def _geo_spec(self) -> GeoSpec:
         s = self.settings
-        locators: list[GeoLocator] = []
-        if s.geoip_cidrs:
-            locators.append(CidrLocator.from_setting(s.geoip_cidrs))
-        if s.geoip_database is not None:
-            locators.append(await MaxMindLocator.load(s.geoip_database, s.geoip_field))
-        return ChainLocator(locators) if locators else None
+        return GeoSpec(s.geoip_cidrs, s.geoip_database, s.geoip_field)
+
+    async def _build_geo(self) -> GeoLocator | None:
+        return await self._geo_spec().build()
 
     async def _build_store(self) -> GslbStore:
         s = self.settings

@@ -1,7 +1,7 @@
 """One settings root: every field's environment name, default, bounds and help in one place.
 
 Names follow k8gb's environment variables where k8gb has one (k8gb.md §3); the pygslb-only ones are
-API_ADDRESS, DNS_ADDRESS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*. Secrets may come from a file
+API_ADDRESS, DNS_ADDRESS, DNS_WORKERS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*. Secrets may come from a file
 (`<NAME>_FILE`) so they never have to appear on a command line.
 """
 
@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     )
     dns_address: str = Field(
         "127.0.0.1:5353", description="host:port of the built-in DNS server (UDP+TCP); empty disables it"
+    )
+    dns_workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="DNS server processes sharing DNS_ADDRESS (SO_REUSEPORT when more than one), fed the "
+        "zone by the main process, so DNS load runs beside reconciles; 0 serves DNS in the main process",
     )
     gslb_data_dir: Path = Field(Path(".gslb-data"), description="where the embedded SQLite store lives")
     gslb_services_file: Path | None = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,3 +111,22 @@ class ChainLocator:
             if tag is not None:
                 return tag
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoSpec:
+    """The geo settings (GEOIP_CIDRS, GEOIP_DATABASE, GEOIP_FIELD) as plain data, so a DNS worker
+    process can build its own locator: a locator holds an open database and is not sent anywhere."""
+
+    cidrs: str = ""
+    database: Path | None = None
+    field: str = "datacenter"
+
+    async def build(self) -> GeoLocator | None:
+        """The CIDR table first, then the database; None when neither is set."""
+        locators: list[GeoLocator] = []
+        if self.cidrs:
+            locators.append(CidrLocator.from_setting(self.cidrs))
+        if self.database is not None:
+            locators.append(await MaxMindLocator.load(self.database, self.field))
+        return ChainLocator(locators) if locators else None

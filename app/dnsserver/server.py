@@ -55,8 +55,11 @@ class DnsServer:
         on_notify: Callable[[str, str], None] | None = None,
         tcp_idle_timeout: float = 10.0,
         max_tcp_connections: int = 256,
+        reuse_port: bool = False,
     ) -> None:
         self.table = table
+        self.reuse_port = reuse_port
+        """SO_REUSEPORT on both sockets, so several worker processes can share one address."""
         self.host = host
         self._requested_port = port
         self._on_notify = on_notify
@@ -133,11 +136,15 @@ class DnsServer:
         loop = asyncio.get_running_loop()
         for attempt in range(20):
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, self._requested_port)
+                lambda: _UdpProtocol(self),
+                local_addr=(self.host, self._requested_port),
+                reuse_port=self.reuse_port or None,
             )
             port = udp.get_extra_info("sockname")[1]
             try:
-                self._tcp = await loop.create_server(lambda: _TcpConnection(self), self.host, port)
+                self._tcp = await loop.create_server(
+                    lambda: _TcpConnection(self), self.host, port, reuse_port=self.reuse_port or None
+                )
             except OSError:
                 udp.close()
                 if self._requested_port or attempt == 19:

@@ -69,6 +69,39 @@ class Lookup:
     """The zone's SOA for the authority section of a negative answer (TTL = negTTL)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneWrite:
+    """One accepted write as a replica replays it: the change set or the new NS names, and the serial
+    the zone had after it (so every replica's SOA shows the same serial)."""
+
+    zone: str
+    serial: int
+    changes: Changes | None = None
+    ns_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    """Everything one zone serves: enough to rebuild it elsewhere."""
+
+    zone: str
+    serial: int
+    ns_names: tuple[str, ...]
+    records: tuple[Endpoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TableSnapshot:
+    """A whole table in plain data (picklable): what a replica starts from. The geo locator is not part
+    of it: it reads files, so each process builds its own."""
+
+    zones: tuple[ZoneConfig, ...]
+    states: tuple[ZoneState, ...]
+    soa_mname: str | None
+    soa_rname: str | None
+    ns_ttl: int
+
+
 @dataclass(slots=True)
 class _Zone:
     config: ZoneConfig
@@ -150,6 +183,7 @@ class ZoneTable:
         self._nodes: dict[dns.name.Name, dict[int, ServedRRset]] = {}
         self._ents: Counter[dns.name.Name] = Counter()
         self._listeners: list[Callable[[frozenset[dns.name.Name] | None], None]] = []
+        self._writers: list[Callable[[ZoneWrite], None]] = []
         self._located: dict[str, str | None] = {}
         serial = int(time.time()) % _SERIAL_MOD
         for config in zones:
@@ -176,6 +210,9 @@ class ZoneTable:
 
     def apply_now(self, zone: str, changes: Changes) -> None:
         """Validate the whole change set, then apply it whole; synchronous, so no query sees half of it."""
+        self._apply(zone, changes, None)
+
+    def _apply(self, zone: str, changes: Changes, serial: int | None) -> None:
         target = self._zone(zone)
         current = target.records
         seen: dict[tuple[str, str], str] = {}
@@ -215,13 +252,74 @@ class ZoneTable:
             current[endpoint.key] = endpoint
             self._put(owner, served)
             changed.add(owner)
-        self._bump(target, changed)
+        self._bump(target, changed, serial)
+        self._tell_writers(ZoneWrite(zone, target.serial, changes=changes))
 
     def set_ns_names(self, zone: str, names: Iterable[str]) -> None:
         """The NS targets served at the zone apex (k8gb's glue names, e.g. gslb-ns-eu-cloud.example.com)."""
+        self._set_ns_names(zone, names, None)
+
+    def _set_ns_names(self, zone: str, names: Iterable[str], serial: int | None) -> None:
         target = self._zone(zone)
         target.ns_names = [_name(n, "NS name") for n in names]
-        self._bump(target)
+        self._bump(target, None, serial)
+        self._tell_writers(ZoneWrite(zone, target.serial, ns_names=self._ns_texts(target)))
+
+    # --- replication -----------------------------------------------------------------------------
+
+    def on_write(self, listener: Callable[[ZoneWrite], None]) -> Callable[[], None]:
+        """Call `listener(write)` after every accepted write, in order, so a replica can replay it.
+
+        Refused change sets are never reported (they changed nothing). Returns the unsubscriber.
+        """
+        self._writers.append(listener)
+        return lambda: self._writers.remove(listener)
+
+    def replay(self, write: ZoneWrite) -> None:
+        """Apply a write another table accepted, ending at its serial (replicas call this)."""
+        if write.changes is not None:
+            self._apply(write.zone, write.changes, write.serial)
+        if write.ns_names is not None:
+            self._set_ns_names(write.zone, write.ns_names, write.serial)
+
+    def snapshot(self) -> TableSnapshot:
+        """The whole table as plain data, consistent as of now (writes are synchronous)."""
+        states = tuple(
+            ZoneState(
+                zone.config.load_balanced_zone,
+                zone.serial,
+                self._ns_texts(zone),
+                tuple(zone.records[key] for key in sorted(zone.records)),
+            )
+            for zone in self._zones.values()
+        )
+        return TableSnapshot(tuple(self.zones), states, self._soa_mname, self._soa_rname, self._ns_ttl)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: TableSnapshot, geo: GeoLocator | None = None) -> ZoneTable:
+        """A replica of the table `snapshot` was taken from, serials included."""
+        table = cls(
+            list(snapshot.zones),
+            {state.zone: list(state.ns_names) for state in snapshot.states},
+            soa_mname=snapshot.soa_mname,
+            soa_rname=snapshot.soa_rname,
+            ns_ttl=snapshot.ns_ttl,
+            geo=geo,
+        )
+        for state in snapshot.states:
+            table._apply(state.zone, Changes(create=state.records), state.serial)
+            zone = table._zone(state.zone)
+            if zone.serial != state.serial:  # no records: nothing was applied
+                table._bump(zone, None, state.serial)
+        return table
+
+    @staticmethod
+    def _ns_texts(zone: _Zone) -> tuple[str, ...]:
+        return tuple(name.to_text(omit_final_dot=True) for name in zone.ns_names)
+
+    def _tell_writers(self, write: ZoneWrite) -> None:
+        for listener in list(self._writers):
+            listener(write)
 
     def subscribe(self, listener: Callable[[frozenset[dns.name.Name] | None], None]) -> Callable[[], None]:
         """Call `listener(changed)` after every write, so servers drop the cached answers it affects.
@@ -351,8 +449,8 @@ class ZoneTable:
                 found.append(name)
         return found
 
-    def _bump(self, zone: _Zone, changed: set[dns.name.Name] | None = None) -> None:
-        zone.serial = (zone.serial + 1) % _SERIAL_MOD
+    def _bump(self, zone: _Zone, changed: set[dns.name.Name] | None, serial: int | None = None) -> None:
+        zone.serial = (zone.serial + 1) % _SERIAL_MOD if serial is None else serial
         self._build_apex(zone)
         self._located.clear()
         scope = None

@@ -1,0 +1,57 @@
+"""`gslb serve` with DNS in worker processes: the answers follow the API, and no worker outlives the
+main process, whether it is stopped with SIGTERM or killed outright."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import fleet
+from tests.support.fleet import backend, services_file  # noqa: F401 - fixtures
+from tests.support.instance import a_records, eventually, running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid` (zombies excluded)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return {c for c in found if alive(c)}
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def gone(pids: set[int]) -> set[int]:
+    return {p for p in pids if alive(p)}
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "sigkill"])
+async def test_workers_answer_what_the_api_wrote_and_end_with_the_main_process(
+    tmp_path: Path,
+    services_file: str,
+    ending: str,  # noqa: F811
+) -> None:
+    async with running(tmp_path, **fleet.settings(services_file, DNS_WORKERS="2")) as gslb:
+        assert gslb.process is not None
+        workers = children(gslb.process.pid)
+        assert len(workers) == 2, gslb.log()
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            created = await client.post(fleet.COLLECTION, json=fleet.manifest("app"))
+            assert created.status_code == 201, created.text
+        await eventually(lambda: a_records(gslb.dns, fleet.host_of("app")), fleet.EXPOSED)
+        if ending == "sigterm":
+            gslb.process.send_signal(signal.SIGTERM)
+            assert await gslb.process.wait() == 0, gslb.log()
+        else:
+            await gslb.kill()  # no chance to stop them: each worker sees its channel close
+        await eventually(lambda: gone(workers), set())
