@@ -151,7 +151,7 @@ class Runtime:
             )
             health = self.health
         reconciler = Reconciler(
-            store=self.store,
+            store=kube.reconciler_store if kube is not None else self.store,
             servers=servers,
             health=health,
             exposed=exposed,

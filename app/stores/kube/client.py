@@ -166,6 +166,15 @@ class KubeClient:
     ) -> Obj:
         return await self.request("GET", res.path(namespace, name, subresource))
 
+    async def get_or_none(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        """`get`, with None for an object that does not exist."""
+        try:
+            return await self.get(res, namespace, name)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def list(
         self,
         res: Resource,

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from app.domain.endpoint import Endpoint
 from app.domain.gslb import Gslb
+from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import DNS_ENDPOINT, KubeApiError, KubeClient, Obj
 from app.stores.kube.ownwrites import OwnWrites
 from app.stores.kube.servers import gslb_ref
@@ -78,27 +79,42 @@ def _managed(obj: Obj) -> tuple[object, object, object]:
 class DnsEndpointSink:
     """`RecordSink` for kubernetes mode."""
 
-    def __init__(self, client: KubeClient, *, own_writes: OwnWrites | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        own_writes: OwnWrites | None = None,
+        dnsendpoints: ObjectCache | None = None,
+    ) -> None:
         self.client = client
         self.own_writes = own_writes or OwnWrites()
+        self.dnsendpoints = dnsendpoints  # reads from the DNSEndpoint informer; None: every read is a GET
+
+    async def _read(self, namespace: str, name: str, *, fresh: bool) -> Obj | None:
+        if self.dnsendpoints is not None and not fresh:
+            return await self.dnsendpoints.get(namespace, name)
+        return await self.client.get_or_none(DNS_ENDPOINT, namespace, name)
+
+    def _wrote(self, obj: Obj) -> list[Endpoint]:
+        self.own_writes.record(obj)
+        if self.dnsendpoints is not None:
+            self.dnsendpoints.wrote(obj)
+        return endpoints_of(obj)
 
     async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]:
+        """Create or overwrite; the first attempt reads from the cache, a retry after a 409 from the API."""
         desired = application_dnsendpoint(gslb, endpoints)
         ns, name = gslb.namespace, gslb.name
         for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                current = await self.client.get(DNS_ENDPOINT, ns, name)
-            except KubeApiError as exc:
-                if exc.status != 404:
-                    raise
+            current = await self._read(ns, name, fresh=attempt > 1)
+            if current is None:
                 try:
                     created = await self.client.create(DNS_ENDPOINT, ns, desired)
                 except KubeApiError as create_exc:
                     if create_exc.status == 409 and attempt < WRITE_ATTEMPTS:
                         continue  # created meanwhile: overwrite it
                     raise
-                self.own_writes.record(created)
-                return endpoints_of(created)
+                return self._wrote(created)
             if _managed(current) == _managed(desired):
                 return endpoints_of(current)
             body = copy.deepcopy(current)
@@ -114,19 +130,15 @@ class DnsEndpointSink:
                 if exc.status == 409 and attempt < WRITE_ATTEMPTS:
                     continue
                 raise
-            self.own_writes.record(updated)
-            return endpoints_of(updated)
+            return self._wrote(updated)
         raise AssertionError("unreachable: every attempt returns or raises")  # pragma: no cover
 
     async def withdraw(self, namespace: str, name: str, group: str) -> None:
         """Delete the DNSEndpoint of a deleted Gslb now, rather than when the garbage collector gets to it;
         one controlled by the other API group's twin (legacy migration) is left alone."""
-        try:
-            current = await self.client.get(DNS_ENDPOINT, namespace, name)
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return
-            raise
+        current = await self._read(namespace, name, fresh=True)  # rare; exactness over speed
+        if current is None:
+            return
         owner = next(
             (r for r in current["metadata"].get("ownerReferences") or [] if r.get("controller")), None
         )
@@ -137,3 +149,5 @@ class DnsEndpointSink:
         except KubeApiError as exc:
             if exc.status != 404:
                 raise
+        if self.dnsendpoints is not None:
+            self.dnsendpoints.forget(namespace, name)

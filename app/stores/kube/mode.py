@@ -13,7 +13,8 @@ import socket
 from dataclasses import dataclass
 
 from app.settings import Settings
-from app.stores.kube.client import KubeClient, connect
+from app.stores.kube.cached import ObjectCache
+from app.stores.kube.client import DNS_ENDPOINT, INGRESS, KubeClient, connect
 from app.stores.kube.dnsendpoint import DnsEndpointSink
 from app.stores.kube.events import KubeEvents
 from app.stores.kube.exposed import KubeExposedIps
@@ -21,9 +22,11 @@ from app.stores.kube.health import EndpointSliceHealth
 from app.stores.kube.ingress_workflow import IngressWorkflow
 from app.stores.kube.lease import LeaderElector
 from app.stores.kube.ownwrites import OwnWrites
+from app.stores.kube.reconcile_view import ReconcilerView
 from app.stores.kube.servers import KubeServerSource
 from app.stores.kube.store import KubeGslbStore
 from app.stores.kube.triggers import GslbTriggers, OnKey
+from app.stores.kube.watch import Informer
 
 LEASE_NAME = "pygslb-controller"
 
@@ -51,13 +54,19 @@ class KubeParts:
     exposed: KubeExposedIps
     sink: DnsEndpointSink
     workflow: IngressWorkflow
+    ingresses: Informer
+    dnsendpoints: Informer
 
     @classmethod
     def of(cls, store: KubeGslbStore, settings: Settings) -> KubeParts:
         client = store.client
         events = store.events or KubeEvents(client)
         own_writes = OwnWrites()
-        servers = KubeServerSource(client, events=events, own_writes=own_writes)
+        # One informer per kind, read by the reconciler (cached reads) and mapped by the triggers.
+        ingresses, dnsendpoints = Informer(client, INGRESS), Informer(client, DNS_ENDPOINT)
+        servers = KubeServerSource(
+            client, events=events, own_writes=own_writes, ingresses=ObjectCache(ingresses)
+        )
         return cls(
             store=store,
             settings=settings,
@@ -71,9 +80,16 @@ class KubeParts:
                 edge_servers=settings.edge_servers,
                 events=events,
             ),
-            sink=DnsEndpointSink(client, own_writes=own_writes),
+            sink=DnsEndpointSink(client, own_writes=own_writes, dnsendpoints=ObjectCache(dnsendpoints)),
             workflow=IngressWorkflow(client, store=store, events=events),
+            ingresses=ingresses,
+            dnsendpoints=dnsendpoints,
         )
+
+    @property
+    def reconciler_store(self) -> ReconcilerView:
+        """The store for the Reconciler: reads from the informers (the REST API keeps direct reads)."""
+        return ReconcilerView(self.store)
 
     def triggers(self, on_key: OnKey) -> GslbTriggers:
         return GslbTriggers(
@@ -83,6 +99,8 @@ class KubeParts:
             health=self.health,
             workflow=self.workflow,
             own_writes=self.own_writes,
+            ingresses=self.ingresses,
+            dnsendpoints=self.dnsendpoints,
         )
 
     def elector(self, identity: str | None = None) -> LeaderElector:

@@ -14,6 +14,7 @@ import copy
 import logging
 
 from app.domain.gslb import Gslb, IngressSpec, NamespacedName, ResourceRef, Server
+from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import INGRESS, KubeApiError, KubeClient, Obj
 from app.stores.kube.events import RECONCILE_ERROR, KubeEvents, ObjectRef
 from app.stores.kube.ownwrites import OwnWrites
@@ -119,11 +120,28 @@ class KubeServerSource:
     """`ServerSource` for kubernetes mode; `ingress_for` is shared with the exposed-IP source."""
 
     def __init__(
-        self, client: KubeClient, *, events: KubeEvents | None = None, own_writes: OwnWrites | None = None
+        self,
+        client: KubeClient,
+        *,
+        events: KubeEvents | None = None,
+        own_writes: OwnWrites | None = None,
+        ingresses: ObjectCache | None = None,
     ) -> None:
         self.client = client
         self.events = events
         self.own_writes = own_writes or OwnWrites()
+        self.ingresses = ingresses  # reads from the Ingress informer; None: every read is a GET
+
+    async def _read(self, namespace: str, name: str) -> Obj | None:
+        if self.ingresses is not None:
+            return await self.ingresses.get(namespace, name)
+        return await self.client.get_or_none(INGRESS, namespace, name)
+
+    def _wrote(self, obj: Obj) -> Obj:
+        self.own_writes.record(obj)
+        if self.ingresses is not None:
+            self.ingresses.wrote(obj)
+        return obj
 
     async def servers(self, gslb: Gslb) -> list[Server]:
         try:
@@ -144,15 +162,17 @@ class KubeServerSource:
 
     async def _ensure_embedded(self, gslb: Gslb) -> Obj:
         desired = embedded_ingress(gslb)
-        try:
-            current = await self.client.get(INGRESS, gslb.namespace, gslb.name)
-        except KubeApiError as exc:
-            if exc.status != 404:
-                raise
-            created = await self.client.create(INGRESS, gslb.namespace, desired)
-            self.own_writes.record(created)
-            log.info("created the embedded Ingress %s/%s", gslb.namespace, gslb.name)
-            return created
+        current = await self._read(gslb.namespace, gslb.name)
+        if current is None:
+            try:
+                created = await self.client.create(INGRESS, gslb.namespace, desired)
+            except KubeApiError as exc:
+                if exc.status != 409:
+                    raise
+                current = await self.client.get(INGRESS, gslb.namespace, gslb.name)  # the cache lagged
+            else:
+                log.info("created the embedded Ingress %s/%s", gslb.namespace, gslb.name)
+                return self._wrote(created)
         if current.get("spec") == desired["spec"]:
             return current
         body = copy.deepcopy(current)
@@ -166,20 +186,17 @@ class KubeServerSource:
                 "embedded Ingress %s/%s changed meanwhile; updating next round", gslb.namespace, gslb.name
             )
             return current
-        self.own_writes.record(updated)
-        return updated
+        return self._wrote(updated)
 
     async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> Obj:
         if (ref.api_version, ref.kind) != SUPPORTED_REF:
             raise ResolveError(f"APIVersion:{ref.api_version or ''}, Kind:{ref.kind or ''} not supported")
         if ref.name:
             namespace = ref.namespace or gslb.namespace
-            try:
-                return await self.client.get(INGRESS, namespace, ref.name)
-            except KubeApiError as exc:
-                if exc.status == 404:
-                    raise ResolveError(f"referenced Ingress {namespace}/{ref.name} not found") from exc
-                raise
+            named = await self._read(namespace, ref.name)
+            if named is None:
+                raise ResolveError(f"referenced Ingress {namespace}/{ref.name} not found")
+            return named
         if not (ref.match_labels or ref.match_expressions):
             raise ResolveError("neither name nor label selector specified in ResourceRef")
         listing = await self.client.list(INGRESS, gslb.namespace, label_selector=label_selector(ref))

@@ -36,6 +36,7 @@ from app.stores.base import (
     WatchEvent,
 )
 from app.stores.feed import Fanout, Feed
+from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, gslb_resource
 from app.stores.kube.events import INVALID_SPEC, KubeEvents, ObjectRef
 from app.stores.kube.watch import EventType as FeedType
@@ -123,6 +124,7 @@ class KubeGslbStore:
         }
         for group, informer in self.informers.items():
             informer.add_handler(functools.partial(self._on_event, group))
+        self.latest = {group: ObjectCache(informer) for group, informer in self.informers.items()}
         self._feed: Fanout[WatchEvent] = Fanout()
         self._invalid: dict[tuple[str, str, str], str] = {}
 
@@ -180,6 +182,19 @@ class KubeGslbStore:
                     result.append(Gslb.model_validate(obj))
         return result
 
+    async def get_cached(self, key: ObjectKey) -> Gslb:
+        """`get` from the informer (see cached.py): what a reconcile reads, no request once synced."""
+        cache = self.latest.get(key.group)
+        if cache is None:
+            return await self.get(key)
+        try:
+            obj = await cache.get(key.namespace, key.name)
+        except KubeApiError as exc:
+            raise store_error(exc, key) from exc
+        if obj is None:
+            raise NotFound(f"{key}: not found")
+        return self._parse(obj)
+
     # --- writes ---------------------------------------------------------------------------------
 
     async def create(self, gslb: Gslb) -> Gslb:
@@ -204,6 +219,7 @@ class KubeGslbStore:
             updated = await self.client.replace(res, key.namespace, key.name, body)
         except KubeApiError as exc:
             raise store_error(exc, key) from exc
+        self._wrote(key, updated)
         return self._parse(updated)
 
     async def update_status(
@@ -225,12 +241,36 @@ class KubeGslbStore:
                 updated = await self.client.replace(
                     res, key.namespace, key.name, current, subresource="status"
                 )
+                self._wrote(key, updated)
                 return self._parse(updated)
             except KubeApiError as exc:
                 if exc.status == 409 and not resource_version and attempt + 1 < STATUS_RETRIES:
                     continue
                 raise store_error(exc, key) from exc
         raise Conflict(f"{key}: status kept changing")  # pragma: no cover - loop always returns or raises
+
+    def _wrote(self, key: ObjectKey, obj: Obj) -> None:
+        if (cache := self.latest.get(key.group)) is not None:
+            cache.wrote(obj)
+
+    async def update_status_cached(self, key: ObjectKey, status: GslbStatus) -> Gslb:
+        """`update_status` built on the cached object: one PUT, conditional on the cached version; when
+        that version is stale (409) the usual read-modify-write takes over."""
+        cache = self.latest.get(key.group)
+        base = await cache.get(key.namespace, key.name) if cache is not None else None
+        if cache is None or base is None:
+            return await self.update_status(key, status)
+        body = {**base, "status": status.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        try:
+            updated = await self.client.replace(
+                gslb_resource(key.group), key.namespace, key.name, body, subresource="status"
+            )
+        except KubeApiError as exc:
+            if exc.status == 409:
+                return await self.update_status(key, status)
+            raise store_error(exc, key) from exc
+        cache.wrote(updated)
+        return self._parse(updated)
 
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
         res = gslb_resource(key.group)

@@ -52,14 +52,17 @@ class GslbTriggers:
         workflow: IngressWorkflow | None = None,
         own_writes: OwnWrites | None = None,
         namespace: str | None = None,
+        ingresses: Informer | None = None,
+        dnsendpoints: Informer | None = None,
     ) -> None:
+        """`ingresses` and `dnsendpoints`: informers shared with the reconciler's cached reads."""
         self.store = store
         self.on_key = on_key
         self.health = health
         self.workflow = workflow
         self.own_writes = own_writes or OwnWrites()
-        self.ingresses = Informer(client, INGRESS, namespace=namespace)
-        self.dnsendpoints = Informer(client, DNS_ENDPOINT, namespace=namespace)
+        self.ingresses = ingresses or Informer(client, INGRESS, namespace=namespace)
+        self.dnsendpoints = dnsendpoints or Informer(client, DNS_ENDPOINT, namespace=namespace)
         self.ingresses.add_handler(self._on_ingress)
         self.dnsendpoints.add_handler(self._on_dnsendpoint)
         if health is not None:

@@ -90,7 +90,7 @@ async def make_replica(kube: KubeClient, config: Settings) -> Replica:
     parts = KubeParts.of(store, config)
     metrics = ControllerMetrics(CollectorRegistry())
     reconciler = Reconciler(
-        store=store,
+        store=parts.reconciler_store,
         servers=parts.servers,
         health=parts.health,
         exposed=parts.exposed,

@@ -250,3 +250,25 @@ async def test_leader_handover_loses_no_reconcile(
         b_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await b_task
+
+
+async def test_a_resync_of_an_unchanged_gslb_asks_the_api_nothing(kube_api: KubeApi, replica: Any) -> None:
+    """Reads come from the informers: an unchanged Gslb is reconciled without a single request."""
+    ready_backend(kube_api, "frontend")
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
+    set_ingress_ip(kube_api, "app", "192.0.2.10")
+    await until(lambda: _status_with_records(kube_api, "app"))
+    await replica.controller.wait_idle()
+    key = ObjectKey("k8gb.io", NS, "app")
+    before, reconciled = len(list(kube_api)), replica.reconciled.count(key)
+
+    for round_ in range(1, 4):
+        replica.controller.queue.add(key, None, "resync")
+        await until(lambda n=round_: replica.reconciled.count(key) >= reconciled + n)
+        await replica.controller.wait_idle()
+    requests = [f"{r.method.value} {r.url.path}" for r in list(kube_api)[before:]]
+    assert requests == []
+    assert records(kube_api, "app") == {f"localtargets-{HOST}": ["192.0.2.10"], HOST: ["192.0.2.10"]}

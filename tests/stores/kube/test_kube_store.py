@@ -175,3 +175,45 @@ async def test_a_missing_legacy_crd_reads_as_empty(tmp_path: Path) -> None:
         finally:
             await store.close()
             await client.close()
+
+
+async def test_cached_reads_see_our_own_write_before_the_watch_does(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    created = await kube_store.create(make_gslb("app"))
+    key = ObjectKey.of(created)
+    async with asyncio.timeout(5):
+        while kube_store.informers["k8gb.io"].get(NS, "app") is None:
+            await asyncio.sleep(0.01)
+    changed = created.model_copy(deep=True)
+    changed.spec.strategy.dns_ttl_seconds = 77
+    await kube_store.update(changed)
+    # Whether or not the informer has caught up yet, the cached read answers what we wrote.
+    assert (await kube_store.get_cached(key)).spec.strategy.dns_ttl_seconds == 77
+    assert (await kube_store.get_cached(key)).metadata.generation == 2
+    with pytest.raises(NotFound):
+        await kube_store.get_cached(ObjectKey("k8gb.io", NS, "nobody"))
+
+
+async def test_a_status_write_on_a_stale_cache_retries_from_the_api(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    created = await kube_store.create(make_gslb("app"))
+    key = ObjectKey.of(created)
+    async with asyncio.timeout(5):
+        while kube_store.informers["k8gb.io"].get(NS, "app") is None:
+            await asyncio.sleep(0.01)
+    # Someone else changes the object; no await in between, so the informer cannot have seen it.
+    theirs = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
+    assert theirs is not None
+    theirs["metadata"].setdefault("labels", {})["team"] = "blue"
+    kube_api.update_object("k8gb.io", "gslbs", theirs)
+    before = len(list(kube_api))
+    status = GslbStatus(geo_tag="eu", service_health={"a.cloud.example.com": HealthStatus.HEALTHY})
+    written = await kube_store.update_status_cached(key, status)
+    assert written.status == status and written.metadata.labels == {"team": "blue"}
+    stored = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
+    assert stored is not None and stored["status"]["serviceHealth"] == {"a.cloud.example.com": "Healthy"}
+    assert stored["metadata"]["labels"] == {"team": "blue"}
+    methods = [r.method.value for r in list(kube_api)[before:]]
+    assert methods == ["PUT", "GET", "PUT"]  # the conditional PUT met a 409, then read-modify-write
