@@ -3,10 +3,15 @@
 The pydantic models in `gslb.py` are the source of truth. Their JSON Schema is turned into the
 *structural* OpenAPI v3 schema Kubernetes demands: every `$ref` inlined, `Optional` unions collapsed
 to their one real branch (absent and null mean the same to the API server), `const` made an `enum`,
-no `title` and no `default` (the controller defaults, as k8gb does), and JSON-Schema-2020 numeric
+no `title` and no `default` but one (below), and JSON-Schema-2020 numeric
 exclusive bounds rewritten in OpenAPI 3.0's boolean form. Anything the conversion cannot express
 raises `UnstructuralSchemaError` naming the path, so a model change that would break the CRD fails
 at generation time, not at `kubectl apply`.
+
+The one default: `spec.strategy.dnsTtlSeconds` 30. k8gb defaults it in the controller and writes it
+back, a second write and a second reconcile of every Gslb created without one; with the default in
+the schema the API server fills it in on admission. The controller still writes it back where the
+schema has no default (k8gb's own CRDs) or the value is 0, so both ways end with the same object.
 
 `DNSEndpoint` is not ours: it is ExternalDNS's resource, described here field for field so that
 the chart can ship it for clusters without ExternalDNS (k8gb's chart does the same).
@@ -142,8 +147,10 @@ def gslb_schema(group: str = gslb.GROUP) -> Schema:
         },
         "required": [r for r in raw.get("required", []) if r in {"spec", "status"}],
     }
+    spec = schema["properties"]["spec"]["properties"]
+    spec["strategy"]["properties"]["dnsTtlSeconds"]["default"] = gslb.DEFAULT_DNS_TTL_SECONDS
     if group == gslb.LEGACY_GROUP:
-        schema["properties"]["spec"]["properties"].pop("serviceHealthPolicy", None)
+        spec.pop("serviceHealthPolicy", None)
     return schema
 
 

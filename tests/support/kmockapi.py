@@ -31,6 +31,8 @@ What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, sm
     answered from `api.access`, a table the test fills: `add_token(token, user, groups)` and
     `allow(subject, verbs, resource, group, namespace)` (subject: a user or one of its groups; "*"
     matches anything). Unknown tokens are unauthenticated; anything not allowed is denied.
+12. Structural defaulting: a custom resource created or updated without a property its CRD schema
+    gives a `default` gets that default (inside objects that are present, and in array items).
 Not emulated: admission, schema validation/pruning, server-side apply, pagination (`limit` returns all).
 
 kmock's own `KubernetesEmulator` keeps objects without versions or history, so its state model is
@@ -87,6 +89,7 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     singular: str = ""
     columns: tuple[Column, ...] = ()
+    schema: Obj | None = None  # the CRD's openAPIV3Schema (storage version), for defaulting
 
     def api_version(self, version: str | None = None) -> str:
         version = version or self.versions[0]
@@ -173,7 +176,27 @@ def resource_type_from_crd(crd: Obj) -> ResourceType:
         short_names=tuple(names.get("shortNames", [])),
         singular=names.get("singular", ""),
         columns=columns,
+        schema=(storage.get("schema") or {}).get("openAPIV3Schema"),
     )
+
+
+def apply_defaults(value: Any, schema: Obj) -> None:
+    """Adaptation 12: fill in missing properties that have a `default`, as the API server does."""
+    if isinstance(value, dict):
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                apply_defaults(value[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name, item in value.items():
+                if name not in properties:
+                    apply_defaults(item, extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(item, schema["items"])
 
 
 # --- selectors and patches ----------------------------------------------------------------------------
@@ -855,6 +878,8 @@ class KubeApi(kmock.RawHandler):
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
         if rtype.status:
             obj.pop("status", None)
+        if rtype.schema is not None:
+            apply_defaults(obj, rtype.schema)
         obj["apiVersion"], obj["kind"] = rtype.api_version(version), rtype.kind
         meta["resourceVersion"] = str(self._bump())
         self._objects[key] = obj
@@ -936,6 +961,8 @@ class KubeApi(kmock.RawHandler):
                     new["status"] = copy.deepcopy(current["status"])
                 else:
                     new.pop("status", None)
+            if rtype.schema is not None:
+                apply_defaults(new, rtype.schema)
             if _spec_part(new, not rtype.status) != _spec_part(current, not rtype.status):
                 meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]

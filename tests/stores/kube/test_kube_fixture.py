@@ -198,3 +198,18 @@ async def test_server_side_table_uses_printer_columns(http: aiohttp.ClientSessio
     assert status == 200 and table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "strategy", "geoTag", "hosts"]
     assert table["rows"][0]["cells"] == ["a", "failover", None, None]
+
+
+async def test_schema_defaults_are_applied_on_create_and_update(http: aiohttp.ClientSession) -> None:
+    """Adaptation 12, with the chart's CRD: dnsTtlSeconds defaults to 30; an explicit value is kept."""
+    _, created = await call(http, "POST", GSLBS, gslb("a"))
+    assert created["spec"]["strategy"] == {"type": "roundRobin", "dnsTtlSeconds": 30}
+    explicit = gslb("b")
+    explicit["spec"]["strategy"]["dnsTtlSeconds"] = 0
+    _, kept = await call(http, "POST", GSLBS, explicit)
+    assert kept["spec"]["strategy"]["dnsTtlSeconds"] == 0
+    without = json.loads(json.dumps(created))
+    del without["spec"]["strategy"]["dnsTtlSeconds"]
+    status, updated = await call(http, "PUT", f"{GSLBS}/a", without)
+    assert status == 200 and updated["spec"]["strategy"]["dnsTtlSeconds"] == 30
+    assert updated["metadata"]["generation"] == 1  # defaulted back to what it was: no spec change

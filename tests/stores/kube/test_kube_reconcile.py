@@ -71,7 +71,7 @@ async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
     ingress = await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
     assert ingress["metadata"]["labels"] == {"app.k8gb.io/managed-by": "gslb"}
     gslb = await until(lambda: (g := get(kube_api, "k8gb.io", "gslbs", "app")) and g.get("status") and g)
-    assert gslb["spec"]["strategy"]["dnsTtlSeconds"] == 30  # defaulted and written back
+    assert gslb["spec"]["strategy"]["dnsTtlSeconds"] == 30  # defaulted by the API server (the CRD)
     assert gslb["status"]["serviceHealth"] == {HOST: "Healthy"} and gslb["status"]["healthyRecords"] == {}
 
     set_ingress_ip(kube_api, "app", "192.0.2.10")  # the ingress controller got an address
@@ -84,7 +84,7 @@ async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
     assert status["loadBalancer"] == {"exposedIps": ["192.0.2.10"]}
     assert status["servers"] == [{"host": HOST, "services": [{"namespace": NS, "name": "frontend"}]}]
     assert status["healthyRecords"] == {HOST: ["192.0.2.10"]}
-    assert get(kube_api, "k8gb.io", "gslbs", "app")["metadata"]["generation"] == 2  # type: ignore[index]
+    assert get(kube_api, "k8gb.io", "gslbs", "app")["metadata"]["generation"] == 1  # type: ignore[index]
 
     slice_ = get(kube_api, "discovery.k8s.io", "endpointslices", "frontend-1")
     assert slice_ is not None
@@ -98,6 +98,17 @@ async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
     kube_api.delete_object("k8gb.io", "gslbs", NS, "app")
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "app") is None
     assert get(kube_api, "networking.k8s.io", "ingresses", "app") is None
+
+
+async def test_a_zero_ttl_is_defaulted_and_written_back_as_k8gb_does(kube_api: KubeApi, replica: Any) -> None:
+    """The schema's default covers an absent TTL; 0 (or a CRD without the default) is the controller's."""
+    ready_backend(kube_api, "frontend")
+    body = gslb_body("app", namespace=NS, host=HOST, service="frontend", dnsTtlSeconds=0)
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    gslb = await until(lambda: (g := get(kube_api, "k8gb.io", "gslbs", "app")) and g.get("status") and g)
+    assert gslb["spec"]["strategy"]["dnsTtlSeconds"] == 30
+    assert gslb["metadata"]["generation"] == 2
+    assert gslb["status"]["observedGeneration"] == 2
 
 
 def _status_with_records(api: KubeApi, name: str) -> dict[str, Any] | None:
