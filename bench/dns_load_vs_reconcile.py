@@ -8,9 +8,11 @@ asking the built-in DNS server for those Gslbs' hosts. Two figures per batch:
 - mean reconcile duration (`pygslb_reconcile_duration_seconds` sum / count over the batch), read from
   /metrics only before and after a batch (rendering it for hundreds of Gslbs takes ~0.1 s of the loop).
 Prints the medians and the ratios loaded / quiet (goal: at most 1.10), plus the query rate dnsperf
-achieved and how many queries it lost.
+achieved and how many queries it lost. `--dns-workers` sets DNS_WORKERS: 1 (the default) serves DNS
+from a worker process on the other core, 0 from the main process (the way it was before).
 
-    .venv/bin/python bench/dns_load_vs_reconcile.py [--gslbs 500] [--rounds 5] [--qps 10000]
+    flock /tmp/bench.lock .venv/bin/python bench/dns_load_vs_reconcile.py \
+        [--gslbs 500] [--rounds 5] [--qps 10000] [--dns-workers 1]
 """
 
 from __future__ import annotations
@@ -146,14 +148,16 @@ def stop_dnsperf(process: subprocess.Popen[str]) -> tuple[float, str]:
     return float(qps.group(1)), lost.group(1) if lost else "?"
 
 
-async def main(gslbs: int, rounds: int, qps: int) -> None:
+async def main(gslbs: int, rounds: int, qps: int, dns_workers: int) -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         backend = HttpBackend(free_port(), tmp)
         await backend.start()
         services = tmp / "services.yaml"
         services.write_text(services_yaml({fleet.SERVICE: [f"127.0.0.1:{backend.port}"]}, interval=0.2))
-        settings = fleet.settings(str(services), RECONCILE_REQUEUE_SECONDS="3600", LOG_LEVEL="warn")
+        settings = fleet.settings(
+            str(services), RECONCILE_REQUEUE_SECONDS="3600", LOG_LEVEL="warn", DNS_WORKERS=str(dns_workers)
+        )
         (tmp / "gslb").mkdir()
         gslb = Instance(instance_env(tmp, "gslb", **settings), tmp / "gslb" / "serve.log")
         await gslb.start()
@@ -200,7 +204,10 @@ async def main(gslbs: int, rounds: int, qps: int) -> None:
     def median(batches: list[Batch], attr: str) -> float:
         return statistics.median(getattr(b, attr) for b in batches)
 
-    print(f"{gslbs} Gslbs reconciled per batch, {rounds} rounds, load: dnsperf -Q {qps} -c 4")
+    print(
+        f"{gslbs} Gslbs reconciled per batch, {rounds} rounds, load: dnsperf -Q {qps} -c 4, "
+        f"DNS_WORKERS={dns_workers}"
+    )
     print(f"dnsperf achieved: {', '.join(f'{q:.0f} q/s (lost {lost})' for q, lost in rates)}")
     for attr, label, unit in (("seconds", "batch time", "s"), ("mean_reconcile_ms", "mean reconcile", "ms")):
         q, l_ = median(quiet, attr), median(loaded, attr)
@@ -212,5 +219,6 @@ if __name__ == "__main__":
     parser.add_argument("--gslbs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--qps", type=int, default=10_000)
+    parser.add_argument("--dns-workers", type=int, default=1, help="DNS_WORKERS: 0 = DNS in the main process")
     args = parser.parse_args()
-    asyncio.run(main(args.gslbs, args.rounds, args.qps))
+    asyncio.run(main(args.gslbs, args.rounds, args.qps, args.dns_workers))

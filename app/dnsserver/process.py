@@ -37,6 +37,8 @@ BACKOFF_MAX = 10.0
 HEALTHY_AFTER = 30.0
 """A worker that served this long before dying restarts after the shortest delay again."""
 STOP_GRACE = 5.0
+MAX_BACKLOG = 64 << 20
+"""Bytes of unsent writes a worker may fall behind by before it counts as hung and is replaced."""
 
 
 class WorkerFailed(RuntimeError):
@@ -77,7 +79,11 @@ class _Worker:
         finally:
             theirs.close()
         try:
-            reader, writer = await asyncio.open_connection(sock=ours)
+            try:
+                reader, writer = await asyncio.open_connection(sock=ours)
+            except BaseException:
+                ours.close()
+                raise
             # Snapshot and connect in one loop turn: every later write is queued for this worker.
             writer.write(encode(owner.config_for(port)))
             self.pending = []
@@ -117,9 +123,17 @@ class _Worker:
         return "closed its channel"
 
     def send(self) -> None:
-        if self.writer is not None and self.pending:
-            self.writer.write(encode(self.pending))
-            self.pending = []
+        writer = self.writer
+        if writer is None or not self.pending:
+            return
+        writer.write(encode(self.pending))
+        self.pending = []
+        if writer.transport.get_write_buffer_size() > self.owner.max_backlog and self.process is not None:
+            # A worker that stopped reading would hold every later write in our memory: replace it
+            # (the supervisor restarts it from a fresh snapshot).
+            log.error("DNS worker %d is not reading its writes: killing it", self.index)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
 
     async def terminate(self, grace: float = 0.0) -> None:
         """Close the channel (the worker exits on EOF), then SIGTERM, then SIGKILL; always reaps."""
@@ -161,6 +175,7 @@ class DnsWorkers:
         tcp_idle_timeout: float = 10.0,
         max_tcp_connections: int = 256,
         start_timeout: float = 20.0,
+        max_backlog: int = MAX_BACKLOG,
     ) -> None:
         if count < 1:
             raise ValueError("DnsWorkers needs at least one worker")
@@ -171,6 +186,7 @@ class DnsWorkers:
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
         self.start_timeout = start_timeout
+        self.max_backlog = max_backlog
         self.restarts = 0
         """Workers restarted after dying (for tests and diagnostics)."""
         self._port = port

@@ -10,6 +10,7 @@ ordering policy from the labels. A query then costs dict lookups only, never I/O
 
 from __future__ import annotations
 
+import io
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -31,9 +32,11 @@ from app.domain.zones import ZoneConfig
 
 SUPPORTED_TYPES = frozenset({"A", "AAAA", "TXT", "CNAME"})
 _REORDERABLE = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT})
+_NAME_FREE = _REORDERABLE
 _MAX_TTL = 2**31 - 1
 _SERIAL_MOD = 2**32
 _LOCATE_CACHE_MAX = 65536
+_HEADER = 12
 _MAX_ANSWER_BYTES = 60_000
 """A record set must fit one TCP response (64 KiB) with room for the question and OPT."""
 
@@ -125,15 +128,32 @@ def wire_length(name: dns.name.Name) -> int:
 
 
 def _answer_chunks(rrset: dns.rrset.RRset) -> tuple[bytes, ...]:
-    """Each rdata rendered by dnspython as the only answer after a question for the owner name."""
-    question_len = wire_length(rrset.name) + 4
-    chunks = []
-    for rdata in rrset:
-        message = dns.message.Message(id=0)
-        message.question = [dns.rrset.RRset(rrset.name, dns.rdataclass.IN, rrset.rdtype)]
-        message.answer = [dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)]
-        chunks.append(message.to_wire()[12 + question_len :])
-    return tuple(chunks)
+    """Each rdata rendered by dnspython as an answer after a question for the owner name.
+
+    Types without names in their rdata are rendered once, in rrset order, and cut at each RR's end
+    (owner pointer, type, class, TTL, length: 12 bytes, then rdlength bytes): no RR points into another.
+    Others are rendered one rdata at a time, so no compression pointer crosses chunks.
+    """
+    if rrset.rdtype in _NAME_FREE:
+        out = io.BytesIO()  # the owner compresses to a pointer at the question (offset 12); no shuffle
+        rrset.to_wire(out, {rrset.name: _HEADER}, want_shuffle=False)
+        wire = out.getvalue()
+        chunks, pos = [], 0
+        while pos < len(wire):
+            end = pos + 12 + int.from_bytes(wire[pos + 10 : pos + 12], "big")
+            chunks.append(wire[pos:end])
+            pos = end
+        if len(chunks) == len(rrset):
+            return tuple(chunks)
+    return tuple(_render_answers(rrset, dns.rrset.from_rdata(rrset.name, rrset.ttl, r)) for r in rrset)
+
+
+def _render_answers(question: dns.rrset.RRset, answers: dns.rrset.RRset) -> bytes:
+    """The answer section of a message asking for `question`'s name and type, answered by `answers`."""
+    message = dns.message.Message(id=0)
+    message.question = [dns.rrset.RRset(question.name, dns.rdataclass.IN, question.rdtype)]
+    message.answer = [answers]
+    return message.to_wire()[_HEADER + wire_length(question.name) + 4 :]
 
 
 def _weights(endpoint: Endpoint) -> dict[str, int]:
@@ -262,7 +282,7 @@ class ZoneTable:
     def _set_ns_names(self, zone: str, names: Iterable[str], serial: int | None) -> None:
         target = self._zone(zone)
         target.ns_names = [_name(n, "NS name") for n in names]
-        self._bump(target, None, serial)
+        self._bump(target, None, serial, ns=True)
         self._tell_writers(ZoneWrite(zone, target.serial, ns_names=self._ns_texts(target)))
 
     # --- replication -----------------------------------------------------------------------------
@@ -449,9 +469,14 @@ class ZoneTable:
                 found.append(name)
         return found
 
-    def _bump(self, zone: _Zone, changed: set[dns.name.Name] | None, serial: int | None = None) -> None:
+    def _bump(
+        self, zone: _Zone, changed: set[dns.name.Name] | None, serial: int | None = None, *, ns: bool = False
+    ) -> None:
         zone.serial = (zone.serial + 1) % _SERIAL_MOD if serial is None else serial
-        self._build_apex(zone)
+        if ns:
+            self._build_apex(zone)
+        else:
+            self._renew_serial(zone)
         self._located.clear()
         scope = None
         if changed is not None:
@@ -459,6 +484,16 @@ class ZoneTable:
             scope = frozenset({zone.origin, *changed, *(a for name in changed for a in self._between(name))})
         for listener in list(self._listeners):
             listener(scope)
+
+    def _renew_serial(self, zone: _Zone) -> None:
+        """The apex SOA with the zone's new serial, the rest kept: every write does this, so it splices
+        the serial into the rendered answer (RFC 1035: the last 20 bytes of SOA rdata are serial,
+        refresh, retry, expire, minimum) instead of rendering the SOA and NS again."""
+        old = zone.apex[dns.rdatatype.SOA]
+        rrset = dns.rrset.from_rdata(zone.origin, old.rrset.ttl, old.rrset[0].replace(serial=zone.serial))
+        (chunk,) = old.chunks
+        spliced = chunk[:-20] + zone.serial.to_bytes(4, "big") + chunk[-16:]
+        zone.apex = {**zone.apex, dns.rdatatype.SOA: ServedRRset(rrset, (spliced,), old.policy)}
 
     def _build_apex(self, zone: _Zone) -> None:
         origin_text = zone.origin.to_text()

@@ -199,3 +199,22 @@ async def test_start_fails_clearly_when_the_address_is_taken(
         with pytest.raises(WorkerFailed, match="did not start"):
             await workers.start()
     assert workers.pids == []
+
+
+async def test_a_worker_that_stops_reading_is_replaced(
+    table: ZoneTable, notifications: Notifications, caplog: pytest.LogCaptureFixture
+) -> None:
+    workers = DnsWorkers(table, "127.0.0.1", 0, geo=GeoSpec(cidrs=GEO), max_backlog=1)
+    await workers.start()
+    try:
+        (frozen,) = workers.pids
+        os.kill(frozen, signal.SIGSTOP)  # alive, but reads nothing: its channel backs up
+        for round_ in range(200):
+            batch = tuple(Endpoint(f"flood-{round_}-{i}.{ZONE}", ("10.7.0.1",)) for i in range(50))
+            table.apply_now(ZONE, Changes(create=batch))
+            await asyncio.sleep(0)  # one batch per loop turn
+        await eventually(lambda: a_records(("127.0.0.1", workers.port), f"flood-199-49.{ZONE}"), {"10.7.0.1"})
+        assert frozen not in workers.pids and not alive(frozen)
+        assert "DNS worker 0 is not reading its writes: killing it" in caplog.text
+    finally:
+        await workers.stop()
