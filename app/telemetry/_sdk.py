@@ -46,14 +46,14 @@ def exporter(endpoint: str, protocol: str) -> SpanExporter:
     """The OTLP exporter for `protocol`; `endpoint` is already normalised by `setup.otlp_endpoint`.
     Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables."""
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+        from app.telemetry.export_grpc import GrpcSpanExporter
 
-        return GrpcExporter(
+        return GrpcSpanExporter(
             endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=_export_timeout()
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    from app.telemetry.export_http import HttpSpanExporter
 
-    return HttpExporter(endpoint=endpoint, timeout=_export_timeout())
+    return HttpSpanExporter(endpoint=endpoint, timeout=_export_timeout())
 
 
 def build_provider(
@@ -63,7 +63,7 @@ def build_provider(
     # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
     # shutdown is bounded instead.
     provider = TracerProvider(sampler=sampler(sampling_ratio), resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(
-        BatchSpanProcessor(exporter(endpoint, protocol), max_queue_size=MAX_QUEUE_SIZE)
-    )
+    # OTEL_BSP_MAX_QUEUE_SIZE, when set, wins (the SDK reads it only when no size is passed).
+    queue = None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else MAX_QUEUE_SIZE
+    provider.add_span_processor(BatchSpanProcessor(exporter(endpoint, protocol), max_queue_size=queue))
     return provider
