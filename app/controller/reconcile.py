@@ -36,6 +36,7 @@ from app.domain.records import HostFacts, desired_endpoints, healthy_records
 from app.domain.zones import ZoneConfig, zone_for
 from app.stores.base import GslbStore, NotFound, ObjectKey
 from app.telemetry.carry import Cause, annotations_from_context, start_reconcile_span
+from app.telemetry.spans import child_span
 
 log = logging.getLogger("pygslb.reconcile")
 tracer = trace.get_tracer("pygslb.controller")
@@ -73,13 +74,15 @@ class Reconciler:
     ) -> Outcome:
         """Causes (write contexts) make the span a child of the newest writer; without any the span is a
         new root linked to `link`, the last write's context."""
+        attributes = {
+            "k8gb.gslb.namespace": key.namespace,
+            "k8gb.gslb.name": key.name,
+            "k8gb.gslb.group": key.group,
+            "pygslb.reconcile.reason": reason or "write",
+        }
         with start_reconcile_span(
-            tracer, "Reconcile", list(causes), reason or "resync", last_write=link
+            tracer, "Reconcile", list(causes), reason or "resync", last_write=link, attributes=attributes
         ) as span:
-            span.set_attribute("k8gb.gslb.namespace", key.namespace)
-            span.set_attribute("k8gb.gslb.name", key.name)
-            span.set_attribute("k8gb.gslb.group", key.group)
-            span.set_attribute("pygslb.reconcile.reason", reason or "write")
             started = time.perf_counter()
             try:
                 outcome = await self._reconcile(key, span)
@@ -117,7 +120,7 @@ class Reconciler:
             gslb = await self.store.update(defaulted)
 
         # --- hosts and the services behind them -------------------------------------------------
-        with tracer.start_as_current_span("resolveServers") as step:
+        with child_span(tracer, "resolveServers") as step:
             all_servers = await self.servers.servers(gslb)
             servers = [s for s in all_servers if zone_for(s.host, self.zones) is not None]
             dropped = sorted({s.host for s in all_servers} - {s.host for s in servers})
@@ -130,7 +133,7 @@ class Reconciler:
         span.set_attribute("k8gb.hosts", [s.host for s in servers])
 
         # --- local health -------------------------------------------------------------------------
-        with tracer.start_as_current_span("serviceHealth") as step:
+        with child_span(tracer, "serviceHealth") as step:
             health = {
                 s.host: host_health(
                     (self.health.state(svc.namespace, svc.name) for svc in s.services),
@@ -138,11 +141,11 @@ class Reconciler:
                 )
                 for s in servers
             }
-            for host, verdict in health.items():
-                step.set_attribute(f"k8gb.health.{host}", verdict.value)
+            if step.is_recording():
+                step.set_attributes({f"k8gb.health.{host}": v.value for host, v in health.items()})
 
         # --- exposed IPs --------------------------------------------------------------------------
-        with tracer.start_as_current_span("exposedIPs") as step:
+        with child_span(tracer, "exposedIPs") as step:
             exposed = await self.exposed.exposed_ips(gslb)
             step.set_attribute("k8gb.exposed_ips", exposed)
 
@@ -150,14 +153,15 @@ class Reconciler:
         peer_targets, peer_status = await self._query_peers([s.host for s in servers])
 
         # --- strategy → records -------------------------------------------------------------------
-        with tracer.start_as_current_span("gslbDNSEndpoint") as step:
+        with child_span(tracer, "gslbDNSEndpoint") as step:
             facts = [HostFacts(s.host, health[s.host], peer_targets.get(s.host, {})) for s in servers]
             desired = desired_endpoints(gslb, self.geo_tag, exposed, facts)
-            step.set_attribute(
-                "k8gb.records.planned", [f"{e.dns_name} A {','.join(e.targets)}" for e in desired]
-            )
+            if step.is_recording():
+                step.set_attribute(
+                    "k8gb.records.planned", [f"{e.dns_name} A {','.join(e.targets)}" for e in desired]
+                )
 
-        with tracer.start_as_current_span("SaveDNSEndpoint") as step:
+        with child_span(tracer, "SaveDNSEndpoint") as step:
             published = await self.sink.publish(gslb, desired)
             step.set_attribute("k8gb.records.published", len(published))
 
@@ -205,7 +209,7 @@ class Reconciler:
         if self.peers is None or not hosts:
             return {}, []
         peers = self.peers
-        with tracer.start_as_current_span("peerTargets") as step:
+        with child_span(tracer, "peerTargets") as step:
             answers = await asyncio.gather(*(peers.localtargets(h) for h in hosts))
             targets: dict[str, dict[str, list[str]]] = {}
             status: list[PeerAnswer] = []

@@ -25,6 +25,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util import types
 
+from app.telemetry.spans import child_span
+
 TRACEPARENT = "k8gb.io/traceparent"
 TRACESTATE = "k8gb.io/tracestate"
 TRACE_GENERATION = "k8gb.io/traceparent-generation"
@@ -158,7 +160,7 @@ def start_reconcile_span(
         links = [_link(last_write, last)] if last_write is not None and last is not None else []
         fallback = causes[-1].reason if causes else "resync"
         attrs.setdefault("pygslb.reconcile.trigger", root_reason or fallback)
-    with tracer.start_as_current_span(name, context=parent, links=links, attributes=attrs) as span:
+    with child_span(tracer, name, attrs, parent=parent, links=links) as span:
         yield span
 
 
