@@ -4,7 +4,8 @@
 a ProxyTracer, which module-level tracers are); a reconcile opens six or more of them, hundreds of
 times a second in a resync. `child_span` does the same thing in one plain object: start the span,
 make it current, and on the way out record an escaping exception with status ERROR (as `use_span`
-does: `Exception` only, not `CancelledError`), restore the context and end the span.
+does: `Exception` only, not `CancelledError`), restore the context and end the span. Under an unsampled
+span (sampling ratio 0 and a resync, say) it starts nothing at all.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class child_span:  # noqa: N801 - used like the function it stands in for
         self._links = links
 
     def __enter__(self) -> trace.Span:
+        if self._parent is None and not self._links:
+            current = trace.get_current_span()
+            span_context = current.get_span_context()
+            if span_context.is_valid and not span_context.trace_flags.sampled and not current.is_recording():
+                # Under an unsampled span nothing is recorded (pygslb's sampler is parent-based): skip
+                # starting a span only to drop it. The unsampled parent stays current and goes onward.
+                self._span = None
+                return current
         span = self._span = self._tracer.start_span(
             self._name, context=self._parent, links=self._links, attributes=self._attributes
         )
@@ -52,6 +61,8 @@ class child_span:  # noqa: N801 - used like the function it stands in for
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         span = self._span
+        if span is None:
+            return
         try:
             context.detach(self._token)
         finally:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
+from app.telemetry.carry import inject_headers
 from app.telemetry.spans import child_span
 from tests.support.otlp import OtlpHttpReceiver, tracing_to
 
@@ -77,3 +78,23 @@ async def test_cancellation_ends_the_span_without_an_error(otlp_receiver: OtlpHt
         assert handle.force_flush()
     (span,) = otlp_receiver.spans_named("peerTargets")
     assert span.status_code == 0
+
+
+def test_under_an_unsampled_span_nothing_is_started_and_the_context_goes_on(
+    otlp_receiver: OtlpHttpReceiver,
+) -> None:
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    with tracing_to(otlp_receiver) as handle:
+        tracer = handle.tracer()
+        caller = propagate.extract({"traceparent": unsampled})
+        with tracer.start_as_current_span("Reconcile", context=caller) as parent:
+            assert not parent.is_recording()
+            with child_span(tracer, "SaveDNSEndpoint") as step:
+                assert step is parent
+                headers = inject_headers({})
+            with child_span(tracer, "sampled root", parent=Context()) as root:
+                assert root.is_recording()  # an explicit parent is honoured as given
+        assert handle.force_flush()
+    assert headers["traceparent"].endswith("-00")
+    assert headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert [s.name for s in otlp_receiver.spans] == ["sampled root"]
