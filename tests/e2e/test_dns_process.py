@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from tests.support import fleet
-from tests.support.fleet import backend, services_file  # noqa: F401 - fixtures
-from tests.support.instance import a_records, eventually, running
+from tests.support.instance import Backend, a_records, eventually, running, services_yaml
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -37,21 +36,25 @@ async def gone(pids: set[int]) -> set[int]:
 
 @pytest.mark.parametrize("ending", ["sigterm", "sigkill"])
 async def test_workers_answer_what_the_api_wrote_and_end_with_the_main_process(
-    tmp_path: Path,
-    services_file: str,
-    ending: str,  # noqa: F811
+    tmp_path: Path, ending: str
 ) -> None:
-    async with running(tmp_path, **fleet.settings(services_file, DNS_WORKERS="2")) as gslb:
-        assert gslb.process is not None
-        workers = children(gslb.process.pid)
-        assert len(workers) == 2, gslb.log()
-        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
-            created = await client.post(fleet.COLLECTION, json=fleet.manifest("app"))
-            assert created.status_code == 201, created.text
-        await eventually(lambda: a_records(gslb.dns, fleet.host_of("app")), fleet.EXPOSED)
-        if ending == "sigterm":
-            gslb.process.send_signal(signal.SIGTERM)
-            assert await gslb.process.wait() == 0, gslb.log()
-        else:
-            await gslb.kill()  # no chance to stop them: each worker sees its channel close
-        await eventually(lambda: gone(workers), set())
+    backend = await Backend().start()
+    services = tmp_path / "services.yaml"
+    services.write_text(services_yaml({fleet.SERVICE: [f"127.0.0.1:{backend.port}"]}))
+    try:
+        async with running(tmp_path, **fleet.settings(str(services), DNS_WORKERS="2")) as gslb:
+            assert gslb.process is not None
+            workers = children(gslb.process.pid)
+            assert len(workers) == 2, gslb.log()
+            async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+                created = await client.post(fleet.COLLECTION, json=fleet.manifest("app"))
+                assert created.status_code == 201, created.text
+            await eventually(lambda: a_records(gslb.dns, fleet.host_of("app")), fleet.EXPOSED)
+            if ending == "sigterm":
+                gslb.process.send_signal(signal.SIGTERM)
+                assert await gslb.process.wait() == 0, gslb.log()
+            else:
+                await gslb.kill()  # no chance to stop them: each worker sees its channel close
+            await eventually(lambda: gone(workers), set())
+    finally:
+        await backend.stop()
