@@ -109,12 +109,12 @@ class DnsEndpointSink:
             current = await self._read(ns, name, fresh=attempt > 1)
             if current is None:
                 try:
-                    created = await self.client.create(DNS_ENDPOINT, ns, desired)
+                    with self.own_writes.writing(DNS_ENDPOINT.kind, ns, name):
+                        return self._wrote(await self.client.create(DNS_ENDPOINT, ns, desired))
                 except KubeApiError as create_exc:
                     if create_exc.status == 409 and attempt < WRITE_ATTEMPTS:
                         continue  # created meanwhile: overwrite it
                     raise
-                return self._wrote(created)
             if _managed(current) == _managed(desired):
                 return endpoints_of(current)
             body = copy.deepcopy(current)
@@ -125,12 +125,12 @@ class DnsEndpointSink:
             if not any(ref.get("controller") for ref in refs):
                 refs.append(gslb_ref(gslb))
             try:
-                updated = await self.client.replace(DNS_ENDPOINT, ns, name, body)
+                with self.own_writes.writing(DNS_ENDPOINT.kind, ns, name):
+                    return self._wrote(await self.client.replace(DNS_ENDPOINT, ns, name, body))
             except KubeApiError as exc:
                 if exc.status == 409 and attempt < WRITE_ATTEMPTS:
                     continue
                 raise
-            return self._wrote(updated)
         raise AssertionError("unreachable: every attempt returns or raises")  # pragma: no cover
 
     async def withdraw(self, namespace: str, name: str, group: str) -> None:

@@ -162,31 +162,31 @@ class KubeServerSource:
 
     async def _ensure_embedded(self, gslb: Gslb) -> Obj:
         desired = embedded_ingress(gslb)
-        current = await self._read(gslb.namespace, gslb.name)
+        ns, name = gslb.namespace, gslb.name
+        current = await self._read(ns, name)
         if current is None:
             try:
-                created = await self.client.create(INGRESS, gslb.namespace, desired)
+                with self.own_writes.writing(INGRESS.kind, ns, name):
+                    created = self._wrote(await self.client.create(INGRESS, ns, desired))
             except KubeApiError as exc:
                 if exc.status != 409:
                     raise
-                current = await self.client.get(INGRESS, gslb.namespace, gslb.name)  # the cache lagged
+                current = await self.client.get(INGRESS, ns, name)  # the cache lagged behind
             else:
-                log.info("created the embedded Ingress %s/%s", gslb.namespace, gslb.name)
-                return self._wrote(created)
+                log.info("created the embedded Ingress %s/%s", ns, name)
+                return created
         if current.get("spec") == desired["spec"]:
             return current
         body = copy.deepcopy(current)
         body["spec"] = desired["spec"]
         try:
-            updated = await self.client.replace(INGRESS, gslb.namespace, gslb.name, body)
+            with self.own_writes.writing(INGRESS.kind, ns, name):
+                return self._wrote(await self.client.replace(INGRESS, ns, name, body))
         except KubeApiError as exc:
             if exc.status != 409:
                 raise
-            log.info(
-                "embedded Ingress %s/%s changed meanwhile; updating next round", gslb.namespace, gslb.name
-            )
+            log.info("embedded Ingress %s/%s changed meanwhile; updating next round", ns, name)
             return current
-        return self._wrote(updated)
 
     async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> Obj:
         if (ref.api_version, ref.kind) != SUPPORTED_REF:

@@ -94,8 +94,10 @@ class GslbTriggers:
         key = owner_gslb(event.object)
         if key is None:
             return False
-        if event.type == EventType.DELETED or not self.own_writes.is_own(event.object):
+        if event.type == EventType.DELETED:
             self.on_key(key, reason)
+        else:
+            self.own_writes.check(event.object, lambda: self.on_key(key, reason))
         return True
 
     def _on_ingress(self, event: ResourceEvent) -> None:
