@@ -213,3 +213,33 @@ async def test_schema_defaults_are_applied_on_create_and_update(http: aiohttp.Cl
     status, updated = await call(http, "PUT", f"{GSLBS}/a", without)
     assert status == 200 and updated["spec"]["strategy"]["dnsTtlSeconds"] == 30
     assert updated["metadata"]["generation"] == 1  # defaulted back to what it was: no spec change
+
+
+async def test_stored_versions_alias_nothing_a_client_or_a_test_holds(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    """Writes share stored objects instead of copying them: what goes in and comes out must not alias
+    them, and an older version kept for watch replay stays as it was written."""
+    body = gslb("a", namespace="default", labels={"v": "1"})
+    created = kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    body["spec"]["strategy"]["type"] = "from-the-body"
+    created["spec"]["strategy"]["type"] = "from-the-reply"
+    fetched = kube_api.get_object("k8gb.io", "gslbs", "default", "a")
+    assert fetched is not None and fetched["spec"]["strategy"]["type"] == "roundRobin"
+    fetched["metadata"]["labels"]["v"] = "from-get"
+    kube_api.objects("k8gb.io", "gslbs")[0]["spec"]["strategy"]["type"] = "from-objects"
+
+    patch = {"metadata": {"labels": {"v": "2"}}, "status": {"geoTag": "eu"}}
+    headers = {"Content-Type": "application/merge-patch+json"}
+    status, patched = await call(http, "PATCH", f"{GSLBS}/a", patch, headers=headers)
+    assert status == 200 and "status" not in patched
+    assert (await call(http, "PUT", f"{GSLBS}/a/status", {**patched, **patch}))[0] == 200
+    list(kube_api)[-1].data["status"]["geoTag"] = "from-the-request-log"
+    since = int(created["metadata"]["resourceVersion"]) - 1
+    async with http.get(GSLBS, params={"watch": "true", "resourceVersion": str(since)}) as resp:
+        events = await read_events(resp, 3)
+    seen = [(e["type"], e["object"]["metadata"]["labels"]["v"], e["object"].get("status")) for e in events]
+    assert seen == [("ADDED", "1", None), ("MODIFIED", "2", None), ("MODIFIED", "2", {"geoTag": "eu"})]
+    assert {e["object"]["spec"]["strategy"]["type"] for e in events} == {"roundRobin"}
+    _, now = await call(http, "GET", f"{GSLBS}/a")
+    assert now["status"] == {"geoTag": "eu"} and now["metadata"]["labels"] == {"v": "2"}
