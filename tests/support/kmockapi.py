@@ -454,7 +454,11 @@ class Watcher:
     labels: Any
     fields: Any
     bookmarks: bool
-    queue: asyncio.Queue[Obj | str] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[bytes | str] = field(default_factory=asyncio.Queue)  # lines, or "end"/"abort"
+
+    @property
+    def api_version(self) -> str:
+        return self.rtype.api_version(self.version)
 
     def _matches(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -464,7 +468,7 @@ class Watcher:
             return False
         return bool(self.labels(meta.get("labels")) and self.fields(obj))
 
-    def event(self, change: Change) -> Obj | None:
+    def event_type(self, change: Change) -> str | None:
         """The event this watcher sees for a change, with selector transitions as the API server has them."""
         if (change.group, change.plural) != (self.rtype.group, self.rtype.plural):
             return None
@@ -479,12 +483,54 @@ class Watcher:
             kind = "DELETED"
         else:
             kind = None
-        if kind is None:
+        return kind
+
+
+def _dumps(data: Any) -> str:
+    """Compact JSON, as the API server writes it."""
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
+    return aiohttp.web.Response(text=_dumps(data), status=status, content_type="application/json")
+
+
+def _line(event_type: str, obj: Obj) -> bytes:
+    """One line of a watch stream."""
+    return _dumps({"type": event_type, "object": obj}).encode() + b"\n"
+
+
+class EventLines:
+    """A change's watch lines, each encoded once however many watchers see it (per type and version)."""
+
+    def __init__(self, change: Change) -> None:
+        self.change = change
+        self._lines: dict[tuple[str, str], bytes] = {}
+
+    def get(self, watcher: Watcher) -> bytes | None:
+        event_type = watcher.event_type(self.change)
+        if event_type is None:
             return None
-        return {"type": kind, "object": {**change.obj, "apiVersion": self.rtype.api_version(self.version)}}
+        key = (event_type, watcher.api_version)
+        line = self._lines.get(key)
+        if line is None:
+            line = self._lines[key] = _line(event_type, {**self.change.obj, "apiVersion": key[1]})
+        return line
 
 
 # --- the server --------------------------------------------------------------------------------------------
+
+
+def _drain(first: bytes | str, queue: asyncio.Queue[bytes | str]) -> tuple[list[bytes], str | None]:
+    """`first` and the lines queued after it, up to an "end"/"abort" (returned apart: the stream stops)."""
+    lines: list[bytes] = []
+    item: bytes | str | None = first
+    while item is not None:
+        if isinstance(item, str):
+            return lines, item
+        lines.append(item)
+        item = queue.get_nowait() if not queue.empty() else None
+    return lines, None
 
 
 def _now() -> str:
@@ -581,10 +627,10 @@ class KubeApi(kmock.RawHandler):
             if watcher.bookmarks:
                 obj = {
                     "kind": watcher.rtype.kind,
-                    "apiVersion": watcher.rtype.api_version(watcher.version),
+                    "apiVersion": watcher.api_version,
                     "metadata": {"resourceVersion": str(self._rv)},
                 }
-                watcher.queue.put_nowait({"type": "BOOKMARK", "object": obj})
+                watcher.queue.put_nowait(_line("BOOKMARK", obj))
                 sent += 1
         return sent
 
@@ -639,9 +685,9 @@ class KubeApi(kmock.RawHandler):
         try:
             return await self._emulate(request)
         except ApiError as exc:
-            return aiohttp.web.json_response(exc.body, status=exc.code)
+            return _json(exc.body, status=exc.code)
         except BadRequest as exc:
-            return aiohttp.web.json_response(_status(400, "BadRequest", str(exc)), status=400)
+            return _json(_status(400, "BadRequest", str(exc)), status=400)
 
     def _normalize(self, request: kmock.Request) -> kmock.Request:
         """Adaptation 1 and 2: `watch=True`, and PUT as an update, in kmock's own request terms."""
@@ -657,7 +703,7 @@ class KubeApi(kmock.RawHandler):
         return attrs.evolve(request, action=action)
 
     async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
-        return aiohttp.web.json_response(_status(500, "InternalError", repr(exc)), status=500)
+        return _json(_status(500, "InternalError", repr(exc)), status=500)
 
     async def _emulate(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         path = request.url.path.rstrip("/") or "/"
@@ -678,7 +724,7 @@ class KubeApi(kmock.RawHandler):
         if (rtype.group, rtype.plural) in _REVIEWS:
             if method != kmock.method.POST or request.name:
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
-            return aiohttp.web.json_response(self.access.review(rtype.plural, body), status=201)
+            return _json(self.access.review(rtype.plural, body), status=201)
         if method == kmock.method.GET and request.name:
             obj = self._get(rtype, ns, request.name)
             return self._reply(request, rtype, version, obj)
@@ -686,17 +732,17 @@ class KubeApi(kmock.RawHandler):
             return self._reply_list(request, rtype, version, ns)
         if method == kmock.method.POST and not request.name:
             created = self._create(rtype, version, ns, body)
-            return aiohttp.web.json_response(self._view(rtype, version, created), status=201)
+            return _json(self._view(rtype, version, created), status=201)
         if method == kmock.method.PUT and request.name:
             updated = self._replace(rtype, ns, request.name, body, status_only=sub == "status")
-            return aiohttp.web.json_response(self._view(rtype, version, updated))
+            return _json(self._view(rtype, version, updated))
         if method == kmock.method.PATCH and request.name:
             ctype = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
             updated = self._patch(rtype, ns, request.name, body, ctype, status_only=sub == "status")
-            return aiohttp.web.json_response(self._view(rtype, version, updated))
+            return _json(self._view(rtype, version, updated))
         if method == kmock.method.DELETE and request.name:
             deleted = self._delete(rtype, ns, request.name, body if isinstance(body, dict) else {})
-            return aiohttp.web.json_response(self._view(rtype, version, deleted))
+            return _json(self._view(rtype, version, deleted))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
 
     # --- discovery ------------------------------------------------------------------------------
@@ -713,15 +759,15 @@ class KubeApi(kmock.RawHandler):
             return {"name": name, "versions": vs, "preferredVersion": vs[0]}
 
         if path == "/version":
-            return aiohttp.web.json_response(
+            return _json(
                 {"major": "1", "minor": "31", "gitVersion": "v1.31.0-kmock", "platform": "linux/amd64"}
             )
         if path in ("/healthz", "/livez", "/readyz"):
             return aiohttp.web.Response(text="ok")
         if path == "/api":
-            return aiohttp.web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+            return _json({"kind": "APIVersions", "versions": ["v1"]})
         if path == "/apis":
-            return aiohttp.web.json_response(
+            return _json(
                 {
                     "kind": "APIGroupList",
                     "apiVersion": "v1",
@@ -732,9 +778,7 @@ class KubeApi(kmock.RawHandler):
         if m and m.group(4):
             if m.group(4) not in groups:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return aiohttp.web.json_response(
-                {"kind": "APIGroup", "apiVersion": "v1", **group_obj(m.group(4))}
-            )
+            return _json({"kind": "APIGroup", "apiVersion": "v1", **group_obj(m.group(4))})
         if m:
             group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
             resources = [
@@ -746,7 +790,7 @@ class KubeApi(kmock.RawHandler):
             if not resources:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             gv = f"{group}/{version}" if group else version
-            return aiohttp.web.json_response(
+            return _json(
                 {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
             )
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -789,14 +833,14 @@ class KubeApi(kmock.RawHandler):
 
     def _reply(self, request: kmock.Request, rtype: ResourceType, version: str, obj: Obj) -> Any:
         if "as=Table" in request.headers.get("Accept", ""):
-            return aiohttp.web.json_response(self._table(request, rtype, [obj]))
-        return aiohttp.web.json_response(self._view(rtype, version, obj))
+            return _json(self._table(request, rtype, [obj]))
+        return _json(self._view(rtype, version, obj))
 
     def _reply_list(self, request: kmock.Request, rtype: ResourceType, version: str, ns: str | None) -> Any:
         items = self._select(rtype, ns, request.params)
         if "as=Table" in request.headers.get("Accept", ""):
-            return aiohttp.web.json_response(self._table(request, rtype, items))
-        return aiohttp.web.json_response(
+            return _json(self._table(request, rtype, items))
+        return _json(
             {
                 "apiVersion": rtype.api_version(version),
                 "kind": rtype.list_kind,
@@ -860,10 +904,11 @@ class KubeApi(kmock.RawHandler):
     def _emit(self, rtype: ResourceType, kind: str, obj: Obj, old: Obj | None) -> None:
         change = Change(self._rv, kind, rtype.group, rtype.plural, obj, old)
         self._history.append(change)
+        lines = EventLines(change)
         for watcher in list(self._watchers):
-            event = watcher.event(change)
-            if event is not None:
-                watcher.queue.put_nowait(event)
+            line = lines.get(watcher)
+            if line is not None:
+                watcher.queue.put_nowait(line)
 
     def _create(self, rtype: ResourceType, version: str, ns: str | None, body: Any) -> Obj:
         """Store `body` (the caller's own copy, which becomes the stored object) as a new object."""
@@ -1075,23 +1120,23 @@ class KubeApi(kmock.RawHandler):
             bookmarks=str(params.get("allowWatchBookmarks", "")).lower() in ("true", "1"),
         )
         since = params.get("resourceVersion") or ""
-        initial: list[Obj] = []
+        initial: list[bytes] = []
         if since in ("", "0"):
             for obj in self._select(rtype, ns, {}):
                 if watcher._matches(obj):
-                    initial.append({"type": "ADDED", "object": self._view(rtype, version, obj)})
+                    initial.append(_line("ADDED", self._view(rtype, version, obj)))
         elif not since.isdigit():
             raise BadRequest(f"invalid resourceVersion {since!r}")
         elif int(since) < self._compacted:
             expired = _status(410, "Expired", f"too old resource version: {since} ({self._compacted})")
-            initial.append({"type": "ERROR", "object": expired})
+            initial.append(_line("ERROR", expired))
             watcher.queue.put_nowait("end")
         else:
             for change in self._history:
                 if change.rv > int(since):
-                    event = watcher.event(change)
-                    if event is not None:
-                        initial.append(event)
+                    line = EventLines(change).get(watcher)
+                    if line is not None:
+                        initial.append(line)
         self._watchers.add(watcher)  # no await since the snapshot: nothing falls in between
 
         assert request._raw_request is not None
@@ -1102,8 +1147,8 @@ class KubeApi(kmock.RawHandler):
         deadline = loop.time() + timeout if timeout else None
         try:
             await response.prepare(request._raw_request)
-            for event in initial:
-                await response.write(json.dumps(event).encode() + b"\n")
+            if initial:
+                await response.write(b"".join(initial))
             while True:
                 transport = request._raw_request.transport
                 if transport is None or transport.is_closing():
@@ -1112,15 +1157,17 @@ class KubeApi(kmock.RawHandler):
                 if wait <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(watcher.queue.get(), wait)
+                    first = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     continue
-                if item == "end":
+                lines, control = _drain(first, watcher.queue)
+                if lines:  # what queued up meanwhile goes out in one chunk
+                    await response.write(b"".join(lines))
+                if control == "end":
                     break
-                if item == "abort":
+                if control == "abort":
                     transport.abort()
                     return response
-                await response.write(json.dumps(item).encode() + b"\n")
             await response.write_eof()
         except (ConnectionError, RuntimeError):
             pass

@@ -243,3 +243,18 @@ async def test_stored_versions_alias_nothing_a_client_or_a_test_holds(
     assert {e["object"]["spec"]["strategy"]["type"] for e in events} == {"roundRobin"}
     _, now = await call(http, "GET", f"{GSLBS}/a")
     assert now["status"] == {"geoTag": "eu"} and now["metadata"]["labels"] == {"v": "2"}
+
+
+async def test_a_burst_of_changes_reaches_a_watch_in_order_and_before_its_end(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    """Lines queued while the stream was busy go out together: none lost, reordered, or after the end."""
+    params = {"watch": "true", "resourceVersion": str(kube_api.resource_version)}
+    async with http.get(GSLBS, params=params) as resp:
+        while not kube_api.watchers_of("gslbs"):
+            await asyncio.sleep(0.01)
+        for i in range(50):
+            kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb(f"g{i}", namespace="default"))
+        kube_api.drop_watches()
+        events = await read_events(resp, 51)
+    assert [e["object"]["metadata"]["name"] for e in events] == [f"g{i}" for i in range(50)]
