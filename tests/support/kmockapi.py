@@ -21,8 +21,10 @@ What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, sm
     ADDED/DELETED, like the real server.
  7. The status subresource: writes to `/status` change only status; writes to the object ignore status.
  8. Watches replay history from `resourceVersion`; `compact()` forgets history so older versions get
-    the real "410 Expired" ERROR event; `bookmark()` sends BOOKMARKs to watches that asked for them;
-    `drop_watches()` ends (or aborts) open streams; `timeoutSeconds` ends a stream like the server does.
+    the real "410 Expired" ERROR event (so does a version older than the last `history_limit`
+    changes, 100,000 unless given, as etcd compacts its revisions); `bookmark()` sends BOOKMARKs to
+    watches that asked for them; `drop_watches()` ends (or aborts) open streams; `timeoutSeconds` ends
+    a stream like the server does.
  9. Deletion honours finalizers (deletionTimestamp first) and preconditions, and garbage-collects
     dependents through ownerReferences (synchronously, background propagation; `Orphan` strips refs).
 10. Server-side printing: `Accept: ...;as=Table` answers a meta.k8s.io/v1 Table built from the CRD's
@@ -47,6 +49,7 @@ what a test gets back is a clone, so nothing a client or a test holds aliases th
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import copy
 import json
@@ -521,6 +524,32 @@ class EventLines:
 # --- the server --------------------------------------------------------------------------------------------
 
 
+class Objects:
+    """The stored objects by key, kept per type so a list or a watch reads its type's objects only."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[tuple[str, str], dict[Key, Obj]] = {}
+
+    def get(self, key: Key) -> Obj | None:
+        return self._by_type.get(key[:2], {}).get(key)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._by_type.get(key[:2], {})
+
+    def __setitem__(self, key: Key, obj: Obj) -> None:
+        self._by_type.setdefault(key[:2], {})[key] = obj
+
+    def __delitem__(self, key: Key) -> None:
+        del self._by_type[key[:2]][key]
+
+    def of_type(self, group: str, plural: str) -> list[tuple[Key, Obj]]:
+        """One type's objects in key order (namespace, name), as the API server lists them."""
+        return sorted(self._by_type.get((group, plural), {}).items())
+
+    def items(self) -> list[tuple[Key, Obj]]:
+        return [item for objects in self._by_type.values() for item in objects.items()]
+
+
 def _drain(first: bytes | str, queue: asyncio.Queue[bytes | str]) -> tuple[list[bytes], str | None]:
     """`first` and the lines queued after it, up to an "end"/"abort" (returned apart: the stream stops)."""
     lines: list[bytes] = []
@@ -578,9 +607,10 @@ class KubeApi(kmock.RawHandler):
     """A kmock handler that behaves as a Kubernetes API server (see the module docstring)."""
 
     _types: dict[tuple[str, str], ResourceType] = attrs.field(factory=dict, init=False)
-    _objects: dict[Key, Obj] = attrs.field(factory=dict, init=False)
+    _objects: Objects = attrs.field(factory=Objects, init=False)
     _rv: int = attrs.field(default=100, init=False)
-    _history: list[Change] = attrs.field(factory=list, init=False)
+    _history: list[Change] = attrs.field(factory=list, init=False)  # in resourceVersion order
+    history_limit: int = 100_000  # changes kept for watch replay; older ones are compacted away
     _compacted: int = attrs.field(default=0, init=False)
     _watchers: set[Watcher] = attrs.field(factory=set, init=False)
     server_url: str = attrs.field(default="", init=False)
@@ -672,16 +702,17 @@ class KubeApi(kmock.RawHandler):
     def objects(self, group: str, plural: str, namespace: str | None = None) -> list[Obj]:
         return [
             clone(o)
-            for (g, p, ns, _), o in sorted(self._objects.items())
-            if (g, p) == (group, plural) and (namespace is None or ns == namespace)
+            for (_, _, ns, _), o in self._objects.of_type(group, plural)
+            if namespace is None or ns == namespace
         ]
 
     # --- request entry -------------------------------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         request = self._normalize(request)
-        with contextlib.suppress(NotImplementedError):
-            return await super()._handle(request)  # a reaction the test added wins
+        if self._payloads:  # a reaction the test added wins
+            with contextlib.suppress(NotImplementedError):
+                return await super()._handle(request)
         try:
             return await self._emulate(request)
         except ApiError as exc:
@@ -824,11 +855,8 @@ class KubeApi(kmock.RawHandler):
         fields = field_matcher(params.get("fieldSelector"))
         return [
             obj
-            for (g, p, ons, _), obj in sorted(self._objects.items())
-            if (g, p) == (rtype.group, rtype.plural)
-            and (ns is None or ons == ns)
-            and labels(obj.get("metadata", {}).get("labels"))
-            and fields(obj)
+            for (_, _, ons, _), obj in self._objects.of_type(rtype.group, rtype.plural)
+            if (ns is None or ons == ns) and labels(obj.get("metadata", {}).get("labels")) and fields(obj)
         ]
 
     def _reply(self, request: kmock.Request, rtype: ResourceType, version: str, obj: Obj) -> Any:
@@ -904,6 +932,10 @@ class KubeApi(kmock.RawHandler):
     def _emit(self, rtype: ResourceType, kind: str, obj: Obj, old: Obj | None) -> None:
         change = Change(self._rv, kind, rtype.group, rtype.plural, obj, old)
         self._history.append(change)
+        if len(self._history) > 2 * self.history_limit:  # trimmed now and then, not on every write
+            forgotten = len(self._history) - self.history_limit
+            self._compacted = max(self._compacted, self._history[forgotten - 1].rv)
+            del self._history[:forgotten]
         lines = EventLines(change)
         for watcher in list(self._watchers):
             line = lines.get(watcher)
@@ -1086,13 +1118,15 @@ class KubeApi(kmock.RawHandler):
 
     def _collect_garbage(self, owner_uid: str, *, orphan: bool = False) -> None:
         """Adaptation 9: dependents whose every owner is gone are deleted; live co-owners keep them."""
-        live = {o["metadata"]["uid"] for o in self._objects.values()}
-        for key, obj in list(self._objects.items()):
+        live: set[str] | None = None
+        for key, obj in self._objects.items():
             refs = obj["metadata"].get("ownerReferences") or []
             if not any(r.get("uid") == owner_uid for r in refs):
                 continue
             rtype = self._types[(key[0], key[1])]
             remaining = [r for r in refs if r.get("uid") != owner_uid]
+            if live is None:  # taken before the first dependent changes, as before the loop
+                live = {o["metadata"]["uid"] for _, o in self._objects.items()}
             if orphan or any(r.get("uid") in live for r in remaining):
                 body = {**obj, "metadata": dict(obj["metadata"])}
                 body["metadata"]["ownerReferences"] = remaining
@@ -1132,11 +1166,11 @@ class KubeApi(kmock.RawHandler):
             initial.append(_line("ERROR", expired))
             watcher.queue.put_nowait("end")
         else:
-            for change in self._history:
-                if change.rv > int(since):
-                    line = EventLines(change).get(watcher)
-                    if line is not None:
-                        initial.append(line)
+            start = bisect.bisect_right(self._history, int(since), key=lambda c: c.rv)
+            for change in self._history[start:]:
+                line = EventLines(change).get(watcher)
+                if line is not None:
+                    initial.append(line)
         self._watchers.add(watcher)  # no await since the snapshot: nothing falls in between
 
         assert request._raw_request is not None

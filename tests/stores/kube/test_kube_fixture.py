@@ -258,3 +258,21 @@ async def test_a_burst_of_changes_reaches_a_watch_in_order_and_before_its_end(
         kube_api.drop_watches()
         events = await read_events(resp, 51)
     assert [e["object"]["metadata"]["name"] for e in events] == [f"g{i}" for i in range(50)]
+
+
+async def test_a_watch_from_before_the_kept_history_expires(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    kube_api.history_limit = 2
+    versions = []
+    for name in "abcdef":
+        versions.append((await call(http, "POST", GSLBS, gslb(name)))[1]["metadata"]["resourceVersion"])
+    async with http.get(GSLBS, params={"watch": "true", "resourceVersion": versions[0]}) as resp:
+        (expired,) = await read_events(resp, 2)
+    assert expired["type"] == "ERROR" and expired["object"]["code"] == 410
+    async with http.get(GSLBS, params={"watch": "true", "resourceVersion": versions[3]}) as resp:
+        replayed = await read_events(resp, 2)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in replayed] == [
+        ("ADDED", "e"),
+        ("ADDED", "f"),
+    ]
