@@ -498,16 +498,34 @@ def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
     return aiohttp.web.Response(text=_dumps(data), status=status, content_type="application/json")
 
 
-def _line(event_type: str, obj: Obj) -> bytes:
-    """One line of a watch stream."""
-    return _dumps({"type": event_type, "object": obj}).encode() + b"\n"
+def _line(event_type: str, obj_json: str) -> bytes:
+    """One line of a watch stream, around an object already encoded."""
+    return f'{{"type":"{event_type}","object":{obj_json}}}\n'.encode()
+
+
+class ObjectJson:
+    """A stored object as JSON in an apiVersion, the last one remembered: a write encodes its object
+    for the watch events and its reply encodes it again (stored objects never change, so identity
+    is enough to know it is the same)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Obj, str, str] | None = None
+
+    def __call__(self, obj: Obj, api_version: str) -> str:
+        last = self._last
+        if last is not None and last[0] is obj and last[1] == api_version:
+            return last[2]
+        text = _dumps({**obj, "apiVersion": api_version})
+        self._last = (obj, api_version, text)
+        return text
 
 
 class EventLines:
     """A change's watch lines, each encoded once however many watchers see it (per type and version)."""
 
-    def __init__(self, change: Change) -> None:
+    def __init__(self, change: Change, encode: ObjectJson) -> None:
         self.change = change
+        self._encode = encode
         self._lines: dict[tuple[str, str], bytes] = {}
 
     def get(self, watcher: Watcher) -> bytes | None:
@@ -517,7 +535,7 @@ class EventLines:
         key = (event_type, watcher.api_version)
         line = self._lines.get(key)
         if line is None:
-            line = self._lines[key] = _line(event_type, {**self.change.obj, "apiVersion": key[1]})
+            line = self._lines[key] = _line(event_type, self._encode(self.change.obj, key[1]))
         return line
 
 
@@ -613,6 +631,7 @@ class KubeApi(kmock.RawHandler):
     history_limit: int = 100_000  # changes kept for watch replay; older ones are compacted away
     _compacted: int = attrs.field(default=0, init=False)
     _watchers: set[Watcher] = attrs.field(factory=set, init=False)
+    _object_json: ObjectJson = attrs.field(factory=ObjectJson, init=False)
     server_url: str = attrs.field(default="", init=False)
     access: AccessTable = attrs.field(factory=AccessTable, init=False)
     kubeconfig: Path | None = attrs.field(default=None, init=False)
@@ -660,7 +679,7 @@ class KubeApi(kmock.RawHandler):
                     "apiVersion": watcher.api_version,
                     "metadata": {"resourceVersion": str(self._rv)},
                 }
-                watcher.queue.put_nowait(_line("BOOKMARK", obj))
+                watcher.queue.put_nowait(_line("BOOKMARK", _dumps(obj)))
                 sent += 1
         return sent
 
@@ -763,17 +782,17 @@ class KubeApi(kmock.RawHandler):
             return self._reply_list(request, rtype, version, ns)
         if method == kmock.method.POST and not request.name:
             created = self._create(rtype, version, ns, body)
-            return _json(self._view(rtype, version, created), status=201)
+            return self._reply_object(rtype, version, created, status=201)
         if method == kmock.method.PUT and request.name:
             updated = self._replace(rtype, ns, request.name, body, status_only=sub == "status")
-            return _json(self._view(rtype, version, updated))
+            return self._reply_object(rtype, version, updated)
         if method == kmock.method.PATCH and request.name:
             ctype = request.headers.get("Content-Type", "application/merge-patch+json").split(";")[0]
             updated = self._patch(rtype, ns, request.name, body, ctype, status_only=sub == "status")
-            return _json(self._view(rtype, version, updated))
+            return self._reply_object(rtype, version, updated)
         if method == kmock.method.DELETE and request.name:
             deleted = self._delete(rtype, ns, request.name, body if isinstance(body, dict) else {})
-            return _json(self._view(rtype, version, deleted))
+            return self._reply_object(rtype, version, deleted)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
 
     # --- discovery ------------------------------------------------------------------------------
@@ -832,6 +851,16 @@ class KubeApi(kmock.RawHandler):
         """A stored object as served in `version` (a shallow copy: stored objects are never changed)."""
         return {**obj, "apiVersion": rtype.api_version(version), "kind": rtype.kind}
 
+    def _reply_object(
+        self, rtype: ResourceType, version: str, obj: Obj, status: int = 200
+    ) -> aiohttp.web.Response:
+        """`_view` of `obj` as a reply; after a write, its JSON is the one its watch events carried."""
+        if obj.get("kind") == rtype.kind:  # then the view differs from the stored object by apiVersion only
+            text = self._object_json(obj, rtype.api_version(version))
+        else:
+            text = _dumps(self._view(rtype, version, obj))
+        return aiohttp.web.Response(text=text, status=status, content_type="application/json")
+
     def _key(self, rtype: ResourceType, ns: str | None, name: str) -> Key:
         return (rtype.group, rtype.plural, ns or "", name)
 
@@ -859,12 +888,16 @@ class KubeApi(kmock.RawHandler):
             if (ns is None or ons == ns) and labels(obj.get("metadata", {}).get("labels")) and fields(obj)
         ]
 
-    def _reply(self, request: kmock.Request, rtype: ResourceType, version: str, obj: Obj) -> Any:
+    def _reply(
+        self, request: kmock.Request, rtype: ResourceType, version: str, obj: Obj
+    ) -> aiohttp.web.Response:
         if "as=Table" in request.headers.get("Accept", ""):
             return _json(self._table(request, rtype, [obj]))
-        return _json(self._view(rtype, version, obj))
+        return self._reply_object(rtype, version, obj)
 
-    def _reply_list(self, request: kmock.Request, rtype: ResourceType, version: str, ns: str | None) -> Any:
+    def _reply_list(
+        self, request: kmock.Request, rtype: ResourceType, version: str, ns: str | None
+    ) -> aiohttp.web.Response:
         items = self._select(rtype, ns, request.params)
         if "as=Table" in request.headers.get("Accept", ""):
             return _json(self._table(request, rtype, items))
@@ -936,7 +969,7 @@ class KubeApi(kmock.RawHandler):
             forgotten = len(self._history) - self.history_limit
             self._compacted = max(self._compacted, self._history[forgotten - 1].rv)
             del self._history[:forgotten]
-        lines = EventLines(change)
+        lines = EventLines(change, self._object_json)
         for watcher in list(self._watchers):
             line = lines.get(watcher)
             if line is not None:
@@ -1158,17 +1191,17 @@ class KubeApi(kmock.RawHandler):
         if since in ("", "0"):
             for obj in self._select(rtype, ns, {}):
                 if watcher._matches(obj):
-                    initial.append(_line("ADDED", self._view(rtype, version, obj)))
+                    initial.append(_line("ADDED", _dumps(self._view(rtype, version, obj))))
         elif not since.isdigit():
             raise BadRequest(f"invalid resourceVersion {since!r}")
         elif int(since) < self._compacted:
             expired = _status(410, "Expired", f"too old resource version: {since} ({self._compacted})")
-            initial.append(_line("ERROR", expired))
+            initial.append(_line("ERROR", _dumps(expired)))
             watcher.queue.put_nowait("end")
         else:
             start = bisect.bisect_right(self._history, int(since), key=lambda c: c.rv)
             for change in self._history[start:]:
-                line = EventLines(change).get(watcher)
+                line = EventLines(change, self._object_json).get(watcher)
                 if line is not None:
                     initial.append(line)
         self._watchers.add(watcher)  # no await since the snapshot: nothing falls in between
