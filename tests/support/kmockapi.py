@@ -728,7 +728,7 @@ class KubeApi(kmock.RawHandler):
     # --- request entry -------------------------------------------------------------------------
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        request = self._normalize(request)
+        logged, request = request, self._normalize(request)
         if self._payloads:  # a reaction the test added wins
             with contextlib.suppress(NotImplementedError):
                 return await super()._handle(request)
@@ -738,6 +738,10 @@ class KubeApi(kmock.RawHandler):
             return _json(exc.body, status=exc.code)
         except BadRequest as exc:
             return _json(_status(400, "BadRequest", str(exc)), status=400)
+        finally:
+            # The log keeps the request, not aiohttp's (a score of objects each, which the garbage
+            # collector would walk for the rest of the run); kmock reads it only while responding.
+            object.__setattr__(logged, "_raw_request", None)
 
     def _normalize(self, request: kmock.Request) -> kmock.Request:
         """Adaptation 1 and 2: `watch=True`, and PUT as an update, in kmock's own request terms."""
