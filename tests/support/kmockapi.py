@@ -52,6 +52,7 @@ import asyncio
 import bisect
 import contextlib
 import copy
+import functools
 import json
 import random
 import re
@@ -98,6 +99,11 @@ class ResourceType:
     singular: str = ""
     columns: tuple[Column, ...] = ()
     schema: Obj | None = None  # the CRD's openAPIV3Schema (storage version), for defaulting
+
+    @functools.cached_property
+    def defaults(self) -> Obj | None:
+        """The part of `schema` that defaulting walks (None: nothing to default)."""
+        return defaulting_schema(self.schema) if self.schema is not None else None
 
     def api_version(self, version: str | None = None) -> str:
         version = version or self.versions[0]
@@ -206,9 +212,25 @@ def _clone(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def defaulting_schema(schema: Obj) -> Obj | None:
+    """The branches of an openAPIV3Schema that lead to a `default`, or None if there is none: defaulting
+    with it does what it does with the whole schema, without walking what can get no default."""
+    properties = {name: defaulting_schema(sub) for name, sub in (schema.get("properties") or {}).items()}
+    pruned: Obj = {"default": schema["default"]} if "default" in schema else {}
+    for key in ("additionalProperties", "items"):
+        sub = schema.get(key)
+        if isinstance(sub, dict) and (inner := defaulting_schema(sub)) is not None:
+            pruned[key] = inner
+    if "additionalProperties" in pruned or any(sub is not None for sub in properties.values()):
+        pruned["properties"] = {name: sub or {} for name, sub in properties.items()}  # not additional
+    return pruned or None
+
+
 def with_defaults(value: Any, schema: Obj) -> Any:
     """Adaptation 12: `value` with missing properties that have a `default` filled in, as the API server
     does. Copy on write: untouched parts (and `value` itself, if nothing is missing) are returned as is."""
+    if not schema:
+        return value
     out = value
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
@@ -1020,8 +1042,8 @@ class KubeApi(kmock.RawHandler):
         meta.update(uid=str(uuid.uuid4()), generation=1, creationTimestamp=_now())
         if rtype.status:
             obj.pop("status", None)
-        if rtype.schema is not None:
-            obj = with_defaults(obj, rtype.schema)
+        if rtype.defaults is not None:
+            obj = with_defaults(obj, rtype.defaults)
         obj["apiVersion"], obj["kind"] = rtype.api_version(version), rtype.kind
         obj["metadata"]["resourceVersion"] = str(self._bump())
         self._objects[key] = obj
@@ -1107,8 +1129,8 @@ class KubeApi(kmock.RawHandler):
                     new["status"] = current["status"]
                 else:
                     new.pop("status", None)
-            if rtype.schema is not None:
-                new = with_defaults(new, rtype.schema)
+            if rtype.defaults is not None:
+                new = with_defaults(new, rtype.defaults)
             if _spec_part(new, not rtype.status) != _spec_part(current, not rtype.status):
                 new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
         new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
