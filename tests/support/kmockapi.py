@@ -57,6 +57,7 @@ import json
 import random
 import re
 import string
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -511,9 +512,12 @@ class Watcher:
         return kind
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # JSON trees: no cycles
+
+
 def _dumps(data: Any) -> str:
     """Compact JSON, as the API server writes it."""
-    return json.dumps(data, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
@@ -602,8 +606,14 @@ def _drain(first: bytes | str, queue: asyncio.Queue[bytes | str]) -> tuple[list[
     return lines, None
 
 
+@functools.lru_cache(maxsize=1)
+def _timestamp(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as the API server writes timestamps (whole seconds, formatted once a second)."""
+    return _timestamp(int(time.time()))
 
 
 def _status(code: int, reason: str, message: str, details: Obj | None = None) -> Obj:
