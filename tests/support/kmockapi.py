@@ -462,7 +462,7 @@ _REVIEWS = {("authentication.k8s.io", "tokenreviews"), ("authorization.k8s.io", 
 # --- watches ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # kept by the thousand in the history: no __dict__ each
 class Change:
     rv: int
     type: str  # ADDED / MODIFIED / DELETED
