@@ -46,14 +46,14 @@ def exporter(endpoint: str, protocol: str) -> SpanExporter:
     """The OTLP exporter for `protocol`; `endpoint` is already normalised by `setup.otlp_endpoint`.
     Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables."""
     if protocol == "grpc":
-        from app.telemetry.export_grpc import GrpcSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcSpanExporter(
+        return GrpcExporter(
             endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=_export_timeout()
         )
-    from app.telemetry.export_http import HttpSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpSpanExporter(endpoint=endpoint, timeout=_export_timeout())
+    return HttpExporter(endpoint=endpoint, timeout=_export_timeout())
 
 
 def build_provider(
