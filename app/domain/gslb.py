@@ -40,6 +40,9 @@ class StrategyType(StrEnum):
     GEOIP = "geoip"
 
 
+_STRATEGY_TYPES = frozenset(t.value for t in StrategyType)
+
+
 class HealthStatus(StrEnum):
     HEALTHY = "Healthy"
     UNHEALTHY = "Unhealthy"
@@ -147,7 +150,7 @@ class Strategy(_Model):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in {t.value for t in StrategyType}:
+        if value not in _STRATEGY_TYPES:
             raise ValueError(f"unsupported strategy type {value!r}; one of roundRobin, failover, geoip")
         return value
 
