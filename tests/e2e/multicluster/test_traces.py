@@ -49,8 +49,17 @@ async def test_peer_query_and_rfc2136_update_are_client_spans(cluster) -> None:
                 and s.attributes.get("dns.question.name", "").rstrip(".") == f"localtargets-{HOST}"
             ]
 
-        spans = await receiver.wait_for(peer_query_in_trace)
-        query = peer_query_in_trace(spans)[0]
+        def with_parent_and_grandparent(spans):
+            # The Reconcile ends after its steps, so it may come in a later export batch: wait for it.
+            by_id = {s.span_id: s for s in spans}
+            return [
+                q
+                for q in peer_query_in_trace(spans)
+                if q.parent_span_id in by_id and by_id[q.parent_span_id].parent_span_id in by_id
+            ]
+
+        spans = await receiver.wait_for(with_parent_and_grandparent)
+        query = with_parent_and_grandparent(spans)[0]
         by_id = {s.span_id: s for s in spans}
         assert query.kind == CLIENT
         assert query.attributes["server.address"] == world.members["us"].address
