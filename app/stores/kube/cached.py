@@ -14,18 +14,13 @@ Until the informer has made its first list, reads go to the API server.
 from __future__ import annotations
 
 from app.stores.kube.client import Obj
-from app.stores.kube.watch import Informer, ObjKey, ResourceEvent
+from app.stores.kube.watch import Informer, ObjKey, ResourceEvent, object_key
 
 
 def _version(obj: Obj) -> int | None:
     """The resourceVersion as a number (etcd's revision, as every API server sends it), else None."""
     text = str((obj.get("metadata") or {}).get("resourceVersion") or "")
     return int(text) if text.isdigit() else None
-
-
-def _key(obj: Obj) -> ObjKey:
-    meta = obj.get("metadata") or {}
-    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
 class ObjectCache:
@@ -38,7 +33,7 @@ class ObjectCache:
 
     def _seen(self, event: ResourceEvent) -> None:
         """The informer reached our write's version (or a later one, a deletion included): use its copy."""
-        key = _key(event.object)
+        key = object_key(event.object)
         written = self._written.get(key)
         if written is not None and (_version(event.object) or 0) >= (_version(written) or 0):
             del self._written[key]
@@ -58,7 +53,7 @@ class ObjectCache:
     def wrote(self, obj: Obj) -> None:
         """Remember the API server's reply to our write until the informer shows that version or later."""
         if _version(obj) is not None:
-            self._written[_key(obj)] = obj
+            self._written[object_key(obj)] = obj
 
     def forget(self, namespace: str | None, name: str) -> None:
         """After our delete: the cache's copy (until the watch says so) is all there is to know."""

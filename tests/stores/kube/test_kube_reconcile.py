@@ -116,7 +116,8 @@ def _status_with_records(api: KubeApi, name: str) -> dict[str, Any] | None:
     return gslb if gslb and (gslb.get("status") or {}).get("healthyRecords") else None
 
 
-async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Any) -> None:
+async def settled_app(kube_api: KubeApi, replica: Any) -> None:
+    """Gslb `app` with a healthy backend and an ingress address, reconciled and nothing left to do."""
     ready_backend(kube_api, "frontend")
     kube_api.create_object(
         "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
@@ -125,6 +126,10 @@ async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Any) -> No
     set_ingress_ip(kube_api, "app", "192.0.2.10")
     await until(lambda: _status_with_records(kube_api, "app"))
     await replica.controller.wait_idle()
+
+
+async def test_our_own_writes_do_not_loop(kube_api: KubeApi, replica: Any) -> None:
+    await settled_app(kube_api, replica)
     settled = replica.reconciled.count(ObjectKey("k8gb.io", NS, "app"))
 
     kube_api.create_object(
@@ -265,14 +270,7 @@ async def test_leader_handover_loses_no_reconcile(
 
 async def test_a_resync_of_an_unchanged_gslb_asks_the_api_nothing(kube_api: KubeApi, replica: Any) -> None:
     """Reads come from the informers: an unchanged Gslb is reconciled without a single request."""
-    ready_backend(kube_api, "frontend")
-    kube_api.create_object(
-        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
-    )
-    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
-    set_ingress_ip(kube_api, "app", "192.0.2.10")
-    await until(lambda: _status_with_records(kube_api, "app"))
-    await replica.controller.wait_idle()
+    await settled_app(kube_api, replica)
     key = ObjectKey("k8gb.io", NS, "app")
     before, reconciled = len(list(kube_api)), replica.reconciled.count(key)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import kmock
 import pytest
 
-from app.domain.gslb import LEGACY_GROUP, GslbStatus, HealthStatus
+from app.domain.gslb import LEGACY_GROUP, Gslb, GslbStatus, HealthStatus
 from app.stores.base import AlreadyExists, Conflict, EventType, NotFound, ObjectKey, Unavailable, WatchEvent
 from app.stores.kube.client import KubeClient, connect
 from app.stores.kube.events import KubeEvents
@@ -177,18 +177,24 @@ async def test_a_missing_legacy_crd_reads_as_empty(tmp_path: Path) -> None:
             await client.close()
 
 
+async def created_and_cached(store: KubeGslbStore, name: str) -> Gslb:
+    """A new Gslb, once the store's informer holds it."""
+    created = await store.create(make_gslb(name))
+    async with asyncio.timeout(5):
+        while store.informers["k8gb.io"].get(NS, name) is None:
+            await asyncio.sleep(0.01)
+    return created
+
+
 async def test_cached_reads_see_our_own_write_before_the_watch_does(
     kube_store: KubeGslbStore, kube_api: KubeApi
 ) -> None:
-    created = await kube_store.create(make_gslb("app"))
+    created = await created_and_cached(kube_store, "app")
     key = ObjectKey.of(created)
-    async with asyncio.timeout(5):
-        while kube_store.informers["k8gb.io"].get(NS, "app") is None:
-            await asyncio.sleep(0.01)
+    await kube_store.informers["k8gb.io"].stop()  # the cache stays at generation 1 from here on
     changed = created.model_copy(deep=True)
     changed.spec.strategy.dns_ttl_seconds = 77
     await kube_store.update(changed)
-    # Whether or not the informer has caught up yet, the cached read answers what we wrote.
     assert (await kube_store.get_cached(key)).spec.strategy.dns_ttl_seconds == 77
     assert (await kube_store.get_cached(key)).metadata.generation == 2
     with pytest.raises(NotFound):
@@ -198,11 +204,8 @@ async def test_cached_reads_see_our_own_write_before_the_watch_does(
 async def test_a_status_write_on_a_stale_cache_retries_from_the_api(
     kube_store: KubeGslbStore, kube_api: KubeApi
 ) -> None:
-    created = await kube_store.create(make_gslb("app"))
+    created = await created_and_cached(kube_store, "app")
     key = ObjectKey.of(created)
-    async with asyncio.timeout(5):
-        while kube_store.informers["k8gb.io"].get(NS, "app") is None:
-            await asyncio.sleep(0.01)
     # Someone else changes the object; no await in between, so the informer cannot have seen it.
     theirs = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
     assert theirs is not None
