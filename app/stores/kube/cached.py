@@ -51,9 +51,21 @@ class ObjectCache:
         return await self.informer.client.get_or_none(self.informer.res, namespace, name)
 
     def wrote(self, obj: Obj) -> None:
-        """Remember the API server's reply to our write until the informer shows that version or later."""
-        if _version(obj) is not None:
-            self._written[object_key(obj)] = obj
+        """Remember the API server's reply to our write until the informer shows that version or later.
+
+        The watch event often comes before the reply (a cold start has thousands in flight); then the
+        informer is already there and the reply is not kept, or it would be held (a second copy of the
+        object) until the object next changes.
+        """
+        version = _version(obj)
+        if version is None:
+            return
+        key = object_key(obj)
+        cached = self.informer.cache.get(key)
+        if cached is not None and (_version(cached) or 0) >= version:
+            self._written.pop(key, None)
+            return
+        self._written[key] = obj
 
     def forget(self, namespace: str | None, name: str) -> None:
         """After our delete: the cache's copy (until the watch says so) is all there is to know."""
