@@ -30,6 +30,7 @@ from app.dnsserver.process import DnsWorkers
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
+from app.gcfreeze import WarmUp
 from app.providers.wrappers import Traced
 from app.settings import Settings
 from app.stores.base import GslbStore
@@ -38,6 +39,7 @@ from app.telemetry.setup import TracingHandle, setup_tracing
 log = logging.getLogger("pygslb")
 
 KEEP_ALIVE_SECONDS = 30
+WARM_UP_MAX_SECONDS = 300.0
 
 
 class NoServices:
@@ -93,6 +95,7 @@ class Runtime:
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
     fatal: asyncio.Event = field(default_factory=asyncio.Event)
+    warm_up: WarmUp = field(default_factory=WarmUp)
 
     async def _lost_leadership(self) -> None:
         """As controller-runtime does: a replica that lost its Lease exits and comes back as a follower."""
@@ -101,6 +104,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        self.warm_up.start()  # see gcfreeze.py: what start-up builds is frozen, not re-scanned
         self.tracing = setup_tracing(s)
         metrics = ControllerMetrics(self.registry, namespace=s.pod_namespace)
         self.store = await self._build_store()
@@ -213,6 +217,7 @@ class Runtime:
                 await self.controller.start()
         if self.delegation is not None:
             self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
+        self.extra_tasks.append(asyncio.create_task(self._end_warm_up(), name="gc-warm-up"))
 
         authorizer = None
         if kube is not None:  # requests reviewed by the API server (TokenReview + SubjectAccessReview)
@@ -248,6 +253,16 @@ class Runtime:
                 self.extra_tasks[-1].result()
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
+
+    async def _end_warm_up(self) -> None:
+        """Start-up ends when every Gslb has been reconciled once (caches, zone and indexes built),
+        or after WARM_UP_MAX_SECONDS on a replica that does not reconcile (a follower)."""
+        if self.controller is not None and self.settings.gslb_reconcile:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.controller.wait_synced(), WARM_UP_MAX_SECONDS)
+        else:
+            await asyncio.sleep(WARM_UP_MAX_SECONDS)
+        self.warm_up.end()
 
     def _geo_spec(self) -> GeoSpec:
         s = self.settings
@@ -318,6 +333,7 @@ class Runtime:
         return self.dns.port
 
     async def stop(self, grace: float = 10.0) -> None:
+        self.warm_up.cancel()
         if self.server is not None:
             self.server.should_exit = True
         if self.controller is not None:

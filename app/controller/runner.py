@@ -68,6 +68,9 @@ class Controller:
         """True once every Gslb that existed at start has been reconciled once."""
         return self._synced.is_set()
 
+    async def wait_synced(self) -> None:
+        await self._synced.wait()
+
     async def start(self) -> None:
         watch = self.store.watch()  # subscribe before listing so nothing falls between the two
         initial: list[Gslb] = []
