@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from app.domain.gslb import HealthStatus, StrategyType
-
-_NS_NAME = ["namespace", "name"]
+from app.controller.gslb_series import GslbSample, GslbSeries
+from app.domain.gslb import HealthStatus
 
 
 class ControllerMetrics:
@@ -20,40 +19,8 @@ class ControllerMetrics:
         self, registry: CollectorRegistry, *, namespace: str = "pygslb", version: str = "0.1.0"
     ) -> None:
         self.registry = registry
-        self.errors = Counter("k8gb_gslb_errors", "Gslb reconcile errors", _NS_NAME, registry=registry)
-        self.loops = Counter(
-            "k8gb_gslb_reconciliation_loops", "Successful Gslb reconciles", _NS_NAME, registry=registry
-        )
-        self.healthy_records = Gauge(
-            "k8gb_gslb_healthy_records", "IPs over status.healthyRecords", _NS_NAME, registry=registry
-        )
-        self.healthy_local_records = Gauge(
-            "k8gb_gslb_healthy_local_records",
-            "Own exposed IPs present in healthy records",
-            [*_NS_NAME, "geotag"],
-            registry=registry,
-        )
-        self.service_status = Gauge(
-            "k8gb_gslb_service_status_num",
-            "Hosts per health status",
-            [*_NS_NAME, "status"],
-            registry=registry,
-        )
-        self.strategy_status = {
-            s: Gauge(
-                f"k8gb_gslb_status_count_for_{s.value.lower()}",
-                f"Final targets per host health for {s.value}",
-                [*_NS_NAME, "status"],
-                registry=registry,
-            )
-            for s in StrategyType
-        }
-        self.endpoint_status = Gauge(
-            "k8gb_endpoint_status_num",
-            "Targets per published record",
-            [*_NS_NAME, "dns_name"],
-            registry=registry,
-        )
+        self.gslbs = GslbSeries(namespace)  # k8gb's per-Gslb series, rendered at scrape time
+        registry.register(self.gslbs)
         self.runtime_info = Gauge(
             "k8gb_runtime_info",
             "pygslb build information",
@@ -86,11 +53,6 @@ class ControllerMetrics:
         self.runtime_info.labels(namespace, version, python, platform.machine(), sys.platform, "unknown").set(
             1
         )
-        # k8gb initialises every series with a placeholder so dashboards have something to draw.
-        self.errors.labels(namespace, "init")
-        self.loops.labels(namespace, "init")
-        self.healthy_records.labels(namespace, "init").set(0)
-        self.endpoint_status.labels(namespace, "init", "init.example.com").set(0)
 
     def observe(
         self,
@@ -103,31 +65,15 @@ class ControllerMetrics:
         own_ips: Sequence[str],
         geotag: str,
     ) -> None:
-        for status in HealthStatus:
-            count = sum(1 for h in health.values() if h == status)
-            self.service_status.labels(namespace, name, status.value).set(count)
-        self.healthy_records.labels(namespace, name).set(sum(len(v) for v in records.values()))
-        own = set(own_ips)
-        self.healthy_local_records.labels(namespace, name, geotag).set(
-            sum(1 for ips in records.values() for ip in ips if ip in own)
+        """What a successful reconcile of one Gslb found: its gauges and one more loop."""
+        self.gslbs.observe(
+            namespace, name, GslbSample.of(strategy, primary, health, records, own_ips, geotag)
         )
-        for host, ips in records.items():
-            self.endpoint_status.labels(namespace, name, host).set(len(ips))
-        try:
-            gauge = self.strategy_status[StrategyType(strategy)]
-        except ValueError:
-            return
-        for status in HealthStatus:
-            label = status.value
-            if strategy == StrategyType.FAILOVER:
-                label += "_primary" if primary else "_secondary"
-            targets = sum(len(records.get(h, ())) for h, s in health.items() if s == status)
-            gauge.labels(namespace, name, label).set(targets)
+        self.gslbs.count_loop(namespace, name)
+
+    def reconcile_failed(self, namespace: str, name: str) -> None:
+        self.gslbs.count_error(namespace, name)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop a deleted Gslb's series so dashboards do not show ghosts."""
-        for metric in (self.healthy_records, self.errors, self.loops):
-            try:
-                metric.remove(namespace, name)
-            except KeyError:
-                pass
+        self.gslbs.forget(namespace, name)

@@ -89,7 +89,7 @@ class Reconciler:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
-                self.metrics.errors.labels(key.namespace, key.name).inc()
+                self.metrics.reconcile_failed(key.namespace, key.name)
                 self.metrics.reconcile_seconds.labels("error").observe(time.perf_counter() - started)
                 await self._record_error(key, exc)
                 raise
@@ -183,7 +183,6 @@ class Reconciler:
             conditions=[_ready(gslb, health, records), *self._edge_conditions(servers)],
         )
         await self._write_status(gslb, status)
-        self.metrics.loops.labels(key.namespace, key.name).inc()
         self.metrics.observe(
             key.namespace,
             key.name,

@@ -1,0 +1,74 @@
+"""k8gb's per-Gslb metrics as a scrape shows them: names, labels and values, and no ghosts after a delete."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.controller.metrics import ControllerMetrics
+from app.domain.gslb import HealthStatus
+
+HEALTHY, UNHEALTHY = HealthStatus.HEALTHY, HealthStatus.UNHEALTHY
+
+
+def scrape(metrics: ControllerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def series_of(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> dict[str, float]:
+    """`metric{other labels}` -> value, for the series of one Gslb."""
+    found = {}
+    for (metric, labels), value in samples.items():
+        label_map = dict(labels)
+        if label_map.get("name") == name:
+            rest = ",".join(f"{k}={v}" for k, v in labels if k not in ("name", "namespace"))
+            found[f"{metric}{{{rest}}}"] = value
+    return found
+
+
+def test_a_reconciled_gslb_has_k8gbs_series() -> None:
+    metrics = ControllerMetrics(CollectorRegistry(), namespace="k8gb")
+    health = {"a.cloud.example.com": HEALTHY, "b.cloud.example.com": UNHEALTHY}
+    records = {"a.cloud.example.com": ["10.0.0.1", "10.1.0.1"]}
+    metrics.observe("team", "app", "roundRobin", False, health, records, ["10.0.0.1"], "eu")
+    metrics.observe("team", "app", "roundRobin", False, health, records, ["10.0.0.1"], "eu")
+    metrics.observe("team", "standby", "failover", False, {"s.cloud.example.com": HEALTHY}, {}, [], "eu")
+    metrics.reconcile_failed("team", "app")
+    samples = scrape(metrics)
+    assert series_of(samples, "app") == {
+        "k8gb_gslb_reconciliation_loops_total{}": 2.0,
+        "k8gb_gslb_errors_total{}": 1.0,
+        "k8gb_gslb_healthy_records{}": 2.0,
+        "k8gb_gslb_healthy_local_records{geotag=eu}": 1.0,
+        "k8gb_gslb_service_status_num{status=Healthy}": 1.0,
+        "k8gb_gslb_service_status_num{status=Unhealthy}": 1.0,
+        "k8gb_gslb_service_status_num{status=NotFound}": 0.0,
+        "k8gb_endpoint_status_num{dns_name=a.cloud.example.com}": 2.0,
+        "k8gb_gslb_status_count_for_roundrobin{status=Healthy}": 2.0,
+        "k8gb_gslb_status_count_for_roundrobin{status=Unhealthy}": 0.0,
+        "k8gb_gslb_status_count_for_roundrobin{status=NotFound}": 0.0,
+    }
+    standby = series_of(samples, "standby")
+    assert standby["k8gb_gslb_status_count_for_failover{status=Healthy_secondary}"] == 0.0
+    assert "k8gb_gslb_errors_total{}" not in standby  # no error yet: no series, as prometheus_client does
+    # k8gb's placeholder series, so dashboards have something to draw before the first Gslb.
+    assert samples[("k8gb_gslb_healthy_records", (("name", "init"), ("namespace", "k8gb")))] == 0.0
+
+
+def test_a_deleted_gslb_leaves_no_series_behind() -> None:
+    metrics = ControllerMetrics(CollectorRegistry(), namespace="k8gb")
+    for name in ("app", "other"):
+        metrics.observe(
+            "team", name, "failover", True, {f"{name}.x": HEALTHY}, {f"{name}.x": ["10.0.0.1"]}, [], "eu"
+        )
+    metrics.reconcile_failed("team", "app")
+    metrics.forget("team", "app")
+    samples = scrape(metrics)
+    assert series_of(samples, "app") == {}
+    assert series_of(samples, "other")["k8gb_gslb_status_count_for_failover{status=Healthy_primary}"] == 1.0
