@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.controller.gslb_series import GslbSample, GslbSeries
-from app.domain.gslb import HealthStatus
 
 
 class ControllerMetrics:
@@ -54,21 +52,9 @@ class ControllerMetrics:
             1
         )
 
-    def observe(
-        self,
-        namespace: str,
-        name: str,
-        strategy: str,
-        primary: bool,
-        health: Mapping[str, HealthStatus],
-        records: Mapping[str, Sequence[str]],
-        own_ips: Sequence[str],
-        geotag: str,
-    ) -> None:
+    def observe(self, namespace: str, name: str, sample: GslbSample) -> None:
         """What a successful reconcile of one Gslb found: its gauges and one more loop."""
-        self.gslbs.observe(
-            namespace, name, GslbSample.of(strategy, primary, health, records, own_ips, geotag)
-        )
+        self.gslbs.observe(namespace, name, sample)
         self.gslbs.count_loop(namespace, name)
 
     def reconcile_failed(self, namespace: str, name: str) -> None:

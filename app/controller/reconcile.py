@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from app.controller.delegation import DelegationState
+from app.controller.gslb_series import GslbSample
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import ExposedIpSource, HealthSource, Notifier, PeerSource, RecordSink, ServerSource
 from app.domain.endpoint import Endpoint
@@ -183,9 +184,7 @@ class Reconciler:
             conditions=[_ready(gslb, health, records), *self._edge_conditions(servers)],
         )
         await self._write_status(gslb, status)
-        self.metrics.observe(
-            key.namespace,
-            key.name,
+        sample = GslbSample.of(
             gslb.spec.strategy.type,
             gslb.spec.strategy.primary_geo_tag == self.geo_tag,
             health,
@@ -193,6 +192,7 @@ class Reconciler:
             exposed,
             self.geo_tag,
         )
+        self.metrics.observe(key.namespace, key.name, sample)
         return Outcome(
             localtargets_changed=tuple(changed),
             services=tuple((svc.namespace, svc.name) for s in servers for svc in s.services),

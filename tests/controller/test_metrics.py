@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.controller.gslb_series import GslbSample
 from app.controller.metrics import ControllerMetrics
 from app.domain.gslb import HealthStatus
 
@@ -36,9 +37,11 @@ def test_a_reconciled_gslb_has_k8gbs_series() -> None:
     metrics = ControllerMetrics(CollectorRegistry(), namespace="k8gb")
     health = {"a.cloud.example.com": HEALTHY, "b.cloud.example.com": UNHEALTHY}
     records = {"a.cloud.example.com": ["10.0.0.1", "10.1.0.1"]}
-    metrics.observe("team", "app", "roundRobin", False, health, records, ["10.0.0.1"], "eu")
-    metrics.observe("team", "app", "roundRobin", False, health, records, ["10.0.0.1"], "eu")
-    metrics.observe("team", "standby", "failover", False, {"s.cloud.example.com": HEALTHY}, {}, [], "eu")
+    metrics.observe("team", "app", GslbSample.of("roundRobin", False, health, records, ["10.0.0.1"], "eu"))
+    metrics.observe("team", "app", GslbSample.of("roundRobin", False, health, records, ["10.0.0.1"], "eu"))
+    metrics.observe(
+        "team", "standby", GslbSample.of("failover", False, {"s.cloud.example.com": HEALTHY}, {}, [], "eu")
+    )
     metrics.reconcile_failed("team", "app")
     samples = scrape(metrics)
     assert series_of(samples, "app") == {
@@ -64,9 +67,10 @@ def test_a_reconciled_gslb_has_k8gbs_series() -> None:
 def test_a_deleted_gslb_leaves_no_series_behind() -> None:
     metrics = ControllerMetrics(CollectorRegistry(), namespace="k8gb")
     for name in ("app", "other"):
-        metrics.observe(
-            "team", name, "failover", True, {f"{name}.x": HEALTHY}, {f"{name}.x": ["10.0.0.1"]}, [], "eu"
+        sample = GslbSample.of(
+            "failover", True, {f"{name}.x": HEALTHY}, {f"{name}.x": ["10.0.0.1"]}, [], "eu"
         )
+        metrics.observe("team", name, sample)
     metrics.reconcile_failed("team", "app")
     metrics.forget("team", "app")
     samples = scrape(metrics)
