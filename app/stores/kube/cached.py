@@ -19,8 +19,11 @@ from app.stores.kube.watch import Informer, ObjKey, ResourceEvent, object_key
 
 def _version(obj: Obj) -> int | None:
     """The resourceVersion as a number (etcd's revision, as every API server sends it), else None."""
-    text = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-    return int(text) if text.isdigit() else None
+    return _number(str((obj.get("metadata") or {}).get("resourceVersion") or ""))
+
+
+def _number(version: str | None) -> int | None:
+    return int(version) if version and version.isdigit() else None
 
 
 class ObjectCache:
@@ -61,8 +64,8 @@ class ObjectCache:
         if version is None:
             return
         key = object_key(obj)
-        cached = self.informer.cache.get(key)
-        if cached is not None and (_version(cached) or 0) >= version:
+        cached = _number(self.informer.cache.version(key))
+        if cached is not None and cached >= version:
             self._written.pop(key, None)
             return
         self._written[key] = obj

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from app.domain.health import ServiceState
 from app.stores.kube.client import ENDPOINT_SLICE, SERVICE, KubeClient, Obj
+from app.stores.kube.objtable import metadata_only
 from app.stores.kube.watch import Informer, ObjKey, ResourceEvent, object_key
 
 log = logging.getLogger("pygslb.kube.health")
@@ -31,6 +32,16 @@ def slice_ready(endpoint_slice: Obj) -> bool:
     return False
 
 
+def _readiness(endpoint_slice: Obj) -> Obj:
+    """What the cache keeps of a slice: its service label and whether it has a ready endpoint."""
+    meta = endpoint_slice.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    kept = {k: meta[k] for k in ("namespace", "name", "resourceVersion") if k in meta}
+    if SERVICE_NAME_LABEL in labels:
+        kept["labels"] = {SERVICE_NAME_LABEL: labels[SERVICE_NAME_LABEL]}
+    return {"metadata": kept, "ready": slice_ready(endpoint_slice)}
+
+
 def _service_of(endpoint_slice: Obj) -> ObjKey | None:
     meta = endpoint_slice.get("metadata") or {}
     name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
@@ -41,8 +52,9 @@ class EndpointSliceHealth:
     """`HealthSource` for kubernetes mode. `namespace` limits the watches (None: all namespaces)."""
 
     def __init__(self, client: KubeClient, *, namespace: str | None = None) -> None:
-        self.services = Informer(client, SERVICE, namespace=namespace)
-        self.slices = Informer(client, ENDPOINT_SLICE, namespace=namespace)
+        # The caches keep only what `state()` reads: a Service's existence, a slice's readiness.
+        self.services = Informer(client, SERVICE, namespace=namespace, keep=metadata_only())
+        self.slices = Informer(client, ENDPOINT_SLICE, namespace=namespace, keep=_readiness)
         self._slices_of: dict[ObjKey, set[ObjKey]] = defaultdict(set)
         self._states: dict[ObjKey, ServiceState] = {}
         self._listeners: list[Callable[[str, str], object]] = []
@@ -59,11 +71,11 @@ class EndpointSliceHealth:
         self._listeners.append(callback)
 
     def state(self, namespace: str, name: str) -> ServiceState:
-        if self.services.get(namespace, name) is None:
+        if (namespace, name) not in self.services.cache:
             return ServiceState.NOT_FOUND
         for key in self._slices_of.get((namespace, name), ()):
-            endpoint_slice = self.slices.cache.get(key)
-            if endpoint_slice is not None and slice_ready(endpoint_slice):
+            endpoint_slice = self.slices.get(*key)
+            if endpoint_slice is not None and endpoint_slice.get("ready"):
                 return ServiceState.HEALTHY
         return ServiceState.UNHEALTHY
 

@@ -7,9 +7,9 @@
 - "410 Gone/Expired" (an ERROR event or a 410 answer) means the history is compacted: re-list;
 - a stream that ends (server timeout, dropped connection) is reopened from the last version seen;
   failures wait with exponential backoff and jitter, reset by the next event that arrives.
-No event is applied twice: the cache keeps the last object per (namespace, name), and an event whose
-resourceVersion is not newer than the cached one is a replay and is dropped, as is a DELETED for an
-object never seen. Unknown event types are ignored.
+No event is applied twice: the cache (`ObjectTable`, objects kept encoded) keeps the last version per
+(namespace, name), and an event whose resourceVersion is not newer than the cached one is a replay and
+is dropped, as is a DELETED for an object never seen. Unknown event types are ignored.
 
 `Informer` runs one feed in a task, keeps its cache readable by others, and fans events out to
 synchronous handlers and asynchronous subscribers, in order, after the cache has been updated.
@@ -26,8 +26,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from app.stores.feed import Fanout, Feed
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, Resource
+from app.stores.kube.objtable import ObjectTable, resource_version
 
 log = logging.getLogger("pygslb.kube.watch")
 
@@ -45,7 +48,14 @@ class EventType(StrEnum):
 class ResourceEvent:
     type: EventType
     object: Obj
-    old: Obj | None = None  # the cached version this event replaces (MODIFIED, DELETED)
+    replaced: Obj | bytes | None = None  # the cached version this event replaces (MODIFIED, DELETED)
+
+    @property
+    def old(self) -> Obj | None:
+        """The replaced version, decoded on demand (most handlers never look at it)."""
+        if isinstance(self.replaced, bytes):
+            return orjson.loads(self.replaced)  # type: ignore[no-any-return]
+        return self.replaced
 
 
 @dataclass(slots=True)
@@ -70,10 +80,6 @@ def object_key(obj: Obj) -> ObjKey:
     return (meta.get("namespace") or "", meta.get("name") or "")
 
 
-def resource_version(obj: Obj | None) -> str:
-    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
-
-
 def _not_newer(new: str, old: str) -> bool:
     """True when `new` does not come after `old` (a replay). Versions are compared as etcd revisions
     when both are numeric, as the API server's are; otherwise only equality counts."""
@@ -82,38 +88,40 @@ def _not_newer(new: str, old: str) -> bool:
     return new == old
 
 
-def apply_event(cache: dict[ObjKey, Obj], kind: str, obj: Obj) -> ResourceEvent | None:
+def apply_event(cache: ObjectTable, kind: str, obj: Obj) -> ResourceEvent | None:
     """Apply one watch event to the cache; the event to emit, or None for a replay or a no-op."""
     key = object_key(obj)
-    old = cache.get(key)
+    version = cache.version(key)
     if kind == EventType.DELETED:
-        if old is None:
+        if version is None:
             return None
-        del cache[key]
-        return ResourceEvent(EventType.DELETED, obj, old)
-    if old is not None and _not_newer(resource_version(obj), resource_version(old)):
+        return ResourceEvent(EventType.DELETED, obj, cache.pop(key))
+    if version is not None and _not_newer(resource_version(obj), version):
         return None
-    cache[key] = obj
+    old = cache.encoded(key)
+    cache.put(key, obj)
     return ResourceEvent(EventType.MODIFIED if old is not None else EventType.ADDED, obj, old)
 
 
-def diff_list(cache: dict[ObjKey, Obj], items: list[Obj]) -> list[ResourceEvent]:
+def diff_list(cache: ObjectTable, items: list[Obj]) -> list[ResourceEvent]:
     """Bring the cache to a fresh list: the changes it contained that the cache had not seen."""
     events: list[ResourceEvent] = []
     seen: set[ObjKey] = set()
     for obj in items:
         key = object_key(obj)
         seen.add(key)
-        old = cache.get(key)
-        if old is None:
-            cache[key] = obj
+        version = cache.version(key)
+        if version is None:
+            cache.put(key, obj)
             events.append(ResourceEvent(EventType.ADDED, obj))
-        elif resource_version(obj) != resource_version(old):
-            cache[key] = obj
+        elif resource_version(obj) != version:
+            old = cache.encoded(key)
+            cache.put(key, obj)
             events.append(ResourceEvent(EventType.MODIFIED, obj, old))
     for key in [k for k in cache if k not in seen]:
         gone = cache.pop(key)
-        events.append(ResourceEvent(EventType.DELETED, gone, gone))
+        assert gone is not None
+        events.append(ResourceEvent(EventType.DELETED, orjson.loads(gone), gone))
     return events
 
 
@@ -123,18 +131,18 @@ async def watch_resource(
     *,
     namespace: str | None = None,
     label_selector: str | None = None,
-    cache: dict[ObjKey, Obj] | None = None,
+    cache: ObjectTable | None = None,
     timeout_seconds: int = 300,
     backoff: Backoff | None = None,
     absent_retry: float = 30.0,
 ) -> AsyncGenerator[ResourceEvent, None]:
     """The endless change feed of one resource (see the module docstring); stop it with `aclose()`.
 
-    `cache` (namespace, name → last object) may be shared with readers; it is updated before each
+    `cache` (namespace, name → last version) may be shared with readers; it is updated before each
     event is yielded. A resource the server does not serve (CRD not installed) reads as empty and is
     listed again every `absent_retry` seconds.
     """
-    cache = {} if cache is None else cache
+    cache = ObjectTable() if cache is None else cache
     backoff = backoff or Backoff()
     version: str | None = None
     while True:
@@ -219,14 +227,16 @@ class Informer:
         label_selector: str | None = None,
         timeout_seconds: int = 300,
         backoff: Backoff | None = None,
+        keep: Callable[[Obj], Obj] | None = None,
     ) -> None:
+        """`keep` trims what the cache stores of each object (see `ObjectTable`); handlers get it whole."""
         self.client = client
         self.res = res
         self.namespace = namespace
         self.label_selector = label_selector
         self.timeout_seconds = timeout_seconds
         self.backoff = backoff
-        self.cache: dict[ObjKey, Obj] = {}
+        self.cache = ObjectTable(keep)
         self.synced = asyncio.Event()
         self._handlers: list[Callable[[ResourceEvent], Any]] = []
         self._fanout: Fanout[ResourceEvent] = Fanout()
@@ -255,7 +265,7 @@ class Informer:
         return self.cache.get((namespace or "", name))
 
     def items(self) -> list[Obj]:
-        return list(self.cache.values())
+        return self.cache.values()
 
     def add_handler(self, handler: Callable[[ResourceEvent], Any]) -> None:
         """`handler(event)` runs for every change, in order, after the cache reflects it; never blocks."""

@@ -31,6 +31,7 @@ from app.domain.plan import plan
 from app.domain.zones import ZoneConfig, zone_for
 from app.stores.kube.client import DNS_ENDPOINT, KubeClient
 from app.stores.kube.dnsendpoint import endpoints_of
+from app.stores.kube.objtable import metadata_only
 from app.stores.kube.watch import EventType, Informer, ObjKey, ResourceEvent, object_key
 
 log = logging.getLogger("pygslb.kube.zonefeed")
@@ -38,8 +39,6 @@ log = logging.getLogger("pygslb.kube.zonefeed")
 LOCAL_SELECTOR = "k8gb.io/dnstype=local"
 DEFAULT_TTL = 30
 MIN_INTERVAL = 0.05
-
-SLIM_FIELDS = ("namespace", "name", "resourceVersion")
 
 RecordKey = tuple[str, str]  # lower-case name without the trailing dot, record type
 
@@ -84,7 +83,15 @@ class DnsEndpointZoneFeed:
         self.zones = zones
         self.default_ttl = default_ttl
         self.min_interval = min_interval
-        self.informer = Informer(client, DNS_ENDPOINT, namespace=namespace, label_selector=label_selector)
+        # Only the version is needed from the cache (replays, re-list diffs): the records are indexed
+        # below, so no second copy of every object is kept.
+        self.informer = Informer(
+            client,
+            DNS_ENDPOINT,
+            namespace=namespace,
+            label_selector=label_selector,
+            keep=metadata_only(),
+        )
         self.informer.add_handler(self._on_event)
         self._sources: dict[ObjKey, dict[RecordKey, list[Endpoint]]] = {}
         self._holders: dict[RecordKey, set[ObjKey]] = defaultdict(set)
@@ -123,10 +130,6 @@ class DnsEndpointZoneFeed:
             for endpoint in endpoints_of(event.object):
                 after.setdefault(endpoint.key, []).append(endpoint)
             self._sources[source] = after
-            # Only the version is needed from now on (replays, re-list diffs): keep no second copy of
-            # every object, whose managedFields alone can be kilobytes on a real API server.
-            meta = event.object.get("metadata") or {}
-            self.informer.cache[source] = {"metadata": {k: meta.get(k) for k in SLIM_FIELDS}}
         for key in before.keys() - after.keys():
             self._holders[key].discard(source)
             if not self._holders[key]:

@@ -232,7 +232,8 @@ async def test_a_write_reply_slower_than_the_watch_is_not_held_as_a_second_copy(
     reply = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
     assert reply is not None and reply["metadata"]["resourceVersion"] == created.metadata.resource_version
     cache.wrote(reply)  # the reply arrives after the informer has shown this version
-    assert await cache.get(NS, "app") is informer.get(NS, "app")
+    read = await cache.get(NS, "app")
+    assert read is not reply and read == informer.get(NS, "app")  # the informer's copy, not a held one
     newer = {**reply, "metadata": {**reply["metadata"], "resourceVersion": str(10**9)}}
     cache.wrote(newer)  # a reply the informer has not caught up with is what reads see
     assert await cache.get(NS, "app") is newer

@@ -245,3 +245,32 @@ async def test_informer_keeps_a_cache_and_fans_out_after_updating_it(
     await informer.stop()
     with pytest.raises(StopAsyncIteration):
         await anext(subscription)
+
+
+async def test_informer_reads_are_private_copies_and_keep_trims_only_the_cache(
+    kube_api: KubeApi, kube: KubeClient
+) -> None:
+    """The cache is stored encoded: a reader that changes what it read changes nothing for the next
+    reader, and a `keep` trims what is stored while handlers still get the whole object."""
+    handled: list[ResourceEvent] = []
+    informer = Informer(kube, INGRESS, keep=lambda obj: {"metadata": obj["metadata"]})
+    informer.add_handler(handled.append)
+    kube_api.create_object("networking.k8s.io", "v1", "ingresses", ingress("a", team="blue"))
+    await informer.start()
+    try:
+        read = informer.get(NS, "a")
+        assert read is not None and "spec" not in read and read["metadata"]["labels"] == {"team": "blue"}
+        read["metadata"]["labels"]["team"] = "red"
+        assert informer.get(NS, "a")["metadata"]["labels"] == {"team": "blue"}  # type: ignore[index]
+        assert handled[0].object["spec"] == {}  # the handler saw the object whole
+        stored = kube_api.get_object("networking.k8s.io", "ingresses", NS, "a")
+        assert stored is not None
+        stored["metadata"]["labels"] = {"team": "green"}
+        kube_api.update_object("networking.k8s.io", "ingresses", stored)
+        async with asyncio.timeout(5):
+            while len(handled) < 2:
+                await asyncio.sleep(0.01)
+        assert handled[1].type == EventType.MODIFIED
+        assert handled[1].old is not None and handled[1].old["metadata"]["labels"] == {"team": "blue"}
+    finally:
+        await informer.stop()
