@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     pod_namespace: str = Field(
         "k8gb", description="kubernetes mode: namespace of the controller (leases, events)"
     )
-    reconcile_workers: int = Field(8, ge=1, le=256, description="Gslbs reconciled in parallel")
+    reconcile_workers: int = Field(16, ge=1, le=256, description="Gslbs reconciled in parallel")
     gslb_reconcile: bool = Field(True, description="run the reconciler; false serves the API and DNS only")
 
     # --- k8gb's settings --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ Figures:
 Goals (issue 5): cold start under 20 s, zero writes in steady state, under 400 MB resident.
 
     .venv/bin/python bench/kube_scale.py [--gslbs 10000] [--namespaces 20] [--requeue 30] [--steady 35]
-                                         [--workers 8] [--no-dns]
+                                         [--workers 16] [--no-dns]
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gslbs", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=16)
     # k8gb's default resync period (and ours): a shorter one puts resyncs into the cold start.
     parser.add_argument("--requeue", type=float, default=30.0)
     parser.add_argument("--steady", type=float, default=35.0)
