@@ -140,7 +140,7 @@ class Runtime:
             if s.dns_address:  # every replica serves the DNSEndpoints, as k8gb's CoreDNS does
                 from app.stores.kube.zonefeed import DnsEndpointZoneFeed
 
-                feed = DnsEndpointZoneFeed(kube.store.client, self.zone, s.zones)
+                feed = DnsEndpointZoneFeed(kube.store.client, self.zone, s.zones, informer=kube.dnsendpoints)
                 await feed.start()
                 self._closers.append(feed.stop)
             kube.health.on_change(enqueue_service)

@@ -29,7 +29,7 @@ from typing import Protocol
 from app.domain.endpoint import Changes, Endpoint
 from app.domain.plan import plan
 from app.domain.zones import ZoneConfig, zone_for
-from app.stores.kube.client import DNS_ENDPOINT, KubeClient
+from app.stores.kube.client import DNS_ENDPOINT, KubeClient, Obj
 from app.stores.kube.dnsendpoint import endpoints_of
 from app.stores.kube.objtable import metadata_only
 from app.stores.kube.watch import EventType, Informer, ObjKey, ResourceEvent, object_key
@@ -78,14 +78,19 @@ class DnsEndpointZoneFeed:
         label_selector: str = LOCAL_SELECTOR,
         default_ttl: int = DEFAULT_TTL,
         min_interval: float = MIN_INTERVAL,
+        informer: Informer | None = None,
     ) -> None:
+        """`informer`: one of every DNSEndpoint already kept for the reconciler, to share instead of a
+        second watch; the feed then applies `label_selector` itself (equality terms only)."""
         self.table = table
         self.zones = zones
         self.default_ttl = default_ttl
         self.min_interval = min_interval
-        # Only the version is needed from the cache (replays, re-list diffs): the records are indexed
-        # below, so no second copy of every object is kept.
-        self.informer = Informer(
+        self._owns_informer = informer is None
+        self._selected = _equality_terms(label_selector) if informer is not None else None
+        # Of its own informer only the version is needed from the cache (replays, re-list diffs): the
+        # records are indexed below, so no second copy of every object is kept.
+        self.informer = informer or Informer(
             client,
             DNS_ENDPOINT,
             namespace=namespace,
@@ -114,7 +119,8 @@ class DnsEndpointZoneFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.informer.stop()
+        if self._owns_informer:
+            await self.informer.stop()
 
     def served(self) -> dict[RecordKey, Endpoint]:
         """What this feed has put in the table."""
@@ -126,7 +132,7 @@ class DnsEndpointZoneFeed:
         source = object_key(event.object)
         before = self._sources.pop(source, {})
         after: dict[RecordKey, list[Endpoint]] = {}
-        if event.type != EventType.DELETED:
+        if event.type != EventType.DELETED and self._selects(event.object):
             for endpoint in endpoints_of(event.object):
                 after.setdefault(endpoint.key, []).append(endpoint)
             self._sources[source] = after
@@ -140,6 +146,13 @@ class DnsEndpointZoneFeed:
         if changed:
             self._dirty |= changed
             self._wake.set()
+
+    def _selects(self, obj: Obj) -> bool:
+        """On a shared informer, an object the selector does not match counts as absent."""
+        if self._selected is None:
+            return True
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(labels.get(k) == v for k, v in self._selected)
 
     def _desired(self, key: RecordKey) -> Endpoint | None:
         holders = sorted(self._holders.get(key, ()))
@@ -195,6 +208,16 @@ class DnsEndpointZoneFeed:
         for endpoint in (*changes.create, *changes.update_new):
             self._served[endpoint.key] = endpoint
         self.applied += changes.count()
+
+
+def _equality_terms(selector: str) -> tuple[tuple[str, str], ...]:
+    terms = []
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!"):
+            raise ValueError(f"only equality terms can filter a shared informer: {term!r}")
+        terms.append((key.strip(), value.lstrip("=").strip()))
+    return tuple(terms)
 
 
 def _one_by_one(changes: Changes) -> list[Changes]:

@@ -16,7 +16,8 @@ from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.endpoint import Endpoint
 from app.domain.zones import parse_dns_zones
-from app.stores.kube.client import KubeClient
+from app.stores.kube.client import DNS_ENDPOINT, KubeClient
+from app.stores.kube.watch import Informer
 from app.stores.kube.zonefeed import DnsEndpointZoneFeed, merge
 from tests.support.instance import a_records, eventually, query
 from tests.support.kmockapi import KubeApi
@@ -69,18 +70,23 @@ class Served:
         return next((e for e in await self.table.records(ZONE) if e.dns_name == name), None)
 
 
-@pytest.fixture
-async def served(kube: KubeClient) -> AsyncIterator[Served]:
+@pytest.fixture(params=["own watch", "shared informer"])
+async def served(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """The feed with its own label-selected watch (a follower), or on the informer of every
+    DNSEndpoint that the reconciler reads too (`gslb serve` in kubernetes mode)."""
     zones = parse_dns_zones(f"example.com:{ZONE}:30")
     table = ZoneTable(zones)
     server = DnsServer(table, "127.0.0.1", 0)
     await server.start()
-    feed = DnsEndpointZoneFeed(kube, table, zones)
+    shared = Informer(kube, DNS_ENDPOINT) if request.param == "shared informer" else None
+    feed = DnsEndpointZoneFeed(kube, table, zones, informer=shared)
     try:
         await feed.start()
         yield Served(table, server, feed)
     finally:
         await feed.stop()
+        if shared is not None:
+            await shared.stop()
         await server.stop()
 
 
