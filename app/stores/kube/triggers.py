@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 
@@ -65,6 +66,14 @@ class GslbTriggers:
         self.dnsendpoints = dnsendpoints or Informer(client, DNS_ENDPOINT, namespace=namespace)
         self.ingresses.add_handler(self._on_ingress)
         self.dnsendpoints.add_handler(self._on_dnsendpoint)
+        # Service -> the Gslbs whose status names it, kept from the Gslb informers' events (seeded
+        # from their caches: they may have listed already), so a Service change costs O(its Gslbs).
+        self._backed_by: dict[ObjKey, set[ObjectKey]] = {}
+        self._services_of: dict[ObjectKey, frozenset[ObjKey]] = {}
+        for group, informer in store.informers.items():
+            for obj in informer.items():
+                self._index_gslb(group, obj, deleted=False)
+            informer.add_handler(functools.partial(self._on_gslb, group))
         if health is not None:
             health.on_change(self._on_service)
         self._running: dict[ObjKey, asyncio.Task[None]] = {}
@@ -110,12 +119,36 @@ class GslbTriggers:
         self._owned(event, "owned-dnsendpoint")
 
     def _on_service(self, namespace: str, name: str) -> None:
-        for gslb in self.store.cached():
-            servers = gslb.status.servers if gslb.status is not None else None
-            if any(
-                (svc.namespace, svc.name) == (namespace, name) for s in servers or [] for svc in s.services
-            ):
-                self.on_key(ObjectKey.of(gslb), "endpointslice")
+        for key in sorted(self._backed_by.get((namespace, name), ())):
+            self.on_key(key, "endpointslice")
+
+    def _on_gslb(self, group: str, event: ResourceEvent) -> None:
+        self._index_gslb(group, event.object, deleted=event.type == EventType.DELETED)
+
+    def _index_gslb(self, group: str, obj: Obj, *, deleted: bool) -> None:
+        namespace, name = object_key(obj)
+        key = ObjectKey(group, namespace, name)
+        services: frozenset[ObjKey] = frozenset()
+        if not deleted:
+            servers = ((obj.get("status") or {}).get("servers")) or []
+            services = frozenset(
+                (str(svc.get("namespace") or namespace), str(svc.get("name") or ""))
+                for server in servers
+                if isinstance(server, dict)
+                for svc in server.get("services") or []
+                if isinstance(svc, dict) and svc.get("name")
+            )
+        before = self._services_of.pop(key, frozenset())
+        if services:
+            self._services_of[key] = services
+        for service in before - services:
+            backed = self._backed_by.get(service)
+            if backed is not None:
+                backed.discard(key)
+                if not backed:
+                    del self._backed_by[service]
+        for service in services - before:
+            self._backed_by.setdefault(service, set()).add(key)
 
     # --- annotation workflow, serialised per Ingress -----------------------------------------------
 

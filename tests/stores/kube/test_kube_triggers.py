@@ -131,3 +131,29 @@ async def test_endpointslice_changes_reconcile_the_gslbs_their_service_backs(
     await keys.until(lambda: (ObjectKey.of(backed), "endpointslice") in keys.seen)
     await marker(kube_api, keys, kube_store, "marker-2")
     assert [k for k, _ in keys.seen if k == ObjectKey.of(other)] == []
+
+
+async def test_gslbs_listed_before_the_triggers_start_are_mapped_to_their_services(
+    kube_api: KubeApi, kube: KubeClient, kube_store: KubeGslbStore
+) -> None:
+    """A restarted controller: its Gslbs (with status.servers) are in the store's cache before the
+    mappers exist, and a change of a Service they name must still reconcile them."""
+    gslb = await kube_store.create(Gslb.model_validate(gslb_body("early", namespace=NS)))
+    servers = [Server(host="early.cloud.example.com", services=[NamespacedName(namespace=NS, name="web")])]
+    await kube_store.update_status(ObjectKey.of(gslb), GslbStatus(geo_tag="eu", servers=servers))
+    async with asyncio.timeout(5):
+        while not any(g.status and g.status.servers for g in kube_store.cached()):
+            await asyncio.sleep(0.01)
+    keys = Keys()
+    health = EndpointSliceHealth(kube)
+    triggers = GslbTriggers(kube, store=kube_store, on_key=keys, health=health)
+    await health.start()
+    await triggers.start()
+    try:
+        kube_api.create_object(
+            "", "v1", "services", {"metadata": {"name": "web", "namespace": NS}, "spec": {}}
+        )
+        await keys.until(lambda: (ObjectKey.of(gslb), "endpointslice") in keys.seen)
+    finally:
+        await triggers.stop()
+        await health.stop()
