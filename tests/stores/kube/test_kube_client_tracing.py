@@ -1,0 +1,49 @@
+"""A request to the Kubernetes API server carries the caller's trace onward (W3C `traceparent`), with the
+aiohttp client span as its parent, in the caller's trace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from app.stores.kube.client import GSLB, connect
+from app.telemetry.http import instrument_aiohttp
+from tests.support.kmockapi import KubeApi
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument_aiohttp(tracer_provider=provider)
+    try:
+        yield provider, exporter
+    finally:
+        AioHttpClientInstrumentor().uninstrument()
+
+
+async def test_a_kubernetes_api_request_names_its_client_span_as_parent(
+    kube_api: KubeApi, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    provider, exporter = spans
+    client = await connect(str(kube_api.kubeconfig))  # a session created after instrumenting
+    try:
+        with provider.get_tracer("test").start_as_current_span("Reconcile") as caller:
+            await client.list(GSLB, "default")
+    finally:
+        await client.close()
+    request = list(kube_api)[-1]
+    header = request.headers.get("traceparent")
+    assert header is not None
+    _, trace_id, parent_id, _ = header.split("-")
+    (http_span,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert int(trace_id, 16) == caller.get_span_context().trace_id == http_span.context.trace_id
+    assert int(parent_id, 16) == http_span.context.span_id
+    assert http_span.parent is not None and http_span.parent.span_id == caller.get_span_context().span_id
