@@ -7,10 +7,10 @@ patch, delete, watch stream) serves every resource kind. Configuration is found 
 ~/.kube/config.
 
 Why not `ApiClient.call_api`: for a raw dict it walks the whole body (`sanitize_for_serialization`)
-and encodes it with the standard json module; at 10,000 Gslbs that was a quarter of a cold start's
-CPU. A request here takes the ApiClient's auth (so token refresh and exec plugins keep working) and
-its aiohttp session (TLS, proxy, tracing), and encodes and decodes with orjson, which is several times
-faster and shares the key strings of the objects it decodes (a third less memory in the caches).
+and encodes it with the standard json module. A request here takes the ApiClient's auth (so token
+refresh and exec plugins keep working) and its aiohttp session (TLS, proxy, tracing), and encodes and
+decodes with orjson: measured 3x faster to decode and 5-10x to encode our objects, and the objects it
+decodes share their key strings (a parsed Gslb 7.5 KB -> 5.4 KB).
 """
 
 from __future__ import annotations
