@@ -3,7 +3,7 @@
 A controller's working set is a few long-lived structures built at start-up that then change slowly:
 informer caches, the zone, the indexes of services and hosts. At 10,000 Gslbs these are millions of
 dicts and lists, and every full collection walks all of them to find no garbage: measured at 14 full
-collections and 3.9 s of a 29 s cold start. `gc.freeze()` moves every object alive into the
+collections and 3.9 s of the 29 s of CPU a cold start took. `gc.freeze()` moves every object alive into the
 permanent generation, which collections skip; frozen objects still die normally by reference count.
 
 `WarmUp` freezes the survivors of each full collection while start-up lasts, so each collection
