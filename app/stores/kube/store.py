@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import functools
 import logging
 from collections.abc import Iterable
@@ -170,17 +169,6 @@ class KubeGslbStore:
             except ValidationError as exc:
                 log.warning("skipping %s: %s", _describe(obj), exc)
         return items, str((listing.get("metadata") or {}).get("resourceVersion") or "")
-
-    def cached(self, group: str | None = None) -> builtins.list[Gslb]:
-        """Every Gslb the feeds have seen (valid ones), without a request; for the watch mappers."""
-        result = []
-        for g, informer in self.informers.items():
-            if group is not None and g != group:
-                continue
-            for obj in informer.items():
-                with contextlib.suppress(ValidationError):
-                    result.append(Gslb.model_validate(obj))
-        return result
 
     async def get_cached(self, key: ObjectKey) -> Gslb:
         """`get` from the informer (see cached.py): what a reconcile reads, no request once synced."""
