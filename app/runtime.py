@@ -168,7 +168,7 @@ class Runtime:
             edge_state=self.delegation.state if self.delegation else None,
         )
         self.controller = Controller(
-            store=self.store,
+            store=kube.reconciler_store if kube is not None else self.store,
             reconciler=reconciler,
             metrics=metrics,
             requeue_seconds=s.reconcile_requeue_seconds,

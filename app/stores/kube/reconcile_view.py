@@ -1,4 +1,4 @@
-"""The Gslb store as the reconciler sees it in kubernetes mode: reads from the informers.
+"""The Gslb store as the reconciler and its controller see it in kubernetes mode: reads from the informers.
 
 The REST API needs read-your-writes, so `KubeGslbStore.get` always asks the API server; a reconcile is
 triggered by the watch, whose informer already holds the object, so it reads from there (cached.py
@@ -31,7 +31,12 @@ class ReconcilerView:
         return await self.store.get_cached(key)
 
     async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
-        return await self.store.list(group, namespace)
+        """From the informer once it has listed (the controller's start-up needs no second LIST of
+        every Gslb); the resourceVersion is not known there and comes back empty."""
+        cached = self.store.list_cached(group) if namespace is None else None
+        if cached is None:
+            return await self.store.list(group, namespace)
+        return cached, ""
 
     async def create(self, gslb: Gslb) -> Gslb:
         return await self.store.create(gslb)

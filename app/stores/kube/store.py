@@ -170,6 +170,19 @@ class KubeGslbStore:
                 log.warning("skipping %s: %s", _describe(obj), exc)
         return items, str((listing.get("metadata") or {}).get("resourceVersion") or "")
 
+    def list_cached(self, group: str) -> builtins.list[Gslb] | None:
+        """Every valid Gslb of `group` the informer holds, or None before its first list."""
+        informer = self.informers.get(group)
+        if informer is None or not informer.synced.is_set():
+            return None
+        items: builtins.list[Gslb] = []
+        for obj in informer.items():
+            try:
+                items.append(Gslb.model_validate(obj))
+            except ValidationError:  # reported when its event came (`_report_invalid`)
+                continue
+        return items
+
     async def get_cached(self, key: ObjectKey) -> Gslb:
         """`get` from the informer (see cached.py): what a reconcile reads, no request once synced."""
         cache = self.latest.get(key.group)

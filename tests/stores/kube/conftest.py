@@ -99,7 +99,9 @@ async def make_replica(kube: KubeClient, config: Settings) -> Replica:
         zones=config.zones,
         metrics=metrics,
     )
-    controller = Controller(store=store, reconciler=reconciler, metrics=metrics, requeue_seconds=0, workers=2)
+    controller = Controller(
+        store=parts.reconciler_store, reconciler=reconciler, metrics=metrics, requeue_seconds=0, workers=2
+    )
     triggers = parts.triggers(lambda key, reason: controller.queue.add(key, None, reason))
     replica = Replica(parts, controller, triggers)
     controller.on_reconciled = lambda key, outcome: replica.reconciled.append(key)

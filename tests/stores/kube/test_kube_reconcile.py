@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.stores.base import ObjectKey
@@ -281,3 +281,28 @@ async def test_a_resync_of_an_unchanged_gslb_asks_the_api_nothing(kube_api: Kube
     requests = [f"{r.method.value} {r.url.path}" for r in list(kube_api)[before:]]
     assert requests == []
     assert records(kube_api, "app") == {f"localtargets-{HOST}": ["192.0.2.10"], HOST: ["192.0.2.10"]}
+
+
+async def test_the_controller_starts_from_the_informers_list_not_a_second_one(
+    kube_api: KubeApi, replica_factory: Callable[[], Awaitable[Any]]
+) -> None:
+    """Every Gslb that exists at start is queued from the informers' first list: one LIST per Gslb
+    group in all (at 10,000 Gslbs a second LIST and parse of every Gslb delayed the first reconcile)."""
+    for name in ("one", "two"):
+        kube_api.create_object(
+            "k8gb.io", "v1beta1", "gslbs", gslb_body(name, namespace=NS, host=f"{name}.cloud.example.com")
+        )
+    before = len(list(kube_api))
+    replica = await replica_factory()
+    await replica.start()
+    try:
+        await until(lambda: replica.controller.synced)
+        assert {k.name for k in replica.reconciled} >= {"one", "two"}
+        lists = [
+            r.url.path
+            for r in list(kube_api)[before:]
+            if r.method.value == "GET" and r.url.path.endswith("/gslbs") and "watch" not in r.url.query
+        ]
+        assert sorted(lists) == ["/apis/k8gb.absa.oss/v1beta1/gslbs", "/apis/k8gb.io/v1beta1/gslbs"]
+    finally:
+        await replica.stop()
