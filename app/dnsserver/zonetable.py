@@ -266,11 +266,11 @@ class ZoneTable:
         for endpoint in changes.delete:
             del current[endpoint.key]
             owner = _name(endpoint.dns_name, "name")
-            self._drop(owner, dns.rdatatype.from_text(endpoint.record_type))
+            self._drop(target, owner, dns.rdatatype.from_text(endpoint.record_type))
             changed.add(owner)
         for endpoint, owner, served in compiled:
             current[endpoint.key] = endpoint
-            self._put(owner, served)
+            self._put(target, owner, served)
             changed.add(owner)
         self._bump(target, changed, serial)
         self._tell_writers(ZoneWrite(zone, target.serial, changes=changes))
@@ -438,36 +438,25 @@ class ZoneTable:
             raise ZoneTableError(f"{endpoint.dns_name}: {len(targets)} targets do not fit one DNS response")
         return owner, ServedRRset(rrset, chunks, policy)
 
-    def _put(self, owner: dns.name.Name, served: ServedRRset) -> None:
+    def _put(self, zone: _Zone, owner: dns.name.Name, served: ServedRRset) -> None:
         node = self._nodes.get(owner)
         if node is None:
             node = self._nodes[owner] = {}
-            for ancestor in self._between(owner):
+            for ancestor in _between(zone, owner):
                 self._ents[ancestor] += 1
         node[served.rrset.rdtype] = served
 
-    def _drop(self, owner: dns.name.Name, rdtype: int) -> None:
+    def _drop(self, zone: _Zone, owner: dns.name.Name, rdtype: int) -> None:
         node = self._nodes.get(owner)
         if node is None:
             return
         node.pop(rdtype, None)
         if not node:
             del self._nodes[owner]
-            for ancestor in self._between(owner):
+            for ancestor in _between(zone, owner):
                 self._ents[ancestor] -= 1
                 if self._ents[ancestor] <= 0:
                     del self._ents[ancestor]
-
-    def _between(self, owner: dns.name.Name) -> list[dns.name.Name]:
-        """Ancestors strictly between `owner` and its zone apex: empty non-terminals while owner exists."""
-        zone = self._zone_of(owner)
-        found: list[dns.name.Name] = []
-        name = owner
-        while zone is not None and name != zone.origin and len(name) > 1:
-            name = name.parent()
-            if name != zone.origin:
-                found.append(name)
-        return found
 
     def _bump(
         self, zone: _Zone, changed: set[dns.name.Name] | None, serial: int | None = None, *, ns: bool = False
@@ -481,7 +470,7 @@ class ZoneTable:
         scope = None
         if changed is not None:
             # A write can turn an ancestor into (or out of) an empty non-terminal: its answers change too.
-            scope = frozenset({zone.origin, *changed, *(a for name in changed for a in self._between(name))})
+            scope = frozenset({zone.origin, *changed, *(a for name in changed for a in _between(zone, name))})
         for listener in list(self._listeners):
             listener(scope)
 
@@ -512,3 +501,15 @@ class ZoneTable:
             dns.rdatatype.SOA: ServedRRset(soa, _answer_chunks(soa), OrderPolicy(Mode.FIXED)),
             dns.rdatatype.NS: ServedRRset(ns, _answer_chunks(ns), OrderPolicy(Mode.FIXED)),
         }
+
+
+def _between(zone: _Zone, owner: dns.name.Name) -> list[dns.name.Name]:
+    """Ancestors strictly between `owner` and the apex of `zone` (which holds it): the empty
+    non-terminals while owner exists. The zone is known to every caller, so no lookup here."""
+    found: list[dns.name.Name] = []
+    name = owner
+    while name != zone.origin and len(name) > 1:
+        name = name.parent()
+        if name != zone.origin:
+            found.append(name)
+    return found
