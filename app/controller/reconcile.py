@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -301,7 +300,7 @@ class Reconciler:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _ready(gslb: Gslb, health: dict[str, HealthStatus], records: dict[str, list[str]]) -> Condition:

@@ -17,6 +17,7 @@ GROUP = "k8gb.io"
 LEGACY_GROUP = "k8gb.absa.oss"
 VERSION = "v1beta1"
 GROUPS = (GROUP, LEGACY_GROUP)
+_API_VERSIONS = frozenset(f"{g}/{VERSION}" for g in GROUPS)
 KIND = "Gslb"
 PLURAL = "gslbs"
 DEFAULT_DNS_TTL_SECONDS = 30
@@ -282,7 +283,7 @@ class Gslb(_Model):
     @field_validator("api_version")
     @classmethod
     def _known_group(cls, value: str) -> str:
-        if value not in {f"{g}/{VERSION}" for g in GROUPS}:
+        if value not in _API_VERSIONS:
             raise ValueError(f"must be {GROUP}/{VERSION} or {LEGACY_GROUP}/{VERSION}")
         return value
 
