@@ -33,7 +33,7 @@ from app.dnsserver.answers import (
     header_only,
     response_for,
 )
-from app.dnsserver.zonetable import ZoneTable
+from app.dnsserver.zonetable import NameKey, ZoneTable, name_key
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class DnsServer:
         self.notifies = 0
         self._plans: dict[bytes, Plan] = {}
         # Which cached plans a zone write can affect: each plan is filed under its question's name.
-        self._by_name: dict[dns.name.Name, list[bytes]] = {}
+        self._by_name: dict[NameKey, list[bytes]] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpConnection] = set()
@@ -103,7 +103,7 @@ class DnsServer:
                 total[plan.rcode] += plan.hits
         return total
 
-    def _drop_plans(self, changed: frozenset[dns.name.Name] | None = None) -> None:
+    def _drop_plans(self, changed: frozenset[NameKey] | None = None) -> None:
         """Forget the plans a zone write affects (all when `changed` is None, or when full), keeping
         their hit counts. Dropping only what changed keeps the fast path warm during reconciles."""
         if changed is None:
@@ -121,7 +121,7 @@ class DnsServer:
 
     def cached_for(self, name: str) -> bool:
         """Whether an answer for `name` is cached (for tests and diagnostics)."""
-        return any(key in self._plans for key in self._by_name.get(dns.name.from_text(name), ()))
+        return any(key in self._plans for key in self._by_name.get(name_key(dns.name.from_text(name)), ()))
 
     def _keep_count(self, plan: Plan) -> None:
         if plan.hits:
@@ -213,7 +213,7 @@ class DnsServer:
                 self._drop_plans()
             key = data[2:]
             self._plans[key] = plan
-            self._by_name.setdefault(query.question[0].name, []).append(key)
+            self._by_name.setdefault(name_key(query.question[0].name), []).append(key)
         self._responses[plan.rcode] += 1
         return plan.udp(data[:2], client) if udp else plan.tcp(data[:2], client)
 

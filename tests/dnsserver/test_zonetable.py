@@ -7,8 +7,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from app.dnsserver.zonetable import ZoneTable, ZoneTableError
+from app.dnsserver.zonetable import NameKey, ZoneTable, ZoneTableError, name_key
 from app.domain.endpoint import Changes, Endpoint
+from app.domain.zones import parse_dns_zones
 
 from .conftest import RECORDS, ZONE, ZONES
 
@@ -134,3 +135,45 @@ async def test_writes_notify_subscribers_until_unsubscribed() -> None:
     unsubscribe()
     await table.apply(ZONE, Changes(create=(B,)))
     assert calls == [1]
+
+
+async def test_names_match_in_any_case_and_spelling() -> None:
+    mixed = Endpoint(f"MiXed.Y.{ZONE.upper()}.", ("10.0.0.1",))
+    idna = Endpoint(f"bücher.{ZONE}", ("10.0.0.2",))
+    table = await _table(mixed, idna)
+    for spelling in (f"mixed.y.{ZONE}", f"MIXED.y.{ZONE.upper()}"):
+        found = table.lookup(dns.name.from_text(spelling), dns.rdatatype.A)
+        assert found is not None and [r.to_text() for r in found.answer.rrset] == ["10.0.0.1"]
+    ent = table.lookup(dns.name.from_text(f"y.{ZONE.upper()}"), dns.rdatatype.A)
+    assert ent is not None and ent.rcode == dns.rcode.NOERROR and ent.answer is None
+    found = table.lookup(dns.name.from_text(f"xn--bcher-kva.{ZONE}"), dns.rdatatype.A)
+    assert found is not None and [r.to_text() for r in found.answer.rrset] == ["10.0.0.2"]
+    with pytest.raises(ZoneTableError, match="not a valid DNS name"):
+        await table.apply(ZONE, Changes(create=(Endpoint(f"{'x' * 64}.{ZONE}", ("10.0.0.3",)),)))
+
+
+async def test_addresses_in_any_spelling_serve_the_same_record() -> None:
+    table = await _table(Endpoint(f"v6.{ZONE}", ("2001:DB8:0:0::1",), "AAAA"))
+    found = table.lookup(dns.name.from_text(f"v6.{ZONE}"), dns.rdatatype.AAAA)
+    assert found is not None and [r.to_text() for r in found.answer.rrset] == ["2001:db8::1"]
+    with pytest.raises(ZoneTableError, match="bad AAAA target"):
+        await table.apply(ZONE, Changes(create=(Endpoint(f"w.{ZONE}", ("2001:db8::g",), "AAAA"),)))
+
+
+async def test_a_record_belongs_to_the_deepest_zone_served() -> None:
+    table = ZoneTable(parse_dns_zones("com:example.com:30;example.com:cloud.example.com:30"))
+    with pytest.raises(ZoneTableError, match="not inside zone example.com"):
+        await table.apply("example.com", Changes(create=(Endpoint("a.cloud.example.com", ("10.0.0.1",)),)))
+    await table.apply("example.com", Changes(create=(Endpoint("a.other.example.com", ("10.0.0.1",)),)))
+    inner = table.lookup(dns.name.from_text("a.cloud.example.com"), dns.rdatatype.A)
+    assert inner is not None and inner.zone.load_balanced_zone == "cloud.example.com"
+    assert inner.rcode == dns.rcode.NXDOMAIN
+
+
+async def test_subscribers_hear_the_names_written_and_their_ancestors() -> None:
+    table = await _table()
+    heard: list[frozenset[NameKey] | None] = []
+    table.subscribe(heard.append)
+    await table.apply(ZONE, Changes(create=(Endpoint(f"x.y.{ZONE}", ("10.0.0.1",)),)))
+    keys = {name_key(dns.name.from_text(n)) for n in (ZONE, f"y.{ZONE}", f"x.y.{ZONE}")}
+    assert heard == [frozenset(keys)]
