@@ -3,9 +3,10 @@
 Reads and writes go straight to the API server (read-your-writes for the REST API); the change feed
 comes from one informer per group, started by `start()`. `watch()` subscribes at call time, so a caller
 that subscribes and then lists misses nothing: every change after the subscription arrives as an event,
-everything before it is in the list. `spec_changed` follows k8gb's update predicate: an update counts
-only if `metadata.generation` or a k8gb annotation (`k8gb.io/…`, `k8gb.absa.oss/…`) changed, so status
-writes (ours included) never loop back into a reconcile.
+everything before it is in the list. Updates follow k8gb's update predicate: one counts only if
+`metadata.generation` or a k8gb annotation (`k8gb.io/…`, `k8gb.absa.oss/…`) changed, so status writes
+(ours included) never loop back into a reconcile. The feed leaves the others out (the reconciler, its
+only reader, ignores them): a cold start's status writes would otherwise each be parsed for nothing.
 
 Kubernetes errors map onto the store's: 404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid,
 unreachable or 5xx Unavailable. Status goes through the status subresource as a whole (PUT), so hosts
@@ -294,15 +295,14 @@ class KubeGslbStore:
             FeedType.MODIFIED: EventType.MODIFIED,
             FeedType.DELETED: EventType.DELETED,
         }.get(event.type)
-        if kind is None:
+        if kind is None or (kind == EventType.MODIFIED and not spec_changed(event.object, event.old)):
             return
         try:
             gslb = Gslb.model_validate(event.object)
         except ValidationError as exc:
             self._report_invalid(group, event.object, exc)
             return
-        changed = kind != EventType.MODIFIED or spec_changed(event.object, event.old)
-        self._feed.publish(WatchEvent(kind, gslb, spec_changed=changed))
+        self._feed.publish(WatchEvent(kind, gslb))
 
     def _report_invalid(self, group: str, obj: Obj, exc: ValidationError) -> None:
         """A CR our models reject cannot be reconciled: say so once per version, in the log and an Event."""

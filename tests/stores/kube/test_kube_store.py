@@ -96,18 +96,16 @@ async def test_feed_reports_only_changes_that_need_a_reconcile(kube_store: KubeG
     event = await next_event(feed)
     assert (event.type, event.spec_changed) == (EventType.ADDED, True)
 
+    # A status write and a label change are left out: the next event is the annotation change.
     await kube_store.update_status(ObjectKey.of(created), GslbStatus(geo_tag="eu"))
-    event = await next_event(feed)
-    assert (event.type, event.spec_changed) == (EventType.MODIFIED, False)
-
     current = await kube_store.get(ObjectKey.of(created))
     current.metadata.labels = {"team": "dns"}
     current = await kube_store.update(current)
-    assert (await next_event(feed)).spec_changed is False
-
     current.metadata.annotations = {"k8gb.io/exposed-ip-addresses": "10.0.0.1"}
     current = await kube_store.update(current)
-    assert (await next_event(feed)).spec_changed is True
+    event = await next_event(feed)
+    assert (event.type, event.spec_changed) == (EventType.MODIFIED, True)
+    assert event.object.metadata.annotations == {"k8gb.io/exposed-ip-addresses": "10.0.0.1"}
 
     current.spec.strategy.dns_ttl_seconds = 60
     current = await kube_store.update(current)
