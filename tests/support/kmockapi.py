@@ -53,7 +53,6 @@ import bisect
 import contextlib
 import copy
 import functools
-import json
 import random
 import re
 import string
@@ -522,12 +521,9 @@ class Watcher:
         return kind
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # JSON trees: no cycles
-
-
 def _dumps(data: Any) -> str:
-    """Compact JSON, as the API server writes it."""
-    return _ENCODER.encode(data)
+    """Compact JSON, as the API server writes it (UTF-8, not ASCII escapes, as Go's encoder does)."""
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _json(data: Any, status: int = 200) -> aiohttp.web.Response:
