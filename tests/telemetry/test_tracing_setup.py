@@ -197,13 +197,24 @@ def test_disabled_means_no_sdk_and_the_caller_context_passes_through() -> None:
         from app.settings import Settings
         from app.telemetry import carry, http
         from app.telemetry.setup import setup_tracing
+        from app.telemetry.spans import child_span
 
         handle = setup_tracing(Settings(tracing_enabled=False))
         caller = carry.Cause("00-{CALLER_TRACE}-{CALLER_SPAN}-01", "vendor=x", "test").context()
         with carry.tracer().start_as_current_span("Reconcile", context=caller) as span:
             recording = span.is_recording()
             annotations = carry.annotations_from_context(generation=4)
+        write = carry.Cause("00-{CALLER_TRACE}-{CALLER_SPAN}-01", None, "write")
+        with carry.start_reconcile_span(carry.tracer(), "Reconcile", [write], None):
+            with child_span(carry.tracer(), "SaveDNSEndpoint") as step:
+                onward = carry.inject_headers({{}})
+                step_recording = step.is_recording()
+        with carry.start_reconcile_span(carry.tracer(), "Reconcile", [], "resync"):
+            resync_onward = carry.inject_headers({{}})
         print(json.dumps({{
+            "onward": onward,
+            "step_recording": step_recording,
+            "resync_onward": resync_onward,
             "enabled": handle.enabled,
             "sdk_modules": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
             "provider": type(trace.get_tracer_provider()).__name__,
@@ -216,6 +227,9 @@ def test_disabled_means_no_sdk_and_the_caller_context_passes_through() -> None:
     assert out["sdk_modules"] == []
     assert out["provider"] == "ProxyTracerProvider"
     assert out["recording"] is False
+    # A reconcile passes its caller's context on unchanged (nothing recorded); a resync passes none.
+    assert out["onward"] == {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
+    assert out["step_recording"] is False and out["resync_onward"] == {}
     assert out["annotations"] == {
         "k8gb.io/traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
         "k8gb.io/tracestate": "vendor=x",
