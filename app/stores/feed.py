@@ -46,6 +46,11 @@ class Fanout[T]:
         """Registered at once (not on first iteration), so no later item is missed."""
         return Feed(self)
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether anyone would get a published item (a producer may skip building one)."""
+        return bool(self._queues)
+
     def publish(self, item: T) -> None:
         for queue in list(self._queues):
             queue.put_nowait(item)

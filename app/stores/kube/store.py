@@ -180,8 +180,8 @@ class KubeGslbStore:
         for obj in informer.items():
             try:
                 items.append(Gslb.model_validate(obj))
-            except ValidationError:  # reported when its event came (`_report_invalid`)
-                continue
+            except ValidationError as exc:  # once per version, whether its event or a list saw it first
+                self._report_invalid(group, obj, exc)
         return items
 
     async def get_cached(self, key: ObjectKey) -> Gslb:
@@ -295,7 +295,9 @@ class KubeGslbStore:
             FeedType.MODIFIED: EventType.MODIFIED,
             FeedType.DELETED: EventType.DELETED,
         }.get(event.type)
-        if kind is None or (kind == EventType.MODIFIED and not spec_changed(event.object, event.old)):
+        if kind is None or not self._feed.subscribed:  # the informer's first list, before any reader
+            return
+        if kind == EventType.MODIFIED and not spec_changed(event.object, event.old):
             return
         try:
             gslb = Gslb.model_validate(event.object)

@@ -156,6 +156,26 @@ async def test_an_invalid_resource_is_reported_not_fed(kube: KubeClient, kube_ap
         await store.close()
 
 
+async def test_an_invalid_resource_there_before_start_is_reported_when_listed(
+    kube: KubeClient, kube_api: KubeApi
+) -> None:
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("bad", namespace=NS, strategy="nearest"))
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("good", namespace=NS))
+    store = KubeGslbStore(kube, events=KubeEvents(kube))
+    await store.start()
+    try:
+        assert [g.name for g in store.list_cached("k8gb.io") or []] == ["good"]
+        assert [g.name for g in store.list_cached("k8gb.io") or []] == ["good"]
+        async with asyncio.timeout(5):
+            while not kube_api.objects("", "events", NS):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a second report would be on its way by now
+        (event,) = kube_api.objects("", "events", NS)
+        assert (event["reason"], event["involvedObject"]["name"]) == ("InvalidSpec", "bad")
+    finally:
+        await store.close()
+
+
 async def test_an_unreachable_api_is_unavailable(kube_store: KubeGslbStore, kube_api: KubeApi) -> None:
     kube_api.next_request(kmock.action.FETCH, kmock.resource("k8gb.io", "v1beta1", "gslbs")) << 503
     with pytest.raises(Unavailable):
