@@ -42,6 +42,9 @@ class _NoStore:
     ) -> Gslb:
         raise self._refuse()
 
+    async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
+        raise self._refuse()
+
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
         raise self._refuse()
 

@@ -275,7 +275,7 @@ class Reconciler:
             status.conditions = kept
         if old is not None and old.model_dump() == status.model_dump():
             return
-        await self.store.update_status(ObjectKey.of(gslb), status)
+        await self.store.write_status(ObjectKey.of(gslb), status)
 
     async def _record_error(self, key: ObjectKey, exc: Exception) -> None:
         """Show the failure in status (Ready=False) without losing what was last published."""

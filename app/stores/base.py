@@ -93,6 +93,11 @@ class GslbStore(Protocol):
         self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
     ) -> Gslb: ...
 
+    async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
+        """`update_status` for a writer that needs nothing back (the reconciler), so a store may skip
+        building the stored object from its reply."""
+        ...
+
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb: ...
 
     def watch(self) -> AsyncIterator[WatchEvent]:

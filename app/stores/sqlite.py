@@ -348,6 +348,9 @@ class SqliteStore:
 
         return await self._run(lambda: self._write(mutate))
 
+    async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
+        await self.update_status(key, status)
+
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
         def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
             stored = self._current(key, resource_version)

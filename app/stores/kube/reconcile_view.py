@@ -16,7 +16,7 @@ from app.stores.kube.store import KubeGslbStore
 
 
 class ReconcilerView:
-    """`GslbStore` over a `KubeGslbStore`: cached `get` and `update_status`, everything else passed on."""
+    """`GslbStore` over a `KubeGslbStore`: cached `get` and `write_status`, everything else passed on."""
 
     def __init__(self, store: KubeGslbStore) -> None:
         self.store = store
@@ -47,9 +47,10 @@ class ReconcilerView:
     async def update_status(
         self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
     ) -> Gslb:
-        if resource_version:
-            return await self.store.update_status(key, status, resource_version)
-        return await self.store.update_status_cached(key, status)
+        return await self.store.update_status(key, status, resource_version)
+
+    async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
+        await self.store.write_status_cached(key, status)
 
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
         return await self.store.delete(key, resource_version)

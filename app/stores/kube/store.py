@@ -255,13 +255,18 @@ class KubeGslbStore:
         if (cache := self.latest.get(key.group)) is not None:
             cache.wrote(obj)
 
-    async def update_status_cached(self, key: ObjectKey, status: GslbStatus) -> Gslb:
-        """`update_status` built on the cached object: one PUT, conditional on the cached version; when
-        that version is stale (409) the usual read-modify-write takes over."""
+    async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
+        await self.update_status(key, status)
+
+    async def write_status_cached(self, key: ObjectKey, status: GslbStatus) -> None:
+        """`write_status` built on the cached object: one PUT, conditional on the cached version; when
+        that version is stale (409) the usual read-modify-write takes over. The reply goes to the
+        cache as it came: nobody needs it parsed (that was 3% of a cold start's CPU)."""
         cache = self.latest.get(key.group)
         base = await cache.get(key.namespace, key.name) if cache is not None else None
         if cache is None or base is None:
-            return await self.update_status(key, status)
+            await self.update_status(key, status)
+            return
         body = {**base, "status": status.model_dump(mode="json", by_alias=True, exclude_none=True)}
         try:
             updated = await self.client.replace(
@@ -269,10 +274,10 @@ class KubeGslbStore:
             )
         except KubeApiError as exc:
             if exc.status == 409:
-                return await self.update_status(key, status)
+                await self.update_status(key, status)
+                return
             raise store_error(exc, key) from exc
         cache.wrote(updated)
-        return self._parse(updated)
 
     async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
         res = gslb_resource(key.group)
