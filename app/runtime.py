@@ -192,9 +192,10 @@ class Runtime:
                 )
             else:
                 self.dns = DnsServer(self.zone, host, port, on_notify=self.controller.notified)
-            await self.dns.start()
-        if self.health is not None:
-            await self.health.start()
+        # Independent: the DNS workers' start (a process each) overlaps the health sources' first lists.
+        await asyncio.gather(
+            *(part.start() for part in (self.dns, self.health) if part is not None),
+        )
         if s.gslb_reconcile:
             if kube is not None:
                 controller = self.controller
