@@ -10,6 +10,11 @@ permanent generation, which collections skip; frozen objects still die normally 
 walks only what is new since the last, and once more when start-up ends. What it gives up: a
 reference cycle alive during start-up that becomes garbage later is never collected. That is
 bounded by what start-up built; after it, collections run as usual and nothing more is frozen.
+
+While start-up lasts the automatic collections are off too: the young generations' collections walk
+every new cache entry two or three times on its way to the old one (2,600 of them, 0.7 s, at a
+10,000-Gslb cold start; 1.5 s less CPU without them, and the same peak memory). The caller runs
+`collect()` every few seconds instead, which bounds what garbage cycles can pile up in the meantime.
 """
 
 from __future__ import annotations
@@ -26,11 +31,19 @@ class WarmUp:
 
     def __init__(self) -> None:
         self.active = False
+        self._was_enabled = True
 
     def start(self) -> None:
         if not self.active:
             self.active = True
+            self._was_enabled = gc.isenabled()
+            gc.disable()
             gc.callbacks.append(self._after_collection)
+
+    def collect(self) -> None:
+        """A full collection now (its survivors are frozen): what stands in for the automatic ones."""
+        if self.active:
+            gc.collect()
 
     def end(self, moment: str = "start-up done") -> None:
         """Freeze what start-up built (after one last collection) and stop freezing."""
@@ -42,10 +55,12 @@ class WarmUp:
         log.info("%s: %d long-lived objects frozen", moment, gc.get_freeze_count())
 
     def cancel(self) -> None:
-        """Stop freezing, without the final freeze (the process is stopping)."""
+        """Stop freezing, without the final freeze (the process is stopping); collections run again."""
         if self.active:
             self.active = False
             gc.callbacks.remove(self._after_collection)
+            if self._was_enabled:
+                gc.enable()
 
     def _after_collection(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "stop" and info.get("generation") == 2:

@@ -40,6 +40,7 @@ log = logging.getLogger("pygslb")
 
 KEEP_ALIVE_SECONDS = 30
 WARM_UP_MAX_SECONDS = 300.0
+WARM_UP_COLLECT_SECONDS = 5.0
 
 
 class NoServices:
@@ -257,12 +258,18 @@ class Runtime:
 
     async def _end_warm_up(self) -> None:
         """Start-up ends when every Gslb has been reconciled once (caches, zone and indexes built),
-        or after WARM_UP_MAX_SECONDS on a replica that does not reconcile (a follower)."""
-        if self.controller is not None and self.settings.gslb_reconcile:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.controller.wait_synced(), WARM_UP_MAX_SECONDS)
-        else:
-            await asyncio.sleep(WARM_UP_MAX_SECONDS)
+        or after WARM_UP_MAX_SECONDS on a replica that does not reconcile (a follower). Until then a
+        full collection every WARM_UP_COLLECT_SECONDS stands in for the automatic ones."""
+        reconciling = self.controller is not None and self.settings.gslb_reconcile
+        deadline = asyncio.get_running_loop().time() + WARM_UP_MAX_SECONDS
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if reconciling and self.controller is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.controller.wait_synced(), min(left, WARM_UP_COLLECT_SECONDS))
+                    break
+            else:
+                await asyncio.sleep(min(left, WARM_UP_COLLECT_SECONDS))
+            self.warm_up.collect()
         self.warm_up.end()
 
     def _geo_spec(self) -> GeoSpec:
