@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util import types
 
-from app.telemetry.spans import child_span, inert
+from app.telemetry.spans import child_span
 
 TRACEPARENT = "k8gb.io/traceparent"
 TRACESTATE = "k8gb.io/tracestate"
@@ -140,11 +140,6 @@ def start_reconcile_span(
     every other valid cause becomes a link. Without any, the span is a new root (an explicitly empty
     parent context, so an ambient span cannot adopt it), linked to `last_write` when that is valid.
     """
-    if inert(tracer):  # tracing off: no links or attributes; the newest caller's context passes through
-        passed = next((ctx for cause in reversed(causes) if (ctx := cause.context()) is not None), Context())
-        with child_span(tracer, name, parent=passed) as span:
-            yield span
-        return
     contexts = [(cause, ctx) for cause in causes if (ctx := cause.context()) is not None]
     attrs: dict[str, types.AttributeValue] = dict(attributes or {})
     attrs["pygslb.reconcile.causes"] = len(causes)

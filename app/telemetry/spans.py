@@ -5,7 +5,7 @@ a ProxyTracer, which module-level tracers are); a reconcile opens six or more of
 times a second in a resync. `child_span` does the same thing in one plain object: start the span,
 make it current, and on the way out record an escaping exception with status ERROR (as `use_span`
 does: `Exception` only, not `CancelledError`), restore the context and end the span. Under an unsampled
-span (sampling ratio 0 and a resync, say), or with tracing off, it starts nothing at all.
+span (sampling ratio 0 and a resync, say) it starts nothing at all.
 """
 
 from __future__ import annotations
@@ -17,17 +17,6 @@ from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util import types
-
-
-def inert(tracer: trace.Tracer) -> bool:
-    """True when `tracer` can only make spans that record nothing: no SDK behind it (tracing off).
-
-    A module-level ProxyTracer follows the global provider, so this holds until `setup_tracing`
-    installs one; a tracer taken from an SDK provider is never inert.
-    """
-    if isinstance(tracer, trace.ProxyTracer):
-        return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-    return isinstance(tracer, trace.NoOpTracer)
 
 
 class child_span:  # noqa: N801 - used like the function it stands in for
@@ -54,11 +43,6 @@ class child_span:  # noqa: N801 - used like the function it stands in for
         self._links = links
 
     def __enter__(self) -> trace.Span:
-        if self._parent is None and inert(self._tracer):
-            # Tracing off: the no-op tracer would make a non-recording copy of the current span and make
-            # that current. Leaving the current one in place is the same, minus the cost.
-            self._span = None
-            return trace.get_current_span()
         if self._parent is None and not self._links:
             current = trace.get_current_span()
             span_context = current.get_span_context()
