@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ import dns.exception
 import dns.message
 import dns.rcode
 import pytest
+
+from tests.support.ports import free_port
 
 _SBIN = ("/usr/sbin", "/usr/local/sbin")
 
@@ -56,21 +57,6 @@ async def generate_key(name: str = "pygslb-test", algorithm: str = "hmac-sha256"
     if proc.returncode != 0 or match is None:
         raise RuntimeError(f"tsig-keygen failed: {err.decode().strip()}")
     return TsigKey(name=name, secret=match.group(1), algorithm=algorithm)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both TCP and UDP on `host` (DNS needs both on the same number)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError(f"no free TCP+UDP port on {host}")
 
 
 def zone_text(origin: str, *, ns_address: str = "127.0.0.1", records: str = "", ttl: int = 300) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -18,25 +17,9 @@ import dns.rcode
 import dns.rdatatype
 import httpx
 
+from tests.support.ports import free_port as free_port  # re-exported: tests import it from here
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(*hosts: str) -> int:
-    """A port free for both UDP and TCP on every given loopback address."""
-    hosts = hosts or ("127.0.0.1",)
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port = probe.getsockname()[1]
-        try:
-            for host in hosts:
-                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                    with socket.socket(socket.AF_INET, kind) as s:
-                        s.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 @dataclass
