@@ -342,6 +342,8 @@ class Runtime:
 
     async def stop(self, grace: float = 10.0) -> None:
         self.warm_up.cancel()
+        if isinstance(self.dns, DnsWorkers):
+            self.dns.stopping()  # the workers may have had the same signal: their exit is expected now
         if self.server is not None:
             self.server.should_exit = True
         if self.controller is not None:
@@ -375,7 +377,13 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await runtime.start()
+    try:
+        await runtime.start()
+    except BaseException:
+        # A failed start (the API port taken, the API server unreachable) still stops what did start and
+        # flushes the traces recorded so far, before the error ends the process.
+        await runtime.stop(grace=5.0)
+        raise
     host, port = settings.api_host_port
     log.info(
         "pygslb serving: API http://%s:%d (Swagger UI at /docs), DNS %s, mode %s, geo tag %s",

@@ -240,6 +240,10 @@ class DnsWorkers:
         ]
         log.info("DNS server: %d worker process(es) on %s:%d", len(self._workers), self.host, self._port)
 
+    def stopping(self) -> None:
+        """From now on a worker that exits is not restarted: the server is on its way down."""
+        self._stopping = True
+
     async def stop(self) -> None:
         self._stopping = True
         if self._unsubscribe is not None:
@@ -279,12 +283,14 @@ class DnsWorkers:
             pid = worker.process.pid if worker.process is not None else None
             reason = await worker.gone() if worker.process is not None else "did not start"
             await worker.terminate()
-            if self._stopping:
-                return
             if loop.time() - started >= HEALTHY_AFTER:
                 delay = BACKOFF_MIN
-            log.error("DNS worker %d (pid %s) %s; restarting in %.1f s", worker.index, pid, reason, delay)
+            # Wait before judging: a stop signal sent to the whole process group (systemd, `timeout`,
+            # `kill -- -PGID`) reaches the workers as soon as this process, which then stops them anyway.
             await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            log.error("DNS worker %d (pid %s) %s; restarting it", worker.index, pid, reason)
             delay = min(delay * 2, BACKOFF_MAX)
             started = loop.time()
             try:

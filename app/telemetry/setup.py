@@ -123,7 +123,12 @@ class TracingHandle:
 def _bounded(call: Callable[[], object], timeout_s: float) -> bool:
     # The SDK's own shutdown waits up to 30 s per processor; a daemon thread lets us stop waiting.
     worker = threading.Thread(target=call, name="pygslb-otel-flush", daemon=True)
-    worker.start()
+    try:
+        worker.start()
+    except RuntimeError:  # at interpreter exit (the atexit hook) no thread can start; the export timeout
+        # bounds the call instead
+        call()
+        return True
     worker.join(timeout_s)
     return not worker.is_alive()
 

@@ -3,6 +3,7 @@ flush traces, exit 0 well within the grace period."""
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.instance import ROOT, Backend, running, services_yaml
+from tests.support.instance import ROOT, Backend, Instance, eventually, instance_env, running, services_yaml
 from tests.support.otlp import OtlpHttpReceiver
 
 pytestmark = pytest.mark.e2e
@@ -61,3 +62,58 @@ async def test_sigterm_finishes_inflight_reconcile_and_flushes_traces(tmp_path: 
         (body,) = db.execute("select body from gslbs where name = 'test-gslb'").fetchone()
     status = json.loads(body).get("status") or {}
     assert status.get("observedGeneration") == 1, "the in-flight reconcile finished and wrote status"
+
+
+async def test_a_failed_start_stops_what_started_and_exits_cleanly(tmp_path: Path):
+    """The API port is taken: the process says so and exits non-zero, after stopping the DNS workers
+    it had started and flushing traces through the runtime's own shutdown (no exit-hook traceback)."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    (tmp_path / "gslb").mkdir()
+    with taken, OtlpHttpReceiver() as receiver:
+        env = instance_env(
+            tmp_path,
+            "gslb",
+            API_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}",
+            DNS_WORKERS="1",
+            TRACING_ENABLED="true",
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.host_port,
+        )
+        gslb = Instance(env, tmp_path / "gslb" / "serve.log")
+        with pytest.raises(RuntimeError, match="exited"):
+            await gslb.start(timeout=30)
+    assert gslb.process is not None and gslb.process.returncode not in (0, None)
+    log = gslb.log()
+    assert "address already in use" in log
+    assert "Traceback" not in log and "Exception ignored" not in log, log
+    host, port = gslb.dns
+
+    async def dns_port_free() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                return False
+            return True
+
+    assert await eventually(dns_port_free, True, timeout=5), "a DNS worker outlived its server"
+
+
+async def test_sigterm_to_the_whole_process_group_is_a_clean_stop(tmp_path: Path):
+    """systemd (KillMode=control-group), `timeout` and `kill -- -PGID` signal the DNS workers too: that
+    is a stop like any other, not a worker crash to report and restart."""
+    (tmp_path / "gslb").mkdir()
+    gslb = Instance(instance_env(tmp_path, "gslb", DNS_WORKERS="2"), tmp_path / "gslb" / "serve.log")
+    gslb.new_session = True
+    await gslb.start()
+    assert gslb.process is not None
+    try:
+        os.killpg(gslb.process.pid, signal.SIGTERM)
+        code = await asyncio.wait_for(gslb.process.wait(), timeout=15)
+    finally:
+        await gslb.stop()
+    log = gslb.log()
+    assert code == 0, log
+    assert "shutting down" in log
+    assert "ERROR" not in log and "restart" not in log, log

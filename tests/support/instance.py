@@ -29,6 +29,8 @@ class Instance:
     env: dict[str, str]
     log_path: Path
     process: asyncio.subprocess.Process | None = None
+    new_session: bool = False
+    """In a process group of its own, so a test can signal the group (as systemd or `timeout` do)."""
     _log: object = field(default=None, repr=False)
 
     @property
@@ -53,6 +55,7 @@ class Instance:
             stdout=self._log,
             stderr=self._log,
             stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=self.new_session,
         )
         async with httpx.AsyncClient(timeout=1, verify=False) as client:  # readiness only
             deadline = asyncio.get_running_loop().time() + timeout

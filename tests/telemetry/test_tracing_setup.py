@@ -237,6 +237,38 @@ def test_disabled_means_no_sdk_and_the_caller_context_passes_through() -> None:
     }
 
 
+def test_a_process_that_exits_without_shutdown_still_exports(otlp_receiver: OtlpHttpReceiver) -> None:
+    """The exit hook flushes what the process recorded: at interpreter exit no thread can start, so
+    the bounded shutdown runs in place instead of failing with a traceback."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                from app.settings import Settings
+                from app.telemetry.setup import setup_tracing
+
+                handle = setup_tracing(
+                    Settings(tracing_enabled=True, otel_exporter_otlp_endpoint="{otlp_receiver.host_port}")
+                )
+                with handle.tracer("pygslb.test").start_as_current_span("last-words"):
+                    pass
+                """
+            ),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    (span,) = otlp_receiver.spans_named("last-words")
+    assert span.scope_name == "pygslb.test"
+
+
 def test_enabled_installs_the_sdk_provider_globally() -> None:
     out = _run(
         """
