@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 10.0
 HEALTHY_AFTER = 30.0
+SETTLE = 0.5
+"""Seconds a worker's exit waits before it counts as a crash: long enough for this process to begin
+stopping when a signal was sent to the whole process group."""
 """A worker that served this long before dying restarts after the shortest delay again."""
 STOP_GRACE = 5.0
 MAX_BACKLOG = 64 << 20
@@ -287,7 +290,7 @@ class DnsWorkers:
                 delay = BACKOFF_MIN
             # Wait before judging: a stop signal sent to the whole process group (systemd, `timeout`,
             # `kill -- -PGID`) reaches the workers as soon as this process, which then stops them anyway.
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(delay, SETTLE))
             if self._stopping:
                 return
             log.error("DNS worker %d (pid %s) %s; restarting it", worker.index, pid, reason)
