@@ -6,9 +6,12 @@ after the object (`gslbs.k8gb.io "name" not found`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +29,35 @@ GENERATE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 _GENERATE_NAME_RE = re.compile(GENERATE_NAME_PATTERN)
 GENERATE_NAME_MAX_LENGTH = 248  # 253 with the suffix
 
-# A PUT without resourceVersion or a PATCH is "last write wins": on a concurrent change it is re-applied
-# to the fresh object, a few times at most (as the API server retries a patch).
-_ATTEMPTS = 5
+# A PUT without resourceVersion or a PATCH is "last write wins": writes to one object from this process
+# take turns, and a concurrent change made elsewhere (a status write, another replica) makes it re-apply
+# to the fresh object, for as long as the API server keeps retrying such a write (its request timeout).
+_RETRY_SECONDS = 30.0
+
+
+class _TakingTurns:
+    """One lock per object key, alive only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ObjectKey, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: ObjectKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+_writes = _TakingTurns()
 
 
 def _validated[M: BaseModel](model: type[M], document: Any) -> M:
@@ -135,10 +164,16 @@ async def _update(
     store: GslbStore, key: ObjectKey, desired_of: Callable[[Gslb], _Desired], headers: Mapping[str, str]
 ) -> Gslb:
     """Read, derive the new object, stamp the trace when the spec changes, write; retry unpinned writes."""
-    attempt = 0
+    async with _writes.turn(key):
+        return await _update_in_turn(store, key, desired_of, headers)
+
+
+async def _update_in_turn(
+    store: GslbStore, key: ObjectKey, desired_of: Callable[[Gslb], _Desired], headers: Mapping[str, str]
+) -> Gslb:
+    deadline = time.monotonic() + _RETRY_SECONDS
     with store_errors(key.group, key.name):
         while True:
-            attempt += 1
             current = await store.get(key)
             desired = desired_of(current)
             gslb = desired.gslb
@@ -152,7 +187,7 @@ async def _update(
             try:
                 return await store.update(gslb)
             except Conflict:
-                if pinned or attempt >= _ATTEMPTS:
+                if pinned or time.monotonic() >= deadline:
                     raise
 
 
@@ -209,7 +244,8 @@ async def replace_status(
     """PUT .../status: only `status` of the body is taken (and its resourceVersion as precondition)."""
     checked = _identity(body, group=group, namespace=namespace, name=name)
     try:
-        status = _validated(GslbStatus, checked.get("status") or {})
+        given = checked.get("status")
+        status = _validated(GslbStatus, {} if given is None else given)
     except ValidationError as exc:
         raise _invalid(group, name, causes_from_errors(exc.errors(), prefix=("status",))) from exc
     resource_version = checked["metadata"].get("resourceVersion")

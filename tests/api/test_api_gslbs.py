@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -136,6 +137,27 @@ async def test_put_without_resource_version_is_last_write_wins(api: Api) -> None
     stored = (await api.client.get(item(GROUP, "app"))).json()
     assert stored["spec"]["strategy"]["type"] == "failover"
     assert stored["metadata"]["generation"] == 3
+
+
+async def test_concurrent_unconditional_writes_all_succeed_and_none_is_lost(api: Api) -> None:
+    """Merge patches and PUTs without resourceVersion never answer 409, however many arrive at once, and
+    each patch's change survives the others (the object's writes take turns, re-applied when needed)."""
+    await create(api, gslb_body("app"))
+    patches = [
+        api.client.patch(item(GROUP, "app"), json={"metadata": {"labels": {f"l{i}": "x"}}}, headers=MERGE)
+        for i in range(12)
+    ]
+    patched = await asyncio.gather(*patches)
+    assert [r.status_code for r in patched] == [200] * 12, [r.text for r in patched if r.status_code != 200]
+    labels = (await api.client.get(item(GROUP, "app"))).json()["metadata"]["labels"]
+    assert {f"l{i}" for i in range(12)} <= set(labels)
+    replaced = await asyncio.gather(
+        *(
+            api.client.put(item(GROUP, "app"), json=gslb_body("app", strategy=strategy))
+            for strategy in ("geoip", "failover", "roundRobin") * 2
+        )
+    )
+    assert [r.status_code for r in replaced] == [200] * 6, [r.text for r in replaced if r.status_code != 200]
 
 
 async def test_put_missing_object_is_404(api: Api) -> None:
@@ -274,6 +296,12 @@ async def test_status_subresource(api: Api, group: str) -> None:
     invalid = await api.client.put(item(group, "app") + "/status", json=bad)
     assert invalid.status_code == 422
     assert [c["field"] for c in invalid.json()["details"]["causes"]] == ["status.serviceHealth.h"]
+    for not_an_object in ([], 0, "", "garbage"):
+        refused = await api.client.put(
+            item(group, "app") + "/status", json={"metadata": {"name": "app"}, "status": not_an_object}
+        )
+        assert refused.status_code == 422, (not_an_object, refused.text)
+    assert (await api.client.get(item(group, "app"))).json()["status"]["geoTag"] == "eu"
 
     # A create or a replace never writes status.
     replaced = await api.client.put(
