@@ -86,12 +86,19 @@ def _server(args: argparse.Namespace) -> str:
     return f"http://{address}"
 
 
+class CliError(Exception):
+    """A mistake in what the user asked for: printed as one line, exit code 1."""
+
+
 def _client(args: argparse.Namespace) -> httpx.Client:
     headers = {"Accept": "application/json"}
     token = os.environ.get("GSLB_API_TOKEN")
     token_file = os.environ.get("GSLB_API_TOKEN_FILE")
     if not token and token_file:
-        token = Path(token_file).read_text().strip()
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise CliError(f"GSLB_API_TOKEN_FILE: cannot read {token_file}: {exc.strerror}") from exc
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.Client(base_url=_server(args), headers=headers, timeout=30)
@@ -113,28 +120,93 @@ def _fail(response: httpx.Response) -> int:
     return 1
 
 
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _manifest_texts(filename: str) -> list[tuple[str, str]]:
+    """(source, text) of `-f`: stdin, a file, or a directory's manifests as kubectl reads them (its
+    .yaml, .yml and .json files, in name order, not recursive)."""
+    if filename == "-":
+        return [("<stdin>", sys.stdin.read())]
+    path = Path(filename)
+    files = sorted(p for p in path.iterdir() if p.suffix in MANIFEST_SUFFIXES) if path.is_dir() else [path]
+    texts = []
+    for file in files:
+        try:
+            texts.append((str(file), file.read_text()))
+        except FileNotFoundError:
+            raise CliError(f'the path "{file}" does not exist') from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f'cannot read "{file}": {exc}') from None
+    return texts
+
+
+def _gslb_documents(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """Every Gslb to apply, each checked for what apply needs before anything is sent."""
+    from app.domain.manifests import load_documents
+
+    docs: list[tuple[str, dict[str, Any]]] = []
+    for source, text in _manifest_texts(args.filename):
+        try:
+            loaded = load_documents(text)
+        except yaml.YAMLError as exc:
+            raise CliError(f"error parsing {source}: {' '.join(str(exc).split())}") from None
+        for index, doc in enumerate(loaded, start=1):
+            where = f"{source} (document {index})"
+            if not isinstance(doc, dict):
+                raise CliError(f"{where}: a manifest must be an object, not {type(doc).__name__}")
+            if doc.get("kind") != "Gslb":
+                print(f"skipping {where}: kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
+                continue
+            docs.append((where, doc))
+    return docs
+
+
+def _target(args: argparse.Namespace, where: str, doc: dict[str, Any]) -> tuple[str, str, str]:
+    """(group, namespace, name) of one manifest; its own apiVersion and namespace win, but may not
+    contradict --group or --namespace (as kubectl refuses a namespace mismatch)."""
+    api_version = doc.get("apiVersion")
+    if api_version is None:
+        group = args.group or GROUP
+    else:
+        group, _, version = str(api_version).partition("/")
+        if group not in GROUPS or version != VERSION:
+            served = " or ".join(f"{g}/{VERSION}" for g in GROUPS)
+            raise CliError(f"{where}: apiVersion {api_version!r} is not served here (use {served})")
+        if args.group and args.group != group:
+            raise CliError(f"{where}: apiVersion {api_version!r} does not match --group {args.group}")
+    meta = doc.get("metadata")
+    if meta is None:
+        meta = doc["metadata"] = {}
+    if not isinstance(meta, dict):
+        raise CliError(f"{where}: metadata must be an object")
+    name = meta.get("name")
+    if not name:
+        hint = " (apply cannot use generateName)" if meta.get("generateName") else ""
+        raise CliError(f"{where}: metadata.name is required{hint}")
+    namespace = meta.get("namespace")
+    if namespace and args.namespace and namespace != args.namespace:
+        raise CliError(
+            f'{where}: the namespace from the provided object "{namespace}" does not match the namespace '
+            f'"{args.namespace}". You must pass --namespace={namespace} to perform this operation.'
+        )
+    meta["namespace"] = namespace = namespace or args.namespace or "default"
+    return group, str(namespace), str(name)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+    docs = _gslb_documents(args)
+    targets = [(_target(args, where, doc), doc) for where, doc in docs]
     rc = 0
     with _client(args) as client:
-        for doc in yaml.safe_load_all(text):
-            if not doc:
-                continue
-            if doc.get("kind") != "Gslb":
-                print(f"skipping kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
-                continue
-            group = str(doc.get("apiVersion", f"{GROUP}/{VERSION}")).split("/")[0]
-            meta = doc.setdefault("metadata", {})
-            namespace = meta.get("namespace") or args.namespace or "default"
-            meta["namespace"] = namespace
-            name = meta.get("name", "")
+        for (group, namespace, name), doc in targets:
             url = f"{_collection(group, namespace)}/{name}"
             current = client.get(url)
             if current.status_code == 404:
                 response = client.post(_collection(group, namespace), json=doc)
                 verb = "created"
             elif current.is_success:
-                meta["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
+                doc["metadata"]["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
                 response = client.put(url, json=doc)
                 verb = "configured"
             else:
@@ -164,6 +236,8 @@ def _wide_row(item: dict[str, Any]) -> list[str]:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    if args.name and args.all_namespaces:
+        raise CliError("a resource cannot be retrieved by name across all namespaces")
     groups = [args.group] if args.group else list(GROUPS)
     items: list[dict[str, Any]] = []
     with _client(args) as client:
@@ -188,7 +262,9 @@ def cmd_get(args: argparse.Namespace) -> int:
     if args.output in ("json", "yaml"):
         doc: Any = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
         print(
-            json.dumps(doc, indent=2) if args.output == "json" else yaml.safe_dump(doc, sort_keys=False),
+            json.dumps(doc, indent=2)
+            if args.output == "json"
+            else yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
             end="",
         )
         return 0
@@ -253,8 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--namespace", "-n", help="namespace (default 'default')")
         p.add_argument("--group", choices=GROUPS, help="API group (default: both)")
 
-    apply = sub.add_parser("apply", help="create or update Gslbs from a YAML/JSON file")
-    apply.add_argument("-f", "--filename", required=True, help="file, or - for stdin")
+    apply = sub.add_parser("apply", help="create or update Gslbs from YAML/JSON manifests")
+    apply.add_argument(
+        "-f",
+        "--filename",
+        required=True,
+        help="file, directory (its .yaml, .yml, .json files), or - for stdin",
+    )
     client_args(apply)
     apply.set_defaults(func=cmd_apply)
 
@@ -278,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the pygslb API: {exc}", file=sys.stderr)
+        return 1
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable
 from typing import Any
 
 import yaml
 from fastapi import Request
-from yaml.nodes import MappingNode
 
 from app.api.errors import ApiError, bad_request
+from app.domain.manifests import StrictYamlLoader
 from app.domain.status import failure
 
 JSON = "application/json"
@@ -49,35 +48,6 @@ def _number(text: str) -> int | float:
     if not math.isfinite(value):
         raise ValueError(f"number {text} is out of range")
     return int(value) if value.is_integer() else value
-
-
-class _StrictYamlLoader(yaml.SafeLoader):
-    """SafeLoader without timestamps, aliases or duplicate keys."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not supported", event.start_mark)
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, Hashable):
-                continue  # SafeLoader reports unhashable keys itself
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate field {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_StrictYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 # Far deeper than any Gslb (about 10 levels), and shallow enough for every parser and validator after.
@@ -134,7 +104,7 @@ def parse_document(raw: bytes, media: str) -> Any:
     too_deep = bad_request(f"the request body is nested too deeply (more than {MAX_DEPTH} levels)")
     try:
         if media in YAML_TYPES:
-            loaded = yaml.load(text, Loader=_StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
+            loaded = yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 - a SafeLoader subclass
             if _too_deep(loaded):
                 raise too_deep
             # As the API server converts YAML to JSON: keys become strings; sets, binary, NaN are refused.

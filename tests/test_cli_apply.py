@@ -1,0 +1,133 @@
+"""`gslb apply` and `gslb get` as a user runs them, against a real `gslb serve`: what kubectl users expect
+(directories, namespace checks, YAML read as the API server reads it) and one-line errors, never a
+traceback, with nothing sent when a manifest is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.instance import ROOT, running
+
+pytestmark = pytest.mark.e2e
+
+GSLB = """\
+apiVersion: {api_version}
+kind: Gslb
+metadata:
+  name: {name}
+{metadata}spec:
+  strategy:
+    type: roundRobin
+"""
+
+
+def manifest(name: str, *, api_version: str = "k8gb.io/v1beta1", metadata: str = "") -> str:
+    return GSLB.format(name=name, api_version=api_version, metadata=metadata)
+
+
+async def gslb_cli(*args: str, stdin: str | None = None, **env: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def names(api: str) -> list[str]:
+    async with httpx.AsyncClient(base_url=api) as client:
+        found = []
+        for group in ("k8gb.io", "k8gb.absa.oss"):
+            listed = (await client.get(f"/apis/{group}/v1beta1/gslbs")).json()["items"]
+            found += [f"{group}:{i['metadata']['namespace']}/{i['metadata']['name']}" for i in listed]
+        return sorted(found)
+
+
+async def test_apply_a_directory_group_and_unicode_as_kubectl_users_expect(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    shutil.copytree(ROOT / "examples", manifests, ignore=shutil.ignore_patterns("services.yaml", "*.env"))
+    # An unquoted date is text to the API server; the CLI must not turn it into a date it cannot send.
+    (manifests / "dated.yml").write_text(
+        manifest("dated", metadata="  annotations:\n    deployed: 2024-01-01\n    note: 🚀 ünïcödé\n")
+    )
+    (manifests / "README.txt").write_text("not a manifest")
+    async with running(tmp_path) as gslb:
+        code, out, err = await gslb_cli(
+            "apply", "-f", str(manifests), "-n", "test-gslb", "--server", gslb.api
+        )
+        assert code == 0, err
+        assert out.splitlines() == [
+            "gslb.k8gb.io/dated created",
+            "gslb.k8gb.io/failover-gslb created",
+            "gslb.k8gb.io/test-gslb created",
+        ], out
+        # A manifest without apiVersion goes to the group --group names.
+        code, out, err = await gslb_cli(
+            "apply", "-f", "-", "--group", "k8gb.absa.oss", "--server", gslb.api,
+            stdin="kind: Gslb\nmetadata:\n  name: legacy\nspec:\n  strategy:\n    type: roundRobin\n",
+        )  # fmt: skip
+        assert (code, out) == (0, "gslb.k8gb.absa.oss/legacy created\n"), err
+        assert await names(gslb.api) == [
+            "k8gb.absa.oss:default/legacy",
+            "k8gb.io:test-gslb/dated",
+            "k8gb.io:test-gslb/failover-gslb",
+            "k8gb.io:test-gslb/test-gslb",
+        ]
+        code, out, err = await gslb_cli("get", "dated", "-n", "test-gslb", "-o", "yaml", "--server", gslb.api)
+        assert code == 0, err
+        assert "deployed: '2024-01-01'" in out and "note: 🚀 ünïcödé" in out, out
+
+
+MISTAKES = {
+    "missing file": ([], None, 'error: the path "{tmp}/nope.yaml" does not exist'),
+    "not an object": (
+        [],
+        "- a\n- b\n",
+        "error: <stdin> (document 1): a manifest must be an object, not list",
+    ),
+    "no metadata.name": ([], "kind: Gslb\nmetadata:\nspec: {}\n", "metadata.name is required"),
+    "generateName": (
+        [],
+        "kind: Gslb\nmetadata:\n  generateName: web-\nspec: {}\n",
+        "metadata.name is required (apply cannot use generateName)",
+    ),
+    "unknown apiVersion": ([], manifest("x", api_version="foo/v1"), "apiVersion 'foo/v1' is not served here"),
+    "group mismatch": (["--group", "k8gb.absa.oss"], manifest("x"), "does not match --group k8gb.absa.oss"),
+    "namespace mismatch": (
+        ["-n", "other"],
+        manifest("x", metadata="  namespace: prod\n"),
+        'the namespace from the provided object "prod" does not match the namespace "other"',
+    ),
+    "bad YAML": ([], "kind: Gslb\nmetadata: {name: [\n", "error: error parsing <stdin>:"),
+    "second document wrong": ([], manifest("first") + "---\n- not an object\n", "(document 2)"),
+}
+
+
+async def test_apply_mistakes_are_one_line_errors_and_send_nothing(tmp_path: Path) -> None:
+    async with running(tmp_path) as gslb:
+        for case, (flags, stdin, expected) in MISTAKES.items():
+            source = str(tmp_path / "nope.yaml") if stdin is None else "-"
+            code, out, err = await gslb_cli("apply", "-f", source, *flags, "--server", gslb.api, stdin=stdin)
+            assert code == 1, (case, out, err)
+            assert expected.format(tmp=tmp_path) in err, (case, err)
+            assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (case, err)
+        assert await names(gslb.api) == []
+        code, _, err = await gslb_cli("get", "x", "-A", "--server", gslb.api)
+        assert (code, err) == (1, "error: a resource cannot be retrieved by name across all namespaces\n")
+        missing = tmp_path / "none"
+        code, _, err = await gslb_cli("get", "--server", gslb.api, GSLB_API_TOKEN_FILE=str(missing))
+        assert code == 1 and err.startswith(f"error: GSLB_API_TOKEN_FILE: cannot read {missing}"), err
