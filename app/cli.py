@@ -39,10 +39,26 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(**overrides)
 
 
+def _settings_errors(exc: Any) -> str:
+    """A pydantic ValidationError of Settings, one line per setting, named as the environment names it."""
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"][:1]).upper() or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"error: invalid setting {name}: {message}")
+    return "\n".join(lines)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from app.runtime import configure_logging, serve
 
-    settings = _settings(args)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(_settings_errors(exc), file=sys.stderr)
+        return 2
     configure_logging(settings)
     try:
         import uvloop
@@ -50,7 +66,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
         pass
-    asyncio.run(serve(settings))
+    from app.dnsserver.process import WorkerFailed
+    from app.health.config import ServicesFileError
+
+    try:
+        asyncio.run(serve(settings))
+    except (OSError, ServicesFileError, WorkerFailed) as exc:  # a port taken, a file missing: the setup
+        print(f"error: gslb serve cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

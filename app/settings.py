@@ -24,15 +24,21 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 def split_host_port(value: str, default_port: int) -> tuple[str, int]:
-    """`host`, `host:port`, `[v6]:port`; k8gb's edge server syntax."""
+    """`host`, `host:port`, `[v6]:port`; k8gb's edge server syntax. ValueError for a port that is not
+    one (the socket layer would otherwise take 99999 modulo 65536 and listen somewhere else)."""
     value = value.strip()
     if value.startswith("["):
         host, _, rest = value[1:].partition("]")
-        return host, int(rest.lstrip(":") or default_port)
-    if value.count(":") == 1:
-        host, port = value.split(":")
-        return host, int(port)
-    return value, default_port
+        port_text = rest.lstrip(":")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, ""
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"{value!r}: the port must be a number from 0 to 65535")
+    return host, int(port_text)
 
 
 def _csv(value: object) -> object:
@@ -180,6 +186,21 @@ class Settings(BaseSettings):
         for ip in value:
             ipaddress.IPv4Address(ip)
         return list(dict.fromkeys(value))
+
+    @field_validator("api_address", "dns_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value.strip():
+            split_host_port(value, 0)
+        return value
+
+    @field_validator("edge_dns_servers")
+    @classmethod
+    def _servers(cls, value: list[str]) -> list[str]:
+        for server in value:
+            if server.count(":") <= 1:
+                split_host_port(server, 53)
+        return value
 
     @field_validator("dns_zones")
     @classmethod

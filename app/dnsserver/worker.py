@@ -54,7 +54,11 @@ async def run(fd: int) -> int:
         max_tcp_connections=config.max_tcp_connections,
         reuse_port=config.reuse_port,
     )
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:  # the address is taken or not ours: say so once, the main process reports it
+        log.error("DNS worker cannot serve on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+        return 1
     writer.write(encode(Ready(server.port)))
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)

@@ -1,0 +1,69 @@
+"""`gslb serve` that cannot start says why in one line per problem, naming the setting, and exits non-zero:
+no traceback for a mistake in the setup."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.instance import ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "API_ADDRESS": f"127.0.0.1:{free_port()}",
+        "DNS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "GSLB_DATA_DIR": str(tmp_path / "data"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", "serve"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"API_ADDRESS": "127.0.0.1:99999"},
+            "error: invalid setting API_ADDRESS: '127.0.0.1:99999': the port must be a number from 0 to "
+            "65535",
+        ),
+        ({"DNS_ADDRESS": "127.0.0.1:dns"}, "error: invalid setting DNS_ADDRESS: '127.0.0.1:dns'"),
+        ({"EDGE_DNS_SERVERS": "10.0.0.1:70000"}, "error: invalid setting EDGE_DNS_SERVERS: '10.0.0.1:70000'"),
+        ({"DNS_ZONES": "bad"}, "error: invalid setting DNS_ZONES: DNS_ZONES entry 'bad' must be"),
+    ],
+    ids=["api-port", "dns-port", "edge-port", "zones"],
+)
+def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    result = serve(tmp_path, **env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(expected), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_what_the_setup_lacks_is_one_line(tmp_path: Path) -> None:
+    missing = serve(tmp_path, GSLB_SERVICES_FILE=str(tmp_path / "services.yaml"))
+    assert missing.returncode == 1
+    assert f"error: gslb serve cannot start: {tmp_path / 'services.yaml'}: cannot read" in missing.stderr
+    assert "Traceback" not in missing.stderr, missing.stderr
+
+    for workers in ("0", "1"):  # served in-process, or by a worker process
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("127.0.0.1", 0))
+            busy = serve(tmp_path, DNS_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}", DNS_WORKERS=workers)
+        assert busy.returncode == 1
+        assert busy.stderr.count("error") <= 2 and "error: gslb serve cannot start:" in busy.stderr, busy.stderr
+        assert "in use" in busy.stderr or "could not bind" in busy.stderr, busy.stderr
+        assert "Traceback" not in busy.stderr, busy.stderr
