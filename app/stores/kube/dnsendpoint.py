@@ -20,7 +20,7 @@ from app.domain.gslb import Gslb
 from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import DNS_ENDPOINT, KubeApiError, KubeClient, Obj
 from app.stores.kube.ownwrites import OwnWrites
-from app.stores.kube.servers import gslb_ref
+from app.stores.kube.servers import claimed_refs, gslb_ref
 
 log = logging.getLogger("pygslb.kube.dnsendpoint")
 
@@ -115,15 +115,15 @@ class DnsEndpointSink:
                     if create_exc.status == 409 and attempt < WRITE_ATTEMPTS:
                         continue  # created meanwhile: overwrite it
                     raise
-            if _managed(current) == _managed(desired):
+            refs = claimed_refs({"kind": DNS_ENDPOINT.kind, **current}, gslb, adopt=True)
+            if _managed(current) == _managed(desired) and refs is None:
                 return endpoints_of(current)
             body = copy.deepcopy(current)
             body["spec"] = desired["spec"]
             body["metadata"]["labels"] = desired["metadata"]["labels"]
             body["metadata"]["annotations"] = desired["metadata"]["annotations"]
-            refs = body["metadata"].setdefault("ownerReferences", [])
-            if not any(ref.get("controller") for ref in refs):
-                refs.append(gslb_ref(gslb))
+            if refs is not None:
+                body["metadata"]["ownerReferences"] = refs
             try:
                 with self.own_writes.writing(DNS_ENDPOINT.kind, ns, name):
                     return self._wrote(await self.client.replace(DNS_ENDPOINT, ns, name, body))

@@ -45,6 +45,37 @@ def gslb_ref(gslb: Gslb) -> Obj:
     return controller_ref(gslb.api_version, "Gslb", gslb.name, gslb.metadata.uid or "")
 
 
+def _group(api_version: object) -> str:
+    group, _, version = str(api_version or "").rpartition("/")
+    return group if version else ""
+
+
+def claimed_refs(obj: Obj, gslb: Gslb, *, adopt: bool) -> list[Obj] | None:
+    """The ownerReferences that make `gslb` the controller owner of `obj`, or None when they already do,
+    judged as controller-runtime's SetControllerReference judges owners: by group, kind and name.
+
+    A reference to this Gslb is renewed (deleted and created again, it has a new uid); an object with no
+    controller is adopted when `adopt`; one another owner controls (such as this Gslb's twin in the
+    other API group) is refused with ResolveError, rather than both overwriting it in turn.
+    """
+    mine = gslb_ref(gslb)
+    meta = obj.get("metadata") or {}
+    refs: list[Obj] = meta.get("ownerReferences") or []
+    for index, ref in enumerate(refs):
+        if not ref.get("controller"):
+            continue
+        owner = (ref.get("kind"), ref.get("name"), _group(ref.get("apiVersion")))
+        if owner != (mine["kind"], mine["name"], _group(mine["apiVersion"])):
+            raise ResolveError(
+                f"{obj.get('kind', 'object')} {meta.get('namespace')}/{meta.get('name')} is controlled by "
+                f"{ref.get('kind')} {ref.get('name')} of {ref.get('apiVersion')}, not by this Gslb: "
+                "delete one of the two, or rename one"
+            )
+        renewed = {**ref, **mine}
+        return None if renewed == ref else [*refs[:index], renewed, *refs[index + 1 :]]
+    return [*refs, mine] if adopt else None
+
+
 def gslb_object_ref(gslb: Gslb) -> ObjectRef:
     meta = gslb.metadata
     return ObjectRef(
@@ -175,10 +206,13 @@ class KubeServerSource:
             else:
                 log.info("created the embedded Ingress %s/%s", ns, name)
                 return created
-        if current.get("spec") == desired["spec"]:
+        refs = claimed_refs(current, gslb, adopt=False)  # one nobody controls is updated, not adopted (k8gb)
+        if current.get("spec") == desired["spec"] and refs is None:
             return current
         body = copy.deepcopy(current)
         body["spec"] = desired["spec"]
+        if refs is not None:
+            body["metadata"]["ownerReferences"] = refs
         try:
             with self.own_writes.writing(INGRESS.kind, ns, name):
                 return self._wrote(await self.client.replace(INGRESS, ns, name, body))

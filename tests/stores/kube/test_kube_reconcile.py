@@ -177,6 +177,54 @@ async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replic
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
 
 
+async def test_twins_in_both_groups_do_not_overwrite_each_other(kube_api: KubeApi, replica: Any) -> None:
+    """A legacy Gslb and its k8gb.io twin of the same name: the first keeps the Ingress and DNSEndpoint
+    it controls, the second is refused with a ReconcileError instead of both rewriting them in turn;
+    once the first is deleted, the second takes its place."""
+    ready_backend(kube_api, "frontend")
+    legacy_host, new_host = "dup-legacy.cloud.example.com", "dup-new.cloud.example.com"
+    kube_api.create_object(
+        "k8gb.absa.oss",
+        "v1beta1",
+        "gslbs",
+        gslb_body("dup", group="k8gb.absa.oss", namespace=NS, host=legacy_host, service="frontend"),
+    )
+    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "dup"))
+    set_ingress_ip(kube_api, "dup", "192.0.2.7")
+    assert await until(lambda: records(kube_api, "dup")) == {
+        f"localtargets-{legacy_host}": ["192.0.2.7"],
+        legacy_host: ["192.0.2.7"],
+    }
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("dup", namespace=NS, host=new_host, service="frontend")
+    )
+    event = await until(
+        lambda: [e for e in kube_api.objects("", "events", NS) if e["reason"] == "ReconcileError"]
+    )
+    assert event[0]["involvedObject"]["apiVersion"] == "k8gb.io/v1beta1"
+    assert event[0]["message"].startswith(
+        f"Ingress {NS}/dup is controlled by Gslb dup of k8gb.absa.oss/v1beta1"
+    )
+    ready = await until(lambda: (_status_of(kube_api, "dup") or {}).get("conditions"))
+    assert ready[0]["status"] == "False" and "is controlled by Gslb dup" in ready[0]["message"]
+    for _ in range(3):  # resyncs (requeue 0) leave the legacy Gslb's objects as they are
+        await asyncio.sleep(0.2)
+        assert legacy_host in (records(kube_api, "dup") or {})
+        ingress = get(kube_api, "networking.k8s.io", "ingresses", "dup")
+        assert ingress is not None and ingress["spec"]["rules"][0]["host"] == legacy_host
+
+    kube_api.delete_object("k8gb.absa.oss", "gslbs", NS, "dup")  # its Ingress and DNSEndpoint go with it
+    ingress = await until(
+        lambda: (
+            (i := get(kube_api, "networking.k8s.io", "ingresses", "dup"))
+            and i["metadata"]["ownerReferences"][0]["apiVersion"] == "k8gb.io/v1beta1"
+            and i
+        ),
+        timeout=20,
+    )
+    assert ingress["spec"]["rules"][0]["host"] == new_host
+
+
 async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Any) -> None:
     ready_backend(kube_api, "shop")
     rules = [
