@@ -121,3 +121,18 @@ async def test_withdraw_deletes_only_what_this_group_controls(
     await sink.withdraw(NS, "twin", LEGACY_GROUP)
     assert kube_api.get_object("externaldns.k8s.io", "dnsendpoints", NS, "twin") is None
     await sink.withdraw(NS, "twin", LEGACY_GROUP)  # already gone: fine
+
+
+async def test_a_gslb_created_again_renews_its_owner_reference(
+    kube: KubeClient, kube_api: KubeApi, weighted: Gslb
+) -> None:
+    """The DNSEndpoint of a Gslb deleted and created again (before the garbage collector ran) points at
+    the new uid, not the old one, which would have the collector delete it."""
+    sink = DnsEndpointSink(kube)
+    await sink.publish(weighted, weighted_endpoints(weighted))
+    again = weighted.model_copy(
+        update={"metadata": weighted.metadata.model_copy(update={"uid": "0f0f0f0f-new-uid"})}
+    )
+    await sink.publish(again, weighted_endpoints(again))
+    (owner,) = stored(kube_api)["metadata"]["ownerReferences"]
+    assert owner["uid"] == "0f0f0f0f-new-uid" and owner["controller"] is True
