@@ -259,17 +259,15 @@ class Reconciler:
         return Outcome(deleted=True, localtargets_changed=tuple(gone))
 
     async def _write_status(self, gslb: Gslb, status: GslbStatus) -> None:
-        """Write only when something other than condition timestamps changed (no write loops)."""
+        """Write only when something other than condition timestamps changed (no write loops). A
+        condition's lastTransitionTime moves only when its status does, as Kubernetes conditions go: a
+        new reason or message alone keeps it."""
         old = gslb.status
         if old is not None and old.conditions and status.conditions:
             kept = []
             for cond in status.conditions:
                 prev = next((c for c in old.conditions if c.type == cond.type), None)
-                if prev is not None and (prev.status, prev.reason, prev.message) == (
-                    cond.status,
-                    cond.reason,
-                    cond.message,
-                ):
+                if prev is not None and prev.status == cond.status:
                     cond = cond.model_copy(update={"last_transition_time": prev.last_transition_time})
                 kept.append(cond)
             status.conditions = kept

@@ -177,6 +177,31 @@ async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replic
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
 
 
+async def test_ready_moves_its_transition_time_only_when_its_status_changes(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    ready_backend(kube_api, "frontend")
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
+    set_ingress_ip(kube_api, "app", "192.0.2.10")
+
+    def ready() -> dict[str, Any] | None:
+        conditions = (_status_of(kube_api, "app") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    first = await until(lambda: (c := ready()) and c["reason"] == "Reconciled" and c)
+    await asyncio.sleep(1.1)  # timestamps have whole seconds
+    endpoints = get(kube_api, "discovery.k8s.io", "endpointslices", "frontend-1")
+    assert endpoints is not None
+    endpoints["endpoints"][0]["conditions"]["ready"] = False
+    kube_api.update_object("discovery.k8s.io", "endpointslices", endpoints)
+    no_targets = await until(lambda: (c := ready()) and c["reason"] == "NoTargets" and c)
+    assert no_targets["status"] == first["status"] == "True"
+    assert no_targets["lastTransitionTime"] == first["lastTransitionTime"]
+
+
 async def test_twins_in_both_groups_do_not_overwrite_each_other(kube_api: KubeApi, replica: Any) -> None:
     """A legacy Gslb and its k8gb.io twin of the same name: the first keeps the Ingress and DNSEndpoint
     it controls, the second is refused with a ReconcileError instead of both rewriting them in turn;
