@@ -67,6 +67,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                 {"parentZone": "example.org.", "loadBalancedZone": "gslb.example.org."},
             ],
             "reconcileRequeueSeconds": 10,
+            "zoneDelegationReconcileRequeueSeconds": 60,
             "nsRecordTTL": 120,
             "glueAPrefix": "ns-",
             "clusterExposedIPs": ["192.0.2.10", "192.0.2.11"],

@@ -60,7 +60,7 @@ def test_default_environment_starts_the_app_in_kubernetes_mode(
     assert settings.api_host_port == ("0.0.0.0", 8080)
     assert settings.dns_host_port == ("0.0.0.0", 5353)
     assert settings.gslb_data_dir == Path("/tmp/gslb")
-    assert settings.api_token() == "secret-of-GSLB_API_TOKEN_FILE"
+    assert settings.api_token() is None  # Kubernetes tokens, reviewed by the API server
     assert settings.cluster_geo_tag == "eu"
     assert settings.ext_gslb_clusters_geo_tags == ["eu", "us"]
     assert settings.edge_servers == [("1.1.1.1", 53)]
@@ -89,6 +89,7 @@ def test_k8gb_values_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         120,
         "ns-",
     )
+    assert settings.zone_delegation_reconcile_requeue_seconds == 60
     assert settings.cluster_exposed_ips == ["192.0.2.10", "192.0.2.11"]
     assert (settings.log_level, settings.log_format) == ("debug", "json")
     assert settings.peer_refresh_seconds == 2  # extraEnv
@@ -148,37 +149,26 @@ def test_a_load_balanced_zone_outside_its_parent_is_refused() -> None:
         helm.render({"k8gb": {"dnsZones": zones}})
 
 
-# --- API token -----------------------------------------------------------------------------------
+# --- API credentials -------------------------------------------------------------------------------
 
 
-def test_default_token_is_generated_into_a_kept_secret_and_mounted() -> None:
+def test_the_api_takes_kubernetes_tokens_not_a_chart_secret() -> None:
+    """The chart runs kubernetes mode, where the REST API reviews Kubernetes tokens (TokenReview and
+    SubjectAccessReview): no static token Secret, no token file, and NOTES say which credentials work."""
     rendered = helm.render()
-    secret = rendered.get("Secret", f"{helm.FULLNAME}-api-token")
-    token = base64.b64decode(secret["data"]["token"]).decode()
-    assert len(token) == 40 and token.isalnum()
-    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert rendered.volume("api-token")["secret"]["secretName"] == secret["metadata"]["name"]
-    assert rendered.env()["GSLB_API_TOKEN_FILE"] == "/var/run/secrets/pygslb/api-token/token"
-    assert "GSLB_INSECURE" not in rendered.env()
-    assert helm.render().get("Secret", f"{helm.FULLNAME}-api-token")["data"] != secret["data"]  # random
-
-
-def test_existing_token_secret_is_mounted_not_generated() -> None:
-    rendered = helm.render(SCENARIOS["existing-token"])
     assert not rendered.all("Secret")
-    assert rendered.volume("api-token")["secret"] == {
-        "secretName": "my-token",
-        "items": [{"key": "api", "path": "api"}],
-    }
-    assert rendered.env()["GSLB_API_TOKEN_FILE"] == "/var/run/secrets/pygslb/api-token/api"
+    assert "GSLB_API_TOKEN_FILE" not in rendered.env() and "GSLB_INSECURE" not in rendered.env()
+    assert rendered.env()["GSLB_MODE"] == "kubernetes"
+    assert "kubectl -n <namespace> create token" in rendered.notes
+    assert "apiToken is ignored" not in rendered.notes
 
 
-def test_insecure_has_no_token_at_all() -> None:
-    rendered = helm.render(SCENARIOS["insecure"])
+@pytest.mark.parametrize("scenario", ["existing-token", "insecure"])
+def test_old_api_token_values_are_accepted_ignored_and_said_so(scenario: str) -> None:
+    rendered = helm.render(SCENARIOS[scenario])
     assert not rendered.all("Secret")
-    assert rendered.env()["GSLB_INSECURE"] == "true"
-    assert "GSLB_API_TOKEN_FILE" not in rendered.env()
-    assert "/var/run/secrets/pygslb/api-token" not in rendered.mounts()
+    assert "GSLB_API_TOKEN_FILE" not in rendered.env() and "GSLB_INSECURE" not in rendered.env()
+    assert "pygslb.apiToken is ignored (deprecated)" in rendered.notes
 
 
 # --- RBAC ------------------------------------------------------------------------------------------
