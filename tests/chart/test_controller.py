@@ -3,7 +3,6 @@ k8gb's security context, DNS on 53, secrets as files, leader election with repli
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Any
 
