@@ -322,3 +322,31 @@ async def test_generate_name(api: Api) -> None:
     created = await create(api, body)
     assert re.fullmatch(r"web-[a-z0-9]{5}", created["metadata"]["name"])
     assert (await api.client.get(item(GROUP, created["metadata"]["name"]))).status_code == 200
+
+
+async def test_list_selectors_filter_as_kubectl_expects(api: Api) -> None:
+    for name, labels, namespace in (
+        ("a", {"team": "net", "env": "prod"}, "test-gslb"),
+        ("b", {"team": "web", "env": "prod"}, "test-gslb"),
+        ("c", {}, "other"),
+    ):
+        body = gslb_body(name, namespace=namespace)
+        body["metadata"]["labels"] = labels
+        await create(api, body)
+
+    async def names(url: str, **params: str) -> list[str]:
+        response = await api.client.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [i["metadata"]["name"] for i in response.json()["items"]]
+
+    everywhere = f"/apis/{GROUP}/v1beta1/gslbs"
+    assert await names(everywhere, labelSelector="team=net") == ["a"]
+    assert await names(everywhere, labelSelector="env=prod,team notin (net)") == ["b"]
+    assert await names(everywhere, labelSelector="!team") == ["c"]
+    assert await names(collection(GROUP), labelSelector="env in (prod)") == ["a", "b"]
+    assert await names(everywhere, fieldSelector="metadata.namespace!=test-gslb") == ["c"]
+    assert await names(collection(GROUP), fieldSelector="metadata.name=b") == ["b"]
+    for params in ({"labelSelector": "!!bad"}, {"fieldSelector": "spec.strategy.type=failover"}):
+        refused = await api.client.get(everywhere, params=params)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["reason"] == "BadRequest"

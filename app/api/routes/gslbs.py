@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from app.api import gslb_ops
 from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from app.api.deps import StoreDep, WriterDep
-from app.api.errors import store_errors
+from app.api.errors import bad_request, store_errors
 from app.api.gslb_ops import GENERATE_NAME_MAX_LENGTH, GENERATE_NAME_PATTERN
 from app.domain.gslb import KIND, NAME_RE, NAMESPACE_RE, PLURAL, VERSION, Gslb, GslbList
+from app.domain.selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
 from app.domain.status import Status
 from app.stores.base import ObjectKey
 
@@ -104,6 +111,26 @@ _READ_ERRORS = _errors(404, 422, 503)
 # Path parameters validated as Kubernetes validates names (422 naming `path.name` otherwise).
 Namespace = Annotated[str, Path(pattern=NAMESPACE_RE.pattern, max_length=63, description="RFC 1123 label")]
 Name = Annotated[str, Path(pattern=NAME_RE.pattern, max_length=253, description="RFC 1123 subdomain")]
+
+
+def _selectors(label_selector: str, field_selector: str) -> tuple[LabelSelector, FieldSelector]:
+    try:
+        return parse_label_selector(label_selector), parse_field_selector(field_selector)
+    except SelectorError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+LabelSelectorQuery = Annotated[
+    str,
+    Query(
+        alias="labelSelector",
+        description="only Gslbs whose labels match, as kubectl -l takes it: `a=b,c!=d,e in (f,g),!h`",
+    ),
+]
+FieldSelectorQuery = Annotated[
+    str,
+    Query(alias="fieldSelector", description="`metadata.name` or `metadata.namespace` with =, == or !="),
+]
 _WRITE_ERRORS = _errors(400, 401, 404, 409, 413, 415, 422, 503)
 
 
@@ -123,13 +150,21 @@ def gslb_router(group: str) -> APIRouter:
     ids = operation_stem(group)
     item = f"/namespaces/{{namespace}}/{PLURAL}/{{name}}"
 
-    def list_response(items: list[Gslb], resource_version: str) -> JSONResponse:
+    def list_response(
+        items: list[Gslb], resource_version: str, selectors: tuple[LabelSelector, FieldSelector]
+    ) -> JSONResponse:
+        labels, fields = selectors
+        wires = (g.wire() for g in items)
         return JSONResponse(
             {
                 "apiVersion": f"{group}/{VERSION}",
                 "kind": "GslbList",
                 "metadata": {"resourceVersion": resource_version},
-                "items": [g.wire() for g in items],
+                "items": [
+                    w
+                    for w in wires
+                    if labels.matches(w["metadata"].get("labels")) and fields.matches(w["metadata"])
+                ],
             }
         )
 
@@ -138,24 +173,35 @@ def gslb_router(group: str) -> APIRouter:
         name=f"list{ids}GslbForAllNamespaces",
         summary="List Gslbs in all namespaces",
         response_model=GslbList,
-        responses=_errors(503),
+        responses=_errors(400, 503),
     )
-    async def list_all(store: StoreDep) -> JSONResponse:
+    async def list_all(
+        store: StoreDep, label_selector: LabelSelectorQuery = "", field_selector: FieldSelectorQuery = ""
+    ) -> JSONResponse:
         """List Gslbs of every namespace, sorted by namespace and name."""
+        selectors = _selectors(label_selector, field_selector)
         with store_errors(group, ""):
-            return list_response(*await store.list(group))
+            listed = await store.list(group)
+        return list_response(*listed, selectors)
 
     @router.get(
         f"/namespaces/{{namespace}}/{PLURAL}",
         name=f"list{ids}NamespacedGslb",
         summary="List Gslbs",
         response_model=GslbList,
-        responses=_errors(422, 503),
+        responses=_errors(400, 422, 503),
     )
-    async def list_namespaced(namespace: Namespace, store: StoreDep) -> JSONResponse:
+    async def list_namespaced(
+        namespace: Namespace,
+        store: StoreDep,
+        label_selector: LabelSelectorQuery = "",
+        field_selector: FieldSelectorQuery = "",
+    ) -> JSONResponse:
         """List the Gslbs of one namespace, sorted by name."""
+        selectors = _selectors(label_selector, field_selector)
         with store_errors(group, ""):
-            return list_response(*await store.list(group, namespace))
+            listed = await store.list(group, namespace)
+        return list_response(*listed, selectors)
 
     @router.post(
         f"/namespaces/{{namespace}}/{PLURAL}",

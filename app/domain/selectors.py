@@ -1,0 +1,134 @@
+"""Kubernetes label and field selectors, as `?labelSelector=` and `?fieldSelector=` on a list read them.
+
+Label selectors have the API server's grammar: requirements joined by commas, each `key`, `!key`,
+`key=value`, `key==value`, `key!=value`, `key in (a,b)` or `key notin (a,b)`, all of which must hold.
+Keys and values are checked as label keys and values are. Field selectors on a custom resource take
+`metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, as the API server allows for a CRD
+without selectable fields. A selector that does not parse is a SelectorError, never ignored: a client
+that lists "what matches" and then deletes it must not be handed everything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_KEY = re.compile(rf"(({_PREFIX})/)?({_NAME})")
+_VALUE = re.compile(rf"({_NAME})?")
+_SET = re.compile(r"^(?P<key>\S+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)$")
+_COMPARE = re.compile(r"^(?P<key>[^=!\s]+)\s*(?P<op>==|=|!=)\s*(?P<value>\S*)$")
+_EXISTS = re.compile(r"^(?P<neg>!?)\s*(?P<key>[^=!\s(),]+)$")
+
+FIELDS: Mapping[str, Callable[[Mapping[str, object]], str]] = {
+    "metadata.name": lambda meta: str(meta.get("name") or ""),
+    "metadata.namespace": lambda meta: str(meta.get("namespace") or ""),
+}
+
+
+class SelectorError(ValueError):
+    """A selector the API server would refuse; the message says which part."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Requirement:
+    key: str
+    op: str  # "=", "!=", "in", "notin", "exists", "!exists"
+    values: frozenset[str] = frozenset()
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        present = self.key in labels
+        match self.op:
+            case "exists":
+                return present
+            case "!exists":
+                return not present
+            case "=" | "in":
+                return present and labels[self.key] in self.values
+            case _:  # "!=" and "notin" hold for a missing key too, as the API server has it
+                return not present or labels[self.key] not in self.values
+
+
+def _split(text: str) -> list[str]:
+    """Requirements split at the commas outside parentheses."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def _key(key: str, selector: str) -> str:
+    name = key.rpartition("/")[2]
+    if not _KEY.fullmatch(key) or len(name) > 63 or len(key) - len(name) > 254:
+        raise SelectorError(f"unable to parse requirement: invalid label key {key!r} in {selector!r}")
+    return key
+
+
+def _value(value: str, selector: str) -> str:
+    if not _VALUE.fullmatch(value) or len(value) > 63:
+        raise SelectorError(f"unable to parse requirement: invalid label value {value!r} in {selector!r}")
+    return value
+
+
+def _requirement(part: str, selector: str) -> _Requirement:
+    if found := _SET.match(part):
+        values = [v.strip() for v in found["values"].split(",")]
+        if values == [""]:
+            raise SelectorError(f"unable to parse requirement: {found['op']} needs values in {selector!r}")
+        return _Requirement(
+            _key(found["key"], selector),
+            "=" if found["op"] == "in" else "!=",
+            frozenset(_value(v, selector) for v in values),
+        )
+    if found := _COMPARE.match(part):
+        op = "!=" if found["op"] == "!=" else "="
+        return _Requirement(_key(found["key"], selector), op, frozenset({_value(found["value"], selector)}))
+    if found := _EXISTS.match(part):
+        return _Requirement(_key(found["key"], selector), "!exists" if found["neg"] else "exists")
+    raise SelectorError(f"unable to parse requirement: {part!r} in {selector!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelector:
+    requirements: tuple[_Requirement, ...]
+
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
+        held = labels or {}
+        return all(r.holds(held) for r in self.requirements)
+
+
+def parse_label_selector(text: str) -> LabelSelector:
+    """The selector in `text`; empty selects everything."""
+    if not text.strip():
+        return LabelSelector(())
+    return LabelSelector(tuple(_requirement(part, text) for part in _split(text)))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSelector:
+    terms: tuple[tuple[str, bool, str], ...]  # field, equal?, value
+
+    def matches(self, metadata: Mapping[str, object]) -> bool:
+        return all((FIELDS[field](metadata) == value) == equal for field, equal, value in self.terms)
+
+
+def parse_field_selector(text: str) -> FieldSelector:
+    """The selector in `text` over `metadata.name` and `metadata.namespace`; empty selects everything."""
+    terms = []
+    for part in (p.strip() for p in text.split(",")) if text.strip() else ():
+        found = _COMPARE.match(part)
+        if found is None:
+            raise SelectorError(f"invalid field selector: {part!r}")
+        if found["key"] not in FIELDS:
+            raise SelectorError(f"field label not supported: {found['key']}")
+        terms.append((found["key"], found["op"] != "!=", found["value"]))
+    return FieldSelector(tuple(terms))
