@@ -40,6 +40,7 @@ _MAX_TTL = 2**31 - 1
 _SERIAL_MOD = 2**32
 _LOCATE_CACHE_MAX = 65536
 _HEADER = 12
+_WILDCARD = (b"*",)
 _MAX_ANSWER_BYTES = 60_000
 """A record set must fit one TCP response (64 KiB) with room for the question and OPT."""
 
@@ -433,7 +434,9 @@ class ZoneTable:
         if key == zone.key:
             node = {**node, **zone.apex}
         elif not node and not self._ents[key]:
-            return Lookup(zone.config, dns.rcode.NXDOMAIN, soa=zone.apex[dns.rdatatype.SOA].rrset)
+            node = self._wildcard(zone, key)
+            if not node:
+                return Lookup(zone.config, dns.rcode.NXDOMAIN, soa=zone.apex[dns.rdatatype.SOA].rrset)
         served = node.get(rdtype)
         if served is None and rdtype == dns.rdatatype.ANY and node:
             served = node.get(dns.rdatatype.SOA) or next(iter(node.values()))
@@ -442,6 +445,16 @@ class ZoneTable:
         if served is None:
             return Lookup(zone.config, dns.rcode.NOERROR, soa=zone.apex[dns.rdatatype.SOA].rrset)
         return Lookup(zone.config, dns.rcode.NOERROR, answer=served)
+
+    def _wildcard(self, zone: _Zone, key: NameKey) -> dict[int, ServedRRset]:
+        """RFC 4592: the records of `*.<closest encloser>` for a name that does not exist, if there is
+        one (the closest encloser being the nearest ancestor that exists, records or not). The answers
+        render with the question's name as owner, which is how answer chunks are compiled anyway."""
+        for start in range(1, len(key) - len(zone.key) + 1):
+            encloser = key[start:]
+            if encloser == zone.key or encloser in self._nodes or self._ents[encloser]:
+                return self._nodes.get(_WILDCARD + encloser, {})
+        return {}
 
     def locate(self, ip: str) -> str | None:
         """The client's location for geoip, memoised (cleared on every write and when it grows large)."""
@@ -529,8 +542,9 @@ class ZoneTable:
             self._renew_serial(zone)
         self._located.clear()
         scope = None
-        if changed is not None:
+        if changed is not None and not any(name[:1] == _WILDCARD for name in changed):
             # A write can turn an ancestor into (or out of) an empty non-terminal: its answers change too.
+            # A wildcard's write changes the answers of names nobody listed: everything goes.
             scope = frozenset({zone.key, *changed, *(a for name in changed for a in _between(zone, name))})
         for listener in list(self._listeners):
             listener(scope)

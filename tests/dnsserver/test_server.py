@@ -286,6 +286,41 @@ async def test_zone_writes_are_served_at_once(server: DnsServer, table: ZoneTabl
     assert addresses(await ask(server, ZONE, "NS")) == ["gslb-ns-za-cloud.example.com."]
 
 
+async def test_wildcard_records_answer_names_that_do_not_exist(server: DnsServer, table: ZoneTable) -> None:
+    """RFC 4592, for Ingress hosts like `*.apps.cloud.example.com` (k8gb's CoreDNS plugin answers only
+    the literal `*` name): the wildcard answers under its parent, with the question's name as owner,
+    unless a name exists there; it is looked up at the closest existing ancestor only."""
+    apps = f"apps.{ZONE}"
+    await table.apply(
+        ZONE,
+        Changes(
+            create=(
+                Endpoint(f"*.{apps}", ("10.8.0.1",)),
+                Endpoint(f"exact.{apps}", ("10.8.0.2",)),
+            )
+        ),
+    )
+    for name, rcode, answer in (
+        (f"anything.{apps}", "NOERROR", ["10.8.0.1"]),
+        (f"two.levels.{apps}", "NOERROR", ["10.8.0.1"]),  # levels.apps does not exist either
+        (f"exact.{apps}", "NOERROR", ["10.8.0.2"]),  # an existing name is never synthesized
+        (f"below.exact.{apps}", "NXDOMAIN", []),  # exact.apps is the closest encloser: no *.exact
+        (apps, "NOERROR", []),  # exists (an empty non-terminal): NODATA, not the wildcard
+    ):
+        response = await ask(server, name)
+        assert (dns.rcode.to_text(response.rcode()), addresses(response)) == (rcode, answer), name
+        if answer:
+            assert response.answer[0].name.to_text() == f"{name}."
+    nodata = await ask(server, f"anything.{apps}", "TXT")
+    assert (nodata.rcode(), nodata.answer, soa_ttl(nodata)) == (dns.rcode.NOERROR, [], 30)
+
+    # Answers cached for synthesized names follow the wildcard's writes.
+    await table.apply(ZONE, Changes(delete=(Endpoint(f"*.{apps}", ("10.8.0.1",)),)))
+    assert dns.rcode.to_text((await ask(server, f"anything.{apps}")).rcode()) == "NXDOMAIN"
+    await table.apply(ZONE, Changes(create=(Endpoint(f"*.{apps}", ("10.8.0.3",)),)))
+    assert addresses(await ask(server, f"anything.{apps}")) == ["10.8.0.3"]
+
+
 def _notify(name: str) -> dns.message.Message:
     message = dns.message.make_query(name, "SOA")
     message.set_opcode(dns.opcode.NOTIFY)
