@@ -14,18 +14,32 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _PREFIX = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_KEY = re.compile(rf"(({_PREFIX})/)?({_NAME})")
-_VALUE = re.compile(rf"({_NAME})?")
-_SET = re.compile(r"^(?P<key>\S+)\s+(?P<op>in|notin)\s*\((?P<values>[^()]*)\)$")
-_COMPARE = re.compile(r"^(?P<key>[^=!\s]+)\s*(?P<op>==|=|!=)\s*(?P<value>\S*)$")
-_EXISTS = re.compile(r"^(?P<neg>!?)\s*(?P<key>[^=!\s(),]+)$")
+_KEY_RE = rf"({_PREFIX}/)?{_NAME}"
+_VALUE_RE = rf"({_NAME})?"
+_REQUIREMENT_RE = (
+    rf"(!? *{_KEY_RE}"
+    rf"|{_KEY_RE} *(==|=|!=) *{_VALUE_RE}"
+    rf"|{_KEY_RE} +(in|notin) *\( *{_NAME}( *, *{_VALUE_RE})* *\))"
+)
+LABEL_SELECTOR_PATTERN = rf"^ *({_REQUIREMENT_RE}( *, *{_REQUIREMENT_RE})*)? *$"
+"""The grammar as one regular expression: the OpenAPI document states it, and the parser checks it first."""
+_FIELD_TERM_RE = r" *(metadata\.name|metadata\.namespace) *(==|=|!=) *[^ ,=!]*"
+FIELD_SELECTOR_PATTERN = rf"^({_FIELD_TERM_RE}( *, *{_FIELD_TERM_RE})*)? *$"
+
+_SET = re.compile(r"^(?P<key>\S+) +(?P<op>in|notin) *\((?P<values>[^()]*)\)$")
+_COMPARE = re.compile(r"^(?P<key>[^=! ]+) *(?P<op>==|=|!=) *(?P<value>[^ ]*)$")
+_EXISTS = re.compile(r"^(?P<neg>!?) *(?P<key>[^=! ]+)$")
 
 FIELDS: Mapping[str, Callable[[Mapping[str, object]], str]] = {
     "metadata.name": lambda meta: str(meta.get("name") or ""),
     "metadata.namespace": lambda meta: str(meta.get("namespace") or ""),
 }
+
+
+_LABEL_SELECTOR = re.compile(LABEL_SELECTOR_PATTERN)
+_FIELD_SELECTOR = re.compile(FIELD_SELECTOR_PATTERN)
 
 
 class SelectorError(ValueError):
@@ -66,35 +80,16 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in parts]
 
 
-def _key(key: str, selector: str) -> str:
-    name = key.rpartition("/")[2]
-    if not _KEY.fullmatch(key) or len(name) > 63 or len(key) - len(name) > 254:
-        raise SelectorError(f"unable to parse requirement: invalid label key {key!r} in {selector!r}")
-    return key
-
-
-def _value(value: str, selector: str) -> str:
-    if not _VALUE.fullmatch(value) or len(value) > 63:
-        raise SelectorError(f"unable to parse requirement: invalid label value {value!r} in {selector!r}")
-    return value
-
-
-def _requirement(part: str, selector: str) -> _Requirement:
+def _requirement(part: str) -> _Requirement:
+    """One requirement of a selector that matched LABEL_SELECTOR_PATTERN."""
     if found := _SET.match(part):
-        values = [v.strip() for v in found["values"].split(",")]
-        if values == [""]:
-            raise SelectorError(f"unable to parse requirement: {found['op']} needs values in {selector!r}")
-        return _Requirement(
-            _key(found["key"], selector),
-            "=" if found["op"] == "in" else "!=",
-            frozenset(_value(v, selector) for v in values),
-        )
+        values = frozenset(v.strip() for v in found["values"].split(","))
+        return _Requirement(found["key"], "=" if found["op"] == "in" else "!=", values)
     if found := _COMPARE.match(part):
-        op = "!=" if found["op"] == "!=" else "="
-        return _Requirement(_key(found["key"], selector), op, frozenset({_value(found["value"], selector)}))
-    if found := _EXISTS.match(part):
-        return _Requirement(_key(found["key"], selector), "!exists" if found["neg"] else "exists")
-    raise SelectorError(f"unable to parse requirement: {part!r} in {selector!r}")
+        return _Requirement(found["key"], "!=" if found["op"] == "!=" else "=", frozenset({found["value"]}))
+    found = _EXISTS.match(part)
+    assert found is not None, part  # the pattern admits nothing else
+    return _Requirement(found["key"], "!exists" if found["neg"] else "exists")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +103,11 @@ class LabelSelector:
 
 def parse_label_selector(text: str) -> LabelSelector:
     """The selector in `text`; empty selects everything."""
+    if not _LABEL_SELECTOR.fullmatch(text):
+        raise SelectorError(f"unable to parse requirement: {text!r} is not a label selector")
     if not text.strip():
         return LabelSelector(())
-    return LabelSelector(tuple(_requirement(part, text) for part in _split(text)))
+    return LabelSelector(tuple(_requirement(part) for part in _split(text)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,4 +128,6 @@ def parse_field_selector(text: str) -> FieldSelector:
         if found["key"] not in FIELDS:
             raise SelectorError(f"field label not supported: {found['key']}")
         terms.append((found["key"], found["op"] != "!=", found["value"]))
+    if not _FIELD_SELECTOR.fullmatch(text):
+        raise SelectorError(f"invalid field selector: {text!r}")
     return FieldSelector(tuple(terms))

@@ -19,6 +19,8 @@ from app.api.errors import bad_request, store_errors
 from app.api.gslb_ops import GENERATE_NAME_MAX_LENGTH, GENERATE_NAME_PATTERN
 from app.domain.gslb import KIND, NAME_RE, NAMESPACE_RE, PLURAL, VERSION, Gslb, GslbList
 from app.domain.selectors import (
+    FIELD_SELECTOR_PATTERN,
+    LABEL_SELECTOR_PATTERN,
     FieldSelector,
     LabelSelector,
     SelectorError,
@@ -125,11 +127,16 @@ LabelSelectorQuery = Annotated[
     Query(
         alias="labelSelector",
         description="only Gslbs whose labels match, as kubectl -l takes it: `a=b,c!=d,e in (f,g),!h`",
+        json_schema_extra={"pattern": LABEL_SELECTOR_PATTERN},  # checked by the parser: a 400, as k8s
     ),
 ]
 FieldSelectorQuery = Annotated[
     str,
-    Query(alias="fieldSelector", description="`metadata.name` or `metadata.namespace` with =, == or !="),
+    Query(
+        alias="fieldSelector",
+        description="`metadata.name` or `metadata.namespace` with =, == or !=",
+        json_schema_extra={"pattern": FIELD_SELECTOR_PATTERN},
+    ),
 ]
 _WRITE_ERRORS = _errors(400, 401, 404, 409, 413, 415, 422, 503)
 
