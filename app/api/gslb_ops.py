@@ -20,7 +20,15 @@ from pydantic import BaseModel, ValidationError
 from app.api.bodies import merge_patch
 from app.api.errors import ApiError, bad_request, store_errors
 from app.api.tracemark import stamp_trace, traceparent_of
-from app.domain.gslb import KIND, TRACEPARENT_ANNOTATION, VERSION, Gslb, GslbStatus, with_defaults
+from app.domain.gslb import (
+    KIND,
+    TRACE_GENERATION_ANNOTATION,
+    TRACEPARENT_ANNOTATION,
+    VERSION,
+    Gslb,
+    GslbStatus,
+    with_defaults,
+)
 from app.domain.status import StatusCause, causes_from_errors, failure, invalid
 from app.stores.base import Conflict, GslbStore, ObjectKey
 
@@ -149,13 +157,20 @@ class _Desired:
     gslb: Gslb
     pinned_resource_version: str | None  # the client's precondition; None: last write wins
     caller_set_traceparent: bool
+    caller_marker: str | None = None  # the generation marker the client sent with its traceparent
 
 
 async def create_gslb(
     *, store: GslbStore, group: str, namespace: str, body: Mapping[str, Any], headers: Mapping[str, str]
 ) -> Gslb:
     gslb = to_gslb(body, group=group, namespace=namespace)
-    gslb = stamp_trace(gslb, generation=1, caller_set=traceparent_of(gslb) is not None, headers=headers)
+    gslb = stamp_trace(
+        gslb,
+        generation=1,
+        caller_set=traceparent_of(gslb) is not None,
+        headers=headers,
+        caller_marker=_marker(gslb.metadata.annotations),
+    )
     with store_errors(group, gslb.name or gslb.metadata.generate_name or ""):
         return await store.create(_with_resource_version(gslb, None))
 
@@ -180,7 +195,11 @@ async def _update_in_turn(
             if _spec(gslb) != _spec(current):
                 generation = (current.metadata.generation or 1) + 1
                 gslb = stamp_trace(
-                    gslb, generation=generation, caller_set=desired.caller_set_traceparent, headers=headers
+                    gslb,
+                    generation=generation,
+                    caller_set=desired.caller_set_traceparent,
+                    headers=headers,
+                    caller_marker=desired.caller_marker,
                 )
             pinned = desired.pinned_resource_version
             gslb = _with_resource_version(gslb, pinned or current.metadata.resource_version)
@@ -205,9 +224,15 @@ async def replace_gslb(
     def desired(current: Gslb) -> _Desired:
         theirs = traceparent_of(requested)
         caller_set = theirs is not None and theirs != traceparent_of(current)  # not merely carried over
-        return _Desired(requested, requested.metadata.resource_version, caller_set)
+        marker = _marker(requested.metadata.annotations)
+        return _Desired(requested, requested.metadata.resource_version, caller_set, marker)
 
     return await _update(store, ObjectKey(group, namespace, name), desired, headers)
+
+
+def _marker(annotations: Mapping[str, Any] | None) -> str | None:
+    marker = (annotations or {}).get(TRACE_GENERATION_ANNOTATION)
+    return None if marker is None else str(marker)
 
 
 def _patched_annotation(patch: Mapping[str, Any], annotation: str) -> bool:
@@ -229,11 +254,13 @@ async def patch_gslb(
     metadata = patch.get("metadata")
     pins = isinstance(metadata, dict) and metadata.get("resourceVersion") is not None
     caller_set = _patched_annotation(patch, TRACEPARENT_ANNOTATION)
+    patched_annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    caller_marker = _marker(patched_annotations if isinstance(patched_annotations, dict) else None)
 
     def desired(current: Gslb) -> _Desired:
         merged = merge_patch(current.wire(), dict(patch))
         gslb = to_gslb(merged, group=group, namespace=namespace, name=name)
-        return _Desired(gslb, gslb.metadata.resource_version if pins else None, caller_set)
+        return _Desired(gslb, gslb.metadata.resource_version if pins else None, caller_set, caller_marker)
 
     return await _update(store, ObjectKey(group, namespace, name), desired, headers)
 

@@ -19,14 +19,25 @@ def traceparent_of(gslb: Gslb) -> str | None:
     return (gslb.metadata.annotations or {}).get(TRACEPARENT_ANNOTATION)
 
 
-def stamp_trace(gslb: Gslb, *, generation: int, caller_set: bool, headers: Mapping[str, str]) -> Gslb:
+def stamp_trace(
+    gslb: Gslb,
+    *,
+    generation: int,
+    caller_set: bool,
+    headers: Mapping[str, str],
+    caller_marker: str | None = None,
+) -> Gslb:
     """`gslb` with trace annotations for `generation`.
 
     `caller_set`: the client wrote `k8gb.io/traceparent` itself in this write; keep theirs and only mark
-    the generation. Otherwise any older trace annotations are replaced (or dropped when there is no
-    context at all, so a new generation never inherits a stale cause).
+    the generation, unless the generation marker it sent with it (`caller_marker`) names another
+    generation: that is a copy of an earlier read (`gslb get -o yaml`, then apply), and an older write's
+    context never claims a newer change. Otherwise any older trace annotations are replaced (or dropped
+    when there is no context at all, so a new generation never inherits a stale cause).
     """
     annotations = dict(gslb.metadata.annotations or {})
+    if caller_set and caller_marker is not None and caller_marker != str(generation):
+        caller_set = False
     if caller_set:
         annotations[TRACE_GENERATION_ANNOTATION] = str(generation)
     else:

@@ -89,6 +89,41 @@ async def test_carried_over_annotation_is_not_reused_for_a_new_generation(api: A
     assert after.get(GEN) in (None, "2")
 
 
+async def test_a_saved_manifest_does_not_bring_back_an_older_writes_trace(api: Api) -> None:
+    """GET (or `gslb get -o yaml`) returns the annotations with their generation marker; sending that
+    manifest back later, for a newer generation, is a copy of an earlier read, not the caller's choice:
+    the reconcile of the new generation joins this request's trace, never the first writer's."""
+    saved = (
+        await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    ).json()
+    assert annotations(saved)[GEN] == "1"
+    other = await api.client.patch(
+        ITEM,
+        json={"spec": {"strategy": {"dnsTtlSeconds": 9}}},
+        headers={**MERGE, "traceparent": traceparent(2)},
+    )
+    assert other.json()["metadata"]["generation"] == 2
+    edited = {**saved, "spec": {**saved["spec"], "strategy": {"type": "geoip"}}}
+    del edited["metadata"]["resourceVersion"]
+    replaced = (await api.client.put(ITEM, json=edited, headers={"traceparent": traceparent(3)})).json()
+    assert replaced["metadata"]["generation"] == 3
+    assert annotations(replaced)[TP] == traceparent(3) and annotations(replaced)[GEN] == "3"
+
+    # The same as a merge patch carrying the saved annotations.
+    patch = {"metadata": {"annotations": annotations(saved)}, "spec": {"strategy": {"type": "failover"}}}
+    patched = (
+        await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(4)})
+    ).json()
+    assert annotations(patched)[TP] == traceparent(4) and annotations(patched)[GEN] == "4"
+
+
+async def test_a_marker_for_another_generation_is_ignored_on_create(api: Api) -> None:
+    body = gslb_body("app")
+    body["metadata"]["annotations"] = {TP: traceparent(9), GEN: "7"}
+    created = await api.client.post(COLLECTION, json=body, headers={"traceparent": traceparent(1)})
+    assert annotations(created.json()) == {TP: traceparent(1), GEN: "1"}
+
+
 async def test_malformed_traceparent_never_fails_a_write(api: Api) -> None:
     response = await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": "garbage"})
     assert response.status_code == 201
