@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,6 +47,17 @@ async def gslb_cli(*args: str, stdin: str | None = None, **env: str) -> tuple[in
     out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def reader_gone(*args: str) -> tuple[int, str]:
+    """Run the CLI with its stdout a pipe whose reader has already closed it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=60), err
 
 
 async def names(api: str) -> list[str]:
@@ -128,6 +140,9 @@ async def test_apply_mistakes_are_one_line_errors_and_send_nothing(tmp_path: Pat
         assert await names(gslb.api) == []
         code, _, err = await gslb_cli("get", "x", "-A", "--server", gslb.api)
         assert (code, err) == (1, "error: a resource cannot be retrieved by name across all namespaces\n")
+        # `gslb get | head`: the reader is gone before the output is written; a quiet exit, as Unix tools do.
+        code, err = await asyncio.to_thread(reader_gone, "get", "-A", "--server", gslb.api)
+        assert code == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
         missing = tmp_path / "none"
         code, _, err = await gslb_cli("get", "--server", gslb.api, GSLB_API_TOKEN_FILE=str(missing))
         assert code == 1 and err.startswith(f"error: GSLB_API_TOKEN_FILE: cannot read {missing}"), err
