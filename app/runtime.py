@@ -116,7 +116,15 @@ class Runtime:
             )
             for z in s.zones
         }
-        self.zone = ZoneTable(s.zones, ns_names=ns_names, ns_ttl=s.ns_record_ttl, geo=await self._build_geo())
+        # Embedded mode fills the zone by reconciling: until every Gslb has been once, DNS says SERVFAIL
+        # rather than deny hosts it is about to serve. (Kubernetes mode lists its DNSEndpoints first.)
+        self.zone = ZoneTable(
+            s.zones,
+            ns_names=ns_names,
+            ns_ttl=s.ns_record_ttl,
+            geo=await self._build_geo(),
+            loading=s.gslb_mode == "embedded" and s.gslb_reconcile,
+        )
         zone_sink = ZoneSink(Traced(self.zone), s.zones)
         peers, notifier = self._build_peers()
         self.notifier = notifier
@@ -220,6 +228,8 @@ class Runtime:
         if self.delegation is not None:
             self.extra_tasks.append(asyncio.create_task(self.delegation.run(), name="edge-delegation"))
         self.extra_tasks.append(asyncio.create_task(self._end_warm_up(), name="gc-warm-up"))
+        if self.zone.loading:
+            self.extra_tasks.append(asyncio.create_task(self._zone_loaded(), name="zone-loaded"))
 
         authorizer = None
         if kube is not None:  # requests reviewed by the API server (TokenReview + SubjectAccessReview)
@@ -255,6 +265,12 @@ class Runtime:
                 self.extra_tasks[-1].result()
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
+
+    async def _zone_loaded(self) -> None:
+        """The zone is complete once every Gslb that existed at start has been reconciled once."""
+        assert self.controller is not None and self.zone is not None
+        await self.controller.wait_synced()
+        self.zone.mark_loaded()
 
     async def _end_warm_up(self) -> None:
         """Start-up ends when every Gslb has been reconciled once (caches, zone and indexes built),

@@ -248,7 +248,8 @@ def build_plan(table: ZoneTable, query: dns.message.Message) -> Plan:
 
 def _negative(query: dns.message.Message, lookup: Lookup) -> Plan:
     response = response_for(query, lookup.rcode, ecs_scope=0)
-    response.flags |= dns.flags.AA
+    if lookup.rcode != dns.rcode.SERVFAIL:  # not authoritative for anything yet while loading
+        response.flags |= dns.flags.AA
     if lookup.soa is not None:
         response.authority = [lookup.soa]
     return static_plan(query, response)

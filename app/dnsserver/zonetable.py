@@ -97,6 +97,8 @@ class ZoneWrite:
     serial: int
     changes: Changes | None = None
     ns_names: tuple[str, ...] | None = None
+    loaded: bool = False
+    """The table's first content is complete: stop answering SERVFAIL (see `ZoneTable.mark_loaded`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,7 @@ class TableSnapshot:
     soa_mname: str | None
     soa_rname: str | None
     ns_ttl: int
+    loading: bool = False
 
 
 @dataclass(slots=True)
@@ -252,8 +255,10 @@ class ZoneTable:
         soa_rname: str | None = None,
         ns_ttl: int = 30,
         geo: GeoLocator | None = None,
+        loading: bool = False,
     ) -> None:
         self._geo = geo
+        self._loading = loading
         self._soa_mname = soa_mname
         self._soa_rname = soa_rname
         self._ns_ttl = ns_ttl
@@ -353,8 +358,26 @@ class ZoneTable:
         self._writers.append(listener)
         return lambda: self._writers.remove(listener)
 
+    def mark_loaded(self) -> None:
+        """End `loading`: the records are complete (every Gslb reconciled once). Until then a query
+        inside our zones gets SERVFAIL, not an authoritative NXDOMAIN that resolvers would cache for
+        the negative TTL: a restarted instance must not deny hosts it is about to serve, and SERVFAIL
+        sends resolvers to the zone's other servers (the other clusters) meanwhile."""
+        if self._loading:
+            self._loading = False
+            self._tell_writers(ZoneWrite("", 0, loaded=True))
+            for listener in list(self._listeners):
+                listener(None)
+
+    @property
+    def loading(self) -> bool:
+        return self._loading
+
     def replay(self, write: ZoneWrite) -> None:
         """Apply a write another table accepted, ending at its serial (replicas call this)."""
+        if write.loaded:
+            self.mark_loaded()
+            return
         if write.changes is not None:
             self._apply(write.zone, write.changes, write.serial)
         if write.ns_names is not None:
@@ -371,7 +394,9 @@ class ZoneTable:
             )
             for zone in self._zones.values()
         )
-        return TableSnapshot(tuple(self.zones), states, self._soa_mname, self._soa_rname, self._ns_ttl)
+        return TableSnapshot(
+            tuple(self.zones), states, self._soa_mname, self._soa_rname, self._ns_ttl, self._loading
+        )
 
     @classmethod
     def from_snapshot(cls, snapshot: TableSnapshot, geo: GeoLocator | None = None) -> ZoneTable:
@@ -383,6 +408,7 @@ class ZoneTable:
             soa_rname=snapshot.soa_rname,
             ns_ttl=snapshot.ns_ttl,
             geo=geo,
+            loading=snapshot.loading,
         )
         for state in snapshot.states:
             table._apply(state.zone, Changes(create=state.records), state.serial)
@@ -425,11 +451,14 @@ class ZoneTable:
         return found.config if found else None
 
     def lookup(self, qname: dns.name.Name, rdtype: int) -> Lookup | None:
-        """NOERROR with an answer, NODATA or NXDOMAIN (both with SOA); None when outside every zone."""
+        """NOERROR with an answer, NODATA or NXDOMAIN (both with SOA), SERVFAIL while loading; None when
+        outside every zone."""
         key = name_key(qname)
         zone = self._zone_of(key)
         if zone is None:
             return None
+        if self._loading:
+            return Lookup(zone.config, dns.rcode.SERVFAIL)
         node = self._nodes.get(key, {})
         if key == zone.key:
             node = {**node, **zone.apex}

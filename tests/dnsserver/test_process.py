@@ -8,6 +8,7 @@ the main process; a killed worker comes back; no worker outlives `stop()`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import dns.asyncquery
 import dns.edns
 import dns.exception
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -218,3 +220,27 @@ async def test_a_worker_that_stops_reading_is_replaced(
         assert "DNS worker 0 is not reading its writes: killing it" in caplog.text
     finally:
         await workers.stop()
+
+
+async def test_a_loading_table_says_servfail_until_marked_loaded(
+    table: ZoneTable, notifications: Notifications
+) -> None:
+    """A restarted embedded instance starts `loading`: its workers answer SERVFAIL (not authoritative)
+    for names in its zones, never an NXDOMAIN resolvers would cache, until the main table says the
+    records are complete; then the same names answer from the records."""
+    loading = ZoneTable.from_snapshot(dataclasses.replace(table.snapshot(), loading=True))
+    workers = await start(loading, notifications)
+    try:
+        for name in (f"app.{ZONE}", f"nope.{ZONE}"):
+            response = await ask(workers, name)
+            assert response.rcode() == dns.rcode.SERVFAIL and not response.flags & dns.flags.AA
+        assert (await ask(workers, "example.net")).rcode() == dns.rcode.REFUSED  # not ours: as ever
+        loading.mark_loaded()
+        assert await eventually(lambda: _rcode(workers, f"nope.{ZONE}"), dns.rcode.NXDOMAIN, timeout=5)
+        assert addresses(await ask(workers, f"app.{ZONE}")) == {"10.0.0.1", "10.0.0.2", "10.0.0.3"}
+    finally:
+        await workers.stop()
+
+
+async def _rcode(workers: DnsWorkers, name: str) -> int:
+    return (await ask(workers, name)).rcode()
