@@ -41,8 +41,9 @@ def otlp_endpoint(value: str, protocol: str) -> str:
 
     - `host:port` (or `host`) means `http://host:port`, insecure; the port defaults to 4318 (HTTP) or
       4317 (gRPC). A URL without a port keeps its scheme's default port, as URLs do.
-    - HTTP: `/v1/traces` is appended when the URL has no path; a URL with a path is used as given, so
-      a full `.../v1/traces` URL keeps working.
+    - HTTP: `/v1/traces` is appended to the URL's path, as the standard does for OTEL_EXPORTER_OTLP_ENDPOINT
+      (a hosted back end's base URL such as `https://gateway/otlp` exports to `.../otlp/v1/traces`); a
+      path that already ends in `/v1/traces` is used as given, so a full URL keeps working.
     - gRPC: `scheme://host:port`; a path means nothing to gRPC and is dropped.
 
     Raises ValueError with the reason for anything else.
@@ -64,14 +65,16 @@ def otlp_endpoint(value: str, protocol: str) -> str:
         raise ValueError(f"OTLP endpoint {value!r}: bad port ({exc})") from None
     if parts.query or parts.fragment:
         raise ValueError(f"OTLP endpoint {value!r}: no query or fragment allowed")
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ValueError(f"OTLP endpoint {value!r}: bad port (empty or 0)")
     if port is None and not is_url:
         port = _DEFAULT_PORTS[protocol]
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     base = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
     if protocol == "grpc":
         return base
-    path = parts.path if parts.path not in ("", "/") else _TRACES_PATH
-    return base + path
+    path = parts.path.rstrip("/")
+    return base + (path if path.endswith(_TRACES_PATH) else path + _TRACES_PATH)
 
 
 def install_propagator() -> None:

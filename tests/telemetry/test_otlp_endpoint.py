@@ -22,14 +22,16 @@ GRPC = "grpc"
         ("collector", GRPC, "http://collector:4317"),
         ("localhost:4317", GRPC, "http://localhost:4317"),
         ("  localhost:4318  ", HTTP, "http://localhost:4318/v1/traces"),
-        # OpenTelemetry: a URL; HTTP gets /v1/traces only when there is no path
+        # OpenTelemetry: a URL; HTTP appends /v1/traces to its path, unless the path already ends with it
         ("http://collector:4318", HTTP, "http://collector:4318/v1/traces"),
         ("http://collector:4318/", HTTP, "http://collector:4318/v1/traces"),
         ("https://otlp.example.com", HTTP, "https://otlp.example.com/v1/traces"),
         ("http://Collector.Example:4318", HTTP, "http://collector.example:4318/v1/traces"),
         ("https://otlp.example.com:443/v1/traces", HTTP, "https://otlp.example.com:443/v1/traces"),
         ("http://gateway:8080/otlp/v1/traces", HTTP, "http://gateway:8080/otlp/v1/traces"),
-        ("localhost:4318/custom/traces", HTTP, "http://localhost:4318/custom/traces"),
+        ("localhost:4318/custom/traces", HTTP, "http://localhost:4318/custom/traces/v1/traces"),
+        ("https://otlp-gateway.example.net/otlp", HTTP, "https://otlp-gateway.example.net/otlp/v1/traces"),
+        ("https://otlp-gateway.example.net/otlp/", HTTP, "https://otlp-gateway.example.net/otlp/v1/traces"),
         # gRPC: scheme and authority only
         ("http://collector:4317", GRPC, "http://collector:4317"),
         ("https://collector:4317/ignored", GRPC, "https://collector:4317"),
@@ -51,6 +53,9 @@ def test_normalises(value: str, protocol: str, expected: str) -> None:
         ("http://:4318", HTTP, "no host"),
         ("collector:notaport", HTTP, "bad port"),
         ("collector:70000", HTTP, "bad port"),
+        ("127.0.0.1:0", HTTP, "bad port"),
+        ("127.0.0.1:", HTTP, "bad port"),
+        ("http://collector:/v1/traces", HTTP, "bad port"),
         ("http://collector:4318/v1/traces?x=1", HTTP, "query"),
         ("collector:4318", "http/json", "protocol"),
     ],
