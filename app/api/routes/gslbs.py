@@ -96,7 +96,25 @@ def _object_body(group: str, operation: Literal["create", "replace", "status"]) 
     body["requestBody"]["description"] = (
         "metadata.namespace (and metadata.name on replace) default to the URL's and must match it"
     )
+    if operation != "status":  # what Swagger UI's "Try it out" fills in: a body that works as it is
+        for media in body["requestBody"]["content"].values():
+            media["example"] = _example(group, named=operation == "create")
     return {**body, **_OPTIONAL_AUTH}
+
+
+def _example(group: str, *, named: bool) -> dict[str, Any]:
+    """k8gb's round-robin example; namespace (and, on replace, name) left to the URL."""
+    backend = {"service": {"name": "frontend-podinfo", "port": {"name": "http"}}}
+    rule = {
+        "host": "roundrobin.cloud.example.com",
+        "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]},
+    }
+    return {
+        "apiVersion": f"{group}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": "roundrobin"} if named else {},
+        "spec": {"ingress": {"rules": [rule]}, "strategy": {"type": "roundRobin", "dnsTtlSeconds": 30}},
+    }
 
 
 _PATCH_BODY = _body(
