@@ -43,9 +43,11 @@ def _settings_errors(exc: Any) -> str:
     """A pydantic ValidationError of Settings, one line per setting, named as the environment names it."""
     lines = []
     for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"][:1]).upper() or "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"error: invalid setting {name}: {message}")
+        if error["loc"]:
+            lines.append(f"error: invalid setting {str(error['loc'][0]).upper()}: {message}")
+        else:  # a rule across settings; the message names them
+            lines.append(f"error: invalid settings: {message}")
     return "\n".join(lines)
 
 

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # --- observability -------------------------------------------------------------------------
     tracing_enabled: bool = Field(False, description="export traces over OTLP")
     otel_exporter_otlp_endpoint: str = Field("localhost:4318", description="host:port (k8gb) or URL")
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None, description="full URL for traces, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
         "http/protobuf", description="OTLP transport: http/protobuf or grpc"
     )
@@ -221,7 +224,25 @@ class Settings(BaseSettings):
             raise ValueError("GSLB_TLS_CERT_FILE and GSLB_TLS_KEY_FILE must be set together")
         if self.infoblox_grid_host and self.edge_dns_type == "none":
             self.edge_dns_type = "infoblox"
+        if self.tracing_enabled:
+            self.otlp_traces_url  # noqa: B018 - a bad endpoint stops start-up here, naming the setting
         return self
+
+    @property
+    def otlp_traces_url(self) -> str:
+        """Where spans go: the traces endpoint as given, else the general one normalised (setup.py)."""
+        from app.otlp import otlp_endpoint
+
+        protocol = self.otel_exporter_otlp_protocol
+        if self.otel_exporter_otlp_traces_endpoint:
+            try:
+                return otlp_endpoint(self.otel_exporter_otlp_traces_endpoint, protocol, as_given=True)
+            except ValueError as exc:
+                raise ValueError(f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {exc}") from None
+        try:
+            return otlp_endpoint(self.otel_exporter_otlp_endpoint, protocol)
+        except ValueError as exc:
+            raise ValueError(f"OTEL_EXPORTER_OTLP_ENDPOINT: {exc}") from None
 
     @cached_property
     def zones(self) -> list[ZoneConfig]:

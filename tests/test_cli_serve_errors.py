@@ -43,8 +43,16 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ({"DNS_ADDRESS": "127.0.0.1:dns"}, "error: invalid setting DNS_ADDRESS: '127.0.0.1:dns'"),
         ({"EDGE_DNS_SERVERS": "10.0.0.1:70000"}, "error: invalid setting EDGE_DNS_SERVERS: '10.0.0.1:70000'"),
         ({"DNS_ZONES": "bad"}, "error: invalid setting DNS_ZONES: DNS_ZONES entry 'bad' must be"),
+        (
+            {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:0"},
+            "error: invalid settings: OTEL_EXPORTER_OTLP_ENDPOINT: OTLP endpoint '127.0.0.1:0': bad port",
+        ),
+        (
+            {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector/v1/traces"},
+            "error: invalid settings: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
+        ),
     ],
-    ids=["api-port", "dns-port", "edge-port", "zones"],
+    ids=["api-port", "dns-port", "edge-port", "zones", "otlp-port", "otlp-traces-scheme"],
 )
 def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:
     result = serve(tmp_path, **env)

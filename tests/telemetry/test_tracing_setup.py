@@ -53,6 +53,24 @@ def test_http_export_reaches_the_receiver(otlp_receiver: OtlpHttpReceiver, endpo
     assert span.resource["service.version"]
 
 
+def test_the_traces_endpoint_is_used_as_given(otlp_receiver: OtlpHttpReceiver) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OpenTelemetry's signal-specific URL, wins over the general one
+    and keeps its path: nothing is appended."""
+    settings = Settings(
+        tracing_enabled=True,
+        otel_exporter_otlp_endpoint="127.0.0.1:9",  # would lose every span
+        otel_exporter_otlp_traces_endpoint=f"{otlp_receiver.url}/v1/traces",
+    )
+    handle = setup_tracing(settings, set_global=False)
+    assert handle.endpoint == f"{otlp_receiver.url}/v1/traces"
+    with handle.tracer("pygslb.test").start_as_current_span("given"):
+        pass
+    assert handle.force_flush()
+    (span,) = otlp_receiver.spans_named("given")
+    assert span.scope_name == "pygslb.test"
+    handle.shutdown()
+
+
 def test_grpc_export_reaches_the_receiver(otlp_grpc_receiver: OtlpGrpcReceiver) -> None:
     with tracing_to(otlp_grpc_receiver) as handle:
         with handle.tracer().start_as_current_span("SaveDNSEndpoint", context=_caller("01")):
