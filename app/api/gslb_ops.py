@@ -235,10 +235,11 @@ def _marker(annotations: Mapping[str, Any] | None) -> str | None:
     return None if marker is None else str(marker)
 
 
-def _patched_annotation(patch: Mapping[str, Any], annotation: str) -> bool:
+def _patched_annotations(patch: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The annotations a merge patch sets (None values delete)."""
     metadata = patch.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    return isinstance(annotations, dict) and annotations.get(annotation) is not None
+    return annotations if isinstance(annotations, dict) else {}
 
 
 async def patch_gslb(
@@ -253,9 +254,9 @@ async def patch_gslb(
     """RFC 7386 merge patch; a `metadata.resourceVersion` in the patch is a precondition."""
     metadata = patch.get("metadata")
     pins = isinstance(metadata, dict) and metadata.get("resourceVersion") is not None
-    caller_set = _patched_annotation(patch, TRACEPARENT_ANNOTATION)
-    patched_annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    caller_marker = _marker(patched_annotations if isinstance(patched_annotations, dict) else None)
+    patched = _patched_annotations(patch)
+    caller_set = patched.get(TRACEPARENT_ANNOTATION) is not None
+    caller_marker = _marker(patched)
 
     def desired(current: Gslb) -> _Desired:
         merged = merge_patch(current.wire(), dict(patch))

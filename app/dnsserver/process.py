@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 10.0
 HEALTHY_AFTER = 30.0
+"""A worker that served this long before dying restarts after the shortest delay again."""
 SETTLE = 0.5
 """Seconds a worker's exit waits before it counts as a crash: long enough for this process to begin
 stopping when a signal was sent to the whole process group."""
-"""A worker that served this long before dying restarts after the shortest delay again."""
 STOP_GRACE = 5.0
 MAX_BACKLOG = 64 << 20
 """Bytes of unsent writes a worker may fall behind by before it counts as hung and is replaced."""

@@ -49,7 +49,7 @@ class SelectorError(ValueError):
 @dataclass(frozen=True, slots=True)
 class _Requirement:
     key: str
-    op: str  # "=", "!=", "in", "notin", "exists", "!exists"
+    op: str  # "=" (also `in`), "!=" (also `notin`), "exists", "!exists"
     values: frozenset[str] = frozenset()
 
     def holds(self, labels: Mapping[str, str]) -> bool:
@@ -59,9 +59,9 @@ class _Requirement:
                 return present
             case "!exists":
                 return not present
-            case "=" | "in":
+            case "=":
                 return present and labels[self.key] in self.values
-            case _:  # "!=" and "notin" hold for a missing key too, as the API server has it
+            case _:  # "!=" (and `notin`) holds for a missing key too, as the API server has it
                 return not present or labels[self.key] not in self.values
 
 
