@@ -79,6 +79,8 @@ async def test_post_with_traceparent_reaches_reconcile_and_steps(tmp_path, backe
         )
     server = next(s for s in spans if s.trace_id == trace_id and s.parent_span_id == span_id)
     assert server.kind == 2  # SERVER
+    assert server.name == "POST /apis/k8gb.io/v1beta1/namespaces/{namespace}/gslbs"
+    assert server.attributes["http.route"] == "/apis/k8gb.io/v1beta1/namespaces/{namespace}/gslbs"
     assert server.resource["service.name"] == "pygslb"
     assert_reconcile_tree(spans, trace_id, server.span_id)
 
