@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -98,6 +99,61 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     from app.settings import load_settings
 
     sys.stdout.write(render_openapi(load_settings()))
+    return 0
+
+
+def cmd_decommission(args: argparse.Namespace) -> int:
+    """Withdraw a cluster from the edge delegation of the configured zones (k8gb: deleting the
+    ZoneDelegation). Run with the same settings as `gslb serve`."""
+    from pydantic import ValidationError
+
+    from app.controller.delegation import withdraw_delegation
+    from app.providers.base import ProviderError
+    from app.providers.edge import build_edge_provider
+
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(_settings_errors(exc), file=sys.stderr)
+        return 2
+    if settings.edge_dns_type == "none":
+        raise CliError("EDGE_DNS_TYPE is none: pygslb writes no edge delegation, so there is none to leave")
+    zones = settings.zones
+    if args.zone:
+        known = {z.load_balanced_zone: z for z in zones}
+        unknown = [z for z in args.zone if z.rstrip(".").lower() not in known]
+        if unknown:
+            raise CliError(f"not a zone in DNS_ZONES: {', '.join(unknown)} (configured: {', '.join(known)})")
+        zones = [known[z.rstrip(".").lower()] for z in dict.fromkeys(args.zone)]
+    tag = args.tag or settings.cluster_geo_tag
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # retries show
+    try:
+        provider = build_edge_provider(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if tag == settings.cluster_geo_tag and not args.dry_run:
+        print(
+            f"note: while this cluster's `gslb serve` runs it rejoins within "
+            f"{settings.zone_delegation_reconcile_requeue_seconds:g} s; stop it first",
+            file=sys.stderr,
+        )
+    try:
+        done = asyncio.run(
+            withdraw_delegation(provider, zones, tag, settings.gluea_prefix, apply=not args.dry_run)
+        )
+    except (ProviderError, OSError) as exc:
+        raise CliError(f"cannot withdraw {tag} from the edge delegation: {exc}") from None
+    for zone, changes in done:
+        where = f"{zone.load_balanced_zone} (in {zone.parent_zone})"
+        if not changes.has_changes:
+            print(f"{where}: {tag} is not in the delegation")
+            continue
+        verb = "would" if args.dry_run else "did"
+        for old, new in zip(changes.update_old, changes.update_new, strict=True):
+            print(f"{where}: {verb} update {new.record_type} {new.dns_name}: "
+                  f"{','.join(old.targets)} -> {','.join(new.targets)}")  # fmt: skip
+        for gone in changes.delete:
+            print(f"{where}: {verb} delete {gone.record_type} {gone.dns_name} {','.join(gone.targets)}")
     return 0
 
 
@@ -348,6 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document of the REST API")
     openapi.set_defaults(func=cmd_openapi)
+
+    decommission = sub.add_parser(
+        "decommission",
+        help="withdraw a cluster from the edge delegation (same settings as serve)",
+        description="Remove a cluster's NS name and glue A from the edge delegation of every zone in "
+        "DNS_ZONES (k8gb: deleting the ZoneDelegation). Running clusters never drop a peer that still "
+        "has glue, so a cluster leaving for good must be withdrawn: this one after stopping its `gslb "
+        "serve`, or a dead one from any other cluster with --geo-tag.",
+    )
+    decommission.add_argument(
+        "--geo-tag", dest="tag", help="the cluster to withdraw (default: this one, CLUSTER_GEO_TAG)"
+    )
+    decommission.add_argument(
+        "--zone", action="append", help="only this load-balanced zone (repeatable; default: all)"
+    )
+    decommission.add_argument("--dry-run", action="store_true", help="show the changes, make none")
+    decommission.set_defaults(func=cmd_decommission)
 
     def client_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--server", "-s", help="API URL (default http://$API_ADDRESS)")
