@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +64,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(_settings_errors(exc), file=sys.stderr)
         return 2
     configure_logging(settings)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
 
-        uvloop.install()
+        loop_factory = uvloop.new_event_loop  # for this run only, not as the process-wide policy
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
         pass
-    from app.dnsserver.process import WorkerFailed
-    from app.health.config import ServicesFileError
+    from app.runtime import CannotStart
 
     try:
-        asyncio.run(serve(settings))
-    except (OSError, ServicesFileError, WorkerFailed) as exc:  # a port taken, a file missing: the setup
+        asyncio.run(serve(settings), loop_factory=loop_factory)
+    except CannotStart as exc:  # a port taken, a file missing: the setup, not a crash
         print(f"error: gslb serve cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

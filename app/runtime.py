@@ -26,11 +26,12 @@ from app.controller.ports import ExposedIpSource, HealthSource, PeerSource, Reco
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
 from app.dnsserver.geo import GeoLocator, GeoSpec
-from app.dnsserver.process import DnsWorkers
+from app.dnsserver.process import DnsWorkers, WorkerFailed
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
 from app.gcfreeze import WarmUp
+from app.health.config import ServicesFileError
 from app.providers.wrappers import Traced
 from app.settings import Settings
 from app.stores.base import GslbStore
@@ -385,9 +386,17 @@ class Runtime:
             await self.tracing.ashutdown(timeout_s=min(grace, 5.0))
 
 
+class CannotStart(Exception):
+    """The setup cannot run (a port taken, a file missing, a DNS worker that cannot bind): one line for
+    the operator. Errors after the start are crashes and keep their traceback."""
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    check_listen_address(settings)
+    try:
+        check_listen_address(settings)
+    except OSError as exc:
+        raise CannotStart(str(exc)) from exc
     runtime = Runtime(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -395,10 +404,12 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await runtime.start()
-    except BaseException:
+    except BaseException as exc:
         # A failed start (the API port taken, the API server unreachable) still stops what did start and
         # flushes the traces recorded so far, before the error ends the process.
         await runtime.stop(grace=5.0)
+        if isinstance(exc, OSError | ServicesFileError | WorkerFailed):
+            raise CannotStart(str(exc)) from exc
         raise
     host, port = settings.api_host_port
     log.info(

@@ -75,3 +75,20 @@ def test_what_the_setup_lacks_is_one_line(tmp_path: Path) -> None:
         assert "error: gslb serve cannot start:" in busy.stderr, busy.stderr
         assert "in use" in busy.stderr or "could not bind" in busy.stderr, busy.stderr
         assert "Traceback" not in busy.stderr, busy.stderr
+
+
+def test_an_error_after_the_start_is_a_crash_not_a_setup_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the start's errors are "cannot start"; an OSError from a running instance keeps its
+    traceback (it was reported as "cannot start" whatever the phase)."""
+    import app.runtime
+    from app.cli import main
+
+    async def serving_then_failing(settings: object) -> None:
+        raise ConnectionResetError("peer reset, hours after the start")
+
+    monkeypatch.setenv("GSLB_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(app.runtime, "serve", serving_then_failing)
+    with pytest.raises(ConnectionResetError):
+        main(["serve"])
