@@ -1,8 +1,9 @@
 """The IPv4 addresses a Gslb's hosts resolve to in this cluster, with k8gb's precedence (k8gb.md §1.4):
 
 annotation `k8gb.io/exposed-hostnames` (resolved through the edge DNS servers on every reconcile) >
-annotation `k8gb.io/exposed-ip-addresses` > CLUSTER_EXPOSED_IPS > the Ingress's load balancer status
-(`ip`, or `hostname` resolved through edge DNS, following CNAMEs up to 8 hops). IPv6 addresses are
+annotation `k8gb.io/exposed-ip-addresses` > CLUSTER_EXPOSED_IPS > the load balancer status of the Ingress
+or referenced LoadBalancer Service (`ip`, or `hostname` resolved through edge DNS, following CNAMEs up
+to 8 hops). IPv6 addresses are
 dropped, as k8gb keeps IPv4 only. A failure is a Warning `ExposedIPResolutionError` on the Gslb.
 """
 
@@ -149,10 +150,11 @@ class KubeExposedIps:
             return annotated
         if self.cluster_exposed_ips:
             return list(self.cluster_exposed_ips)
-        return await self._from_ingress_status(await self.servers.ingress_for(gslb))
+        return await self._from_status(await self.servers.exposing_object(gslb))
 
-    async def _from_ingress_status(self, ingress: Obj) -> list[str]:
-        entries = (((ingress.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+    async def _from_status(self, exposing: Obj) -> list[str]:
+        """The load balancer status of the Ingress or Service: `ip`s, and `hostname`s resolved."""
+        entries = (((exposing.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
         found: list[str] = []
         for entry in entries:
             if entry.get("ip"):

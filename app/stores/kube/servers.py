@@ -1,11 +1,15 @@
-"""Hosts and backing Services of a Gslb, from an Ingress (k8gb.md §1.2, §4.3 steps 5-7).
+"""Hosts and backing Services of a Gslb, from an Ingress or a LoadBalancer Service (k8gb.md §1.2, §4.3
+steps 5-7).
 
 Embedded mode (`spec.ingress`, no `resourceRef`): the Gslb owns an Ingress of the same name, labelled
 `app.k8gb.io/managed-by=gslb`, with the Gslb as controller owner; it is created, or its spec updated
-when it differs (a conflict leaves it for the next round, as k8gb does). Referenced mode: the Ingress
-named by `resourceRef.name` (namespace defaulting to the Gslb's), or the one Ingress in the Gslb's
-namespace matching the label selector; anything but exactly one is an error. Other reference kinds
-are refused with k8gb's message. Each failure is reported as a Warning `ReconcileError` on the Gslb.
+when it differs (a conflict leaves it for the next round, as k8gb does). Referenced mode: the object
+named by `resourceRef.name` (namespace defaulting to the Gslb's), or the one object in the Gslb's
+namespace matching the label selector; anything but exactly one is an error. A referenced Ingress
+gives its rules' hosts and their Services; a referenced Service (`v1`, which must be of type
+LoadBalancer) backs the one host named by the Gslb's `k8gb.io/hostname` annotation. Other kinds
+(Istio, Gateway API routes) are refused with k8gb's message. Each failure is reported as a Warning
+`ReconcileError` on the Gslb.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ import logging
 
 from app.domain.gslb import Gslb, IngressSpec, NamespacedName, ResourceRef, Server
 from app.stores.kube.cached import ObjectCache
-from app.stores.kube.client import INGRESS, KubeApiError, KubeClient, Obj
+from app.stores.kube.client import INGRESS, SERVICE, KubeApiError, KubeClient, Obj, Resource
 from app.stores.kube.events import RECONCILE_ERROR, KubeEvents, ObjectRef
 from app.stores.kube.ownwrites import OwnWrites
 
 log = logging.getLogger("pygslb.kube.servers")
 
 MANAGED_BY_LABEL = "app.k8gb.io/managed-by"
-SUPPORTED_REF = ("networking.k8s.io/v1", "Ingress")
+#: What `resourceRef` may name: (apiVersion, kind) -> the resource.
+SUPPORTED_REFS: dict[tuple[str, str], Resource] = {
+    ("networking.k8s.io/v1", "Ingress"): INGRESS,
+    ("v1", "Service"): SERVICE,
+}
+HOSTNAME_ANNOTATION = "k8gb.io/hostname"
 
 
 class ResolveError(Exception):
@@ -143,12 +152,25 @@ def servers_of_ingress(ingress: Obj) -> list[Server]:
     return list(servers.values())
 
 
+def servers_of_service(gslb: Gslb, service: Obj) -> list[Server]:
+    """The host named by the Gslb's `k8gb.io/hostname`, backed by the referenced Service itself."""
+    host = (gslb.metadata.annotations or {}).get(HOSTNAME_ANNOTATION)
+    lead = f"LoadBalancer service GSLB {gslb.name}"
+    if host is None:
+        raise ResolveError(f"{lead} requires {HOSTNAME_ANNOTATION} annotation")
+    if not host.strip():
+        raise ResolveError(f"{lead} has empty {HOSTNAME_ANNOTATION} annotation")
+    meta = service.get("metadata") or {}
+    backing = NamespacedName(namespace=meta.get("namespace") or gslb.namespace, name=meta.get("name") or "")
+    return [Server(host=host.strip(), services=[backing])]
+
+
 def _is_empty(spec: IngressSpec | None) -> bool:
     return spec is None or not (spec.rules or spec.backend or spec.tls or spec.ingress_class_name)
 
 
 class KubeServerSource:
-    """`ServerSource` for kubernetes mode; `ingress_for` is shared with the exposed-IP source."""
+    """`ServerSource` for kubernetes mode; `exposing_object` is shared with the exposed-IP source."""
 
     def __init__(
         self,
@@ -176,14 +198,18 @@ class KubeServerSource:
 
     async def servers(self, gslb: Gslb) -> list[Server]:
         try:
-            ingress = await self.ingress_for(gslb)
+            exposing = await self.exposing_object(gslb)
+            if exposing.get("kind") == SERVICE.kind:
+                return servers_of_service(gslb, exposing)
         except ResolveError as exc:
             if self.events is not None:
                 await self.events.warning(gslb_object_ref(gslb), RECONCILE_ERROR, str(exc))
             raise
-        return servers_of_ingress(ingress)
+        return servers_of_ingress(exposing)
 
-    async def ingress_for(self, gslb: Gslb) -> Obj:
+    async def exposing_object(self, gslb: Gslb) -> Obj:
+        """The Ingress (embedded or referenced) or LoadBalancer Service whose load balancer status
+        says where the Gslb's hosts are exposed; shared with the exposed-IP source."""
         ref = gslb.spec.resource_ref
         if ref is not None and not ref.is_empty():
             return await self._referenced(gslb, ref)
@@ -223,22 +249,44 @@ class KubeServerSource:
             return current
 
     async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> Obj:
-        if (ref.api_version, ref.kind) != SUPPORTED_REF:
+        resource = SUPPORTED_REFS.get((ref.api_version or "", ref.kind or ""))
+        if resource is None:
             raise ResolveError(f"APIVersion:{ref.api_version or ''}, Kind:{ref.kind or ''} not supported")
         if ref.name:
             namespace = ref.namespace or gslb.namespace
-            named = await self._read(namespace, ref.name)
+            if resource is INGRESS:
+                named = await self._read(namespace, ref.name)
+            else:
+                named = await self.client.get_or_none(resource, namespace, ref.name)
             if named is None:
-                raise ResolveError(f"referenced Ingress {namespace}/{ref.name} not found")
-            return named
-        if not (ref.match_labels or ref.match_expressions):
+                raise ResolveError(f"referenced {resource.kind} {namespace}/{ref.name} not found")
+            found = [named]
+        elif ref.match_labels or ref.match_expressions:
+            listing = await self.client.list(resource, gslb.namespace, label_selector=label_selector(ref))
+            found = listing.get("items") or []
+        else:
             raise ResolveError("neither name nor label selector specified in ResourceRef")
-        listing = await self.client.list(INGRESS, gslb.namespace, label_selector=label_selector(ref))
-        items = listing.get("items") or []
-        if len(items) != 1:
-            found = "none was" if not items else f"{len(items)} were"
-            raise ResolveError(f"exactly 1 Ingress resource expected but {found} found")
-        ingress: Obj = items[0]
-        ingress.setdefault("apiVersion", INGRESS.api_version)
-        ingress.setdefault("kind", INGRESS.kind)
-        return ingress
+        if resource is SERVICE:
+            return _load_balancer(found)
+        if len(found) != 1:
+            count = "none was" if not found else f"{len(found)} were"
+            raise ResolveError(f"exactly 1 Ingress resource expected but {count} found")
+        return _typed(found[0], INGRESS)
+
+
+def _typed(obj: Obj, resource: Resource) -> Obj:
+    """List items come without apiVersion and kind; put them back."""
+    obj.setdefault("apiVersion", resource.api_version)
+    obj.setdefault("kind", resource.kind)
+    return obj
+
+
+def _load_balancer(found: list[Obj]) -> Obj:
+    """The one referenced Service, which must be of type LoadBalancer (k8gb's messages)."""
+    if len(found) != 1:
+        raise ResolveError(f"exactly 1 Service resource expected but {len(found)} were found")
+    service = _typed(found[0], SERVICE)
+    if (service.get("spec") or {}).get("type") != "LoadBalancer":
+        name = (service.get("metadata") or {}).get("name")
+        raise ResolveError(f"service {name} is not of type LoadBalancer")
+    return service

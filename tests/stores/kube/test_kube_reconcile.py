@@ -177,6 +177,41 @@ async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replic
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
 
 
+async def test_a_loadbalancer_service_reference_is_reconciled_as_k8gb_does(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    """The manifest of k8gb's docs: resourceRef to a LoadBalancer Service by labels, the host from
+    `k8gb.io/hostname`; health from the Service's EndpointSlices, addresses from its status."""
+    ready_backend(kube_api, "podinfo-lb")
+    service = get(kube_api, "", "services", "podinfo-lb")
+    assert service is not None
+    service["metadata"]["labels"] = {"app.kubernetes.io/name": "podinfo"}
+    service["spec"] = {"type": "LoadBalancer", "ports": [{"port": 8080}]}
+    kube_api.update_object("", "services", service)
+    service = get(kube_api, "", "services", "podinfo-lb")
+    assert service is not None
+    service["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}
+    kube_api.update_object("", "services", service, status=True)
+    body = gslb_body("podinfo", namespace=NS)
+    del body["spec"]["ingress"]
+    body["metadata"]["annotations"] = {"k8gb.io/hostname": HOST}
+    body["spec"]["resourceRef"] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "matchLabels": {"app.kubernetes.io/name": "podinfo"},
+    }
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+
+    assert await until(lambda: records(kube_api, "podinfo")) == {
+        f"localtargets-{HOST}": ["203.0.113.20"],
+        HOST: ["203.0.113.20"],
+    }
+    status = await until(lambda: _status_of(kube_api, "podinfo"))
+    assert status["serviceHealth"] == {HOST: "Healthy"}
+    assert status["servers"] == [{"host": HOST, "services": [{"name": "podinfo-lb", "namespace": NS}]}]
+    assert get(kube_api, "networking.k8s.io", "ingresses", "podinfo") is None  # nothing embedded
+
+
 async def test_ready_moves_its_transition_time_only_when_its_status_changes(
     kube_api: KubeApi, replica: Any
 ) -> None:

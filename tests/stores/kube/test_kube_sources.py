@@ -173,12 +173,73 @@ async def test_referenced_ingress_by_selector_needs_exactly_one(
         await servers.servers(nothing)
 
 
+def lb_service(name: str, *, kind: str = "LoadBalancer", ips: tuple[str, ...] = (), **labels: str) -> Any:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"type": kind, "ports": [{"port": 443}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}},
+    }
+
+
+def service_ref(gslb_name: str, hostname: str | None = HOST, **ref: Any) -> dict[str, Any]:
+    body = referenced(gslb_name, **ref)
+    body["spec"]["resourceRef"].update(apiVersion="v1", kind="Service")
+    if hostname is not None:
+        body["metadata"]["annotations"] = {"k8gb.io/hostname": hostname}
+    return body
+
+
+async def test_a_referenced_loadbalancer_service_backs_the_annotated_host(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    """k8gb's LoadBalancer Service reference: the host from `k8gb.io/hostname`, the Service itself
+    behind it, by name or by labels (exactly one)."""
+    kube_api.create_object("", "v1", "services", lb_service("frontend-lb", ips=("10.1.2.3",), app="web"))
+    by_name = await stored(kube_store, service_ref("by-name", name="frontend-lb"))
+    expected = [Server(host=HOST, services=[NamespacedName(namespace=NS, name="frontend-lb")])]
+    assert await servers.servers(by_name) == expected
+    by_labels = await stored(kube_store, service_ref("by-labels", matchLabels={"app": "web"}))
+    assert await servers.servers(by_labels) == expected
+
+    kube_api.create_object("", "v1", "services", lb_service("second-lb", app="web"))
+    with pytest.raises(ResolveError, match="^exactly 1 Service resource expected but 2 were found$"):
+        await servers.servers(by_labels)
+
+
+@pytest.mark.parametrize(
+    ("hostname", "service", "message"),
+    [
+        (None, "frontend-lb", "LoadBalancer service GSLB svc requires k8gb.io/hostname annotation"),
+        (" ", "frontend-lb", "LoadBalancer service GSLB svc has empty k8gb.io/hostname annotation"),
+        (HOST, "internal", "service internal is not of type LoadBalancer"),
+        (HOST, "absent", f"referenced Service {NS}/absent not found"),
+    ],
+)
+async def test_a_service_reference_that_cannot_work_says_why(
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    hostname: str | None,
+    service: str,
+    message: str,
+) -> None:
+    kube_api.create_object("", "v1", "services", lb_service("frontend-lb"))
+    kube_api.create_object("", "v1", "services", lb_service("internal", kind="ClusterIP"))
+    gslb = await stored(kube_store, service_ref("svc", hostname, name=service))
+    with pytest.raises(ResolveError) as caught:
+        await servers.servers(gslb)
+    assert str(caught.value) == message
+    assert warnings(kube_api, "ReconcileError") == [message]
+
+
 async def test_unsupported_references_are_refused(
     kube_store: KubeGslbStore, servers: KubeServerSource
 ) -> None:
-    body = referenced("svc", name="frontend")
-    body["spec"]["resourceRef"].update(apiVersion="v1", kind="Service")
-    with pytest.raises(ResolveError, match="APIVersion:v1, Kind:Service not supported"):
+    body = referenced("vs", name="frontend")
+    body["spec"]["resourceRef"].update(apiVersion="networking.istio.io/v1", kind="VirtualService")
+    with pytest.raises(
+        ResolveError, match="APIVersion:networking.istio.io/v1, Kind:VirtualService not supported"
+    ):
         await servers.servers(await stored(kube_store, body))
     body = referenced("no-target")
     with pytest.raises(ResolveError, match="neither name nor label selector specified in ResourceRef"):
@@ -310,6 +371,32 @@ async def test_exposed_ips_follow_k8gbs_precedence(
         "k8gb.io/exposed-hostnames": "lb.edge.example.com,alias.edge.example.com",
     }
     assert await with_cluster_ips.exposed_ips(await stored(kube_store, both)) == ["10.1.0.1", "10.1.0.2"]
+
+
+async def test_exposed_ips_of_a_referenced_service_come_from_its_load_balancer(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+    edge: Bind9,
+) -> None:
+    kube_api.create_object("", "v1", "services", lb_service("frontend-lb"))
+    service = kube_api.get_object("", "services", NS, "frontend-lb")
+    assert service is not None
+    service["status"] = {
+        "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}, {"hostname": "lb.edge.example.com"}]}
+    }
+    kube_api.update_object("", "services", service, status=True)
+    gslb = await stored(kube_store, service_ref("svc", name="frontend-lb"))
+    assert await exposed_source(kube, servers, events, edge).exposed_ips(gslb) == [
+        "192.0.2.9",
+        "10.1.0.1",
+        "10.1.0.2",
+    ]
+    # The precedence above the resource stays: CLUSTER_EXPOSED_IPS wins over the Service's status.
+    overriding = exposed_source(kube, servers, events, edge, cluster_exposed_ips=["198.51.100.1"])
+    assert await overriding.exposed_ips(gslb) == ["198.51.100.1"]
 
 
 async def test_exposed_ip_failures_are_events(
