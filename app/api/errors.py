@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from app.domain.gslb import PLURAL
 from app.domain.status import Status, StatusDetails, causes_from_errors, failure
@@ -101,6 +102,14 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     return status_response(status)
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    """The caller closed the connection before its body arrived: nothing was read, so nothing was
+    written, and no one is left to answer. Not a server error: 499 (nginx's "client closed request"),
+    which leaves the server span unset, as for any 4xx."""
+    log.info("client went away during %s %s before its body arrived", request.method, request.url.path)
+    return status_response(failure(499, "ClientClosedRequest", "the client closed the connection"))
+
+
 async def _internal(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return status_response(failure(500, "InternalError", f"internal error: {type(exc).__name__}"))
@@ -110,4 +119,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _internal)

@@ -17,14 +17,15 @@ A malformed header never fails the request.
 Server spans are named as `opentelemetry-instrumentation-fastapi` names them (`GET /apis/.../{name}`,
 attribute `http.route`), but from the route FastAPI itself matched: the instrumentation's own naming
 matches the request against every route a second time before FastAPI routes it, which cost about a
-tenth of a GET's CPU. The span starts named by its method and is renamed when the response starts.
+tenth of a GET's CPU. The span starts named by its method and is renamed when the response starts;
+a request FastAPI did not route to an endpoint is named by the instrumentation's own rule then.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from fastapi import FastAPI
@@ -34,6 +35,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.http import sanitize_method
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: A server span's name and attributes from the ASGI scope (the instrumentation's `default_span_details`).
+SpanDetails = Callable[[Scope], tuple[str, dict[str, str]]]
 #: Where the server-request hook leaves the server span for `TraceResponseMiddleware`.
 SERVER_SPAN_SCOPE_KEY = "pygslb.server_span"
 TRACERESPONSE = "traceresponse"
@@ -84,18 +87,24 @@ class TraceResponseMiddleware:
     it also makes the caller's extracted context current for the request.
     """
 
-    def __init__(self, app: ASGIApp, *, pass_through_caller: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, pass_through_caller: bool = False, name_fallback: SpanDetails | None = None
+    ) -> None:
         self.app = app
         self.pass_through_caller = pass_through_caller
+        self.name_fallback = name_fallback
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        # Routing rewrites the scope (a mount moves `root_path`); the fallback naming needs it as it came.
+        arrived = dict(scope) if self.name_fallback is not None else scope
+
         async def send_with_traceresponse(message: Message) -> None:
             if message["type"] == "http.response.start":
-                name_server_span(scope, message["status"])
+                name_server_span(scope, self.name_fallback, arrived)
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"traceresponse"]
                 headers.append((b"traceresponse", traceresponse_for(scope).encode("ascii")))
                 message = {**message, "headers": headers}
@@ -122,38 +131,42 @@ def span_details_by_method(scope: Scope) -> tuple[str, dict[str, str]]:
     return ("HTTP" if method == "_OTHER" else method or "HTTP"), {}
 
 
-def name_server_span(scope: Scope, status: int) -> None:
+def name_server_span(scope: Scope, fallback: SpanDetails | None = None, arrived: Scope | None = None) -> None:
     """Name a recording server span `<method> <route>` and set `http.route`, from the route FastAPI
-    matched (`scope["route"]`). A successful response without a route (the OpenAPI document, the
-    docs' static files) is named by its fixed path; a request that matched nothing keeps the method."""
+    matched (`scope["route"]`). Without one (no route matched, a mount such as the docs' static files,
+    a slash redirect, a body refused before routing) `fallback`, the instrumentation's own naming,
+    decides, on the scope as it `arrived`: those requests are few, and the names stay exactly the
+    instrumentation's."""
     span = scope.get(SERVER_SPAN_SCOPE_KEY)
     if not isinstance(span, trace.Span) or not span.is_recording():
         return
     route = getattr(scope.get("route"), "path", None)
-    if not isinstance(route, str):
-        if status >= 400:
-            return
-        route = scope.get("path")
-        if not isinstance(route, str) or not route:
-            return
-    method, _ = span_details_by_method(scope)
-    span.update_name(f"{method} {route}")
-    span.set_attribute(HTTP_ROUTE, route)
+    if isinstance(route, str):
+        method, _ = span_details_by_method(scope)
+        name, attributes = f"{method} {route}", {HTTP_ROUTE: route}
+    elif fallback is not None:
+        name, attributes = fallback(arrived if arrived is not None else scope)
+    else:
+        return
+    span.update_name(name)
+    span.set_attributes(attributes)
 
 
-def _cheap_span_details(stack: ASGIApp) -> ASGIApp:
+def _cheap_span_details(stack: ASGIApp) -> SpanDetails | None:
     """Give the instrumentation's middleware `span_details_by_method` instead of its route-matching
-    default. `default_span_details` is the middleware's constructor parameter; FastAPIInstrumentor
-    offers no way to pass it. The middleware sits under one guarding ServerErrorMiddleware."""
+    default, and return that default (for `name_server_span`'s fallback). `default_span_details` is
+    the middleware's constructor parameter; FastAPIInstrumentor offers no way to pass it. The
+    middleware sits under one guarding ServerErrorMiddleware."""
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     layer: object = stack
     for _ in range(3):
         if isinstance(layer, OpenTelemetryMiddleware):
+            default = cast(SpanDetails, layer.default_span_details)
             layer.default_span_details = span_details_by_method
-            break
+            return default
         layer = getattr(layer, "app", None)
-    return stack
+    return None
 
 
 def sdk_installed() -> bool:
@@ -187,8 +200,9 @@ def instrument_app(
     build: Callable[[], ASGIApp] = app.build_middleware_stack
 
     def build_with_traceresponse() -> ASGIApp:
-        stack = _cheap_span_details(build()) if enabled else build()
-        return TraceResponseMiddleware(stack, pass_through_caller=not enabled)
+        stack = build()
+        fallback = _cheap_span_details(stack) if enabled else None
+        return TraceResponseMiddleware(stack, pass_through_caller=not enabled, name_fallback=fallback)
 
     app.build_middleware_stack = build_with_traceresponse  # type: ignore[method-assign]
     app.middleware_stack = None

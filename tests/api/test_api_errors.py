@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -224,3 +226,27 @@ async def test_invalid_path_names_are_422(api: Api) -> None:
         await api.client.put(f"{COLLECTION}/UPPER", json=gslb_body("UPPER")), 422, "Invalid"
     )
     assert [c["field"] for c in status["details"]["causes"]] == ["path.name"]
+
+
+@pytest.mark.parametrize("framing", ["content-length: 5000", "transfer-encoding: chunked"])
+async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    api: Api, caplog: pytest.LogCaptureFixture, framing: str
+) -> None:
+    """Nothing arrived, nothing is stored, and no unhandled-error traceback is logged (it was a 500)."""
+    caplog.set_level(logging.INFO, logger="app.api.errors")
+    host, port = api.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = f"POST /apis/{GROUP}/v1beta1/namespaces/default/gslbs HTTP/1.1\r\nHost: x\r\n"
+    partial = b'{"apiVersion": "k8' if "length" in framing else b'20\r\n{"apiVersion": "k8'
+    writer.write(f"{head}content-type: application/json\r\n{framing}\r\n\r\n".encode() + partial)
+    await writer.drain()
+    await asyncio.sleep(0.1)  # the handler is now waiting for the rest of the body
+    writer.close()
+    await writer.wait_closed()
+    async with asyncio.timeout(5):
+        while not any(r.name == "app.api.errors" for r in caplog.records):
+            await asyncio.sleep(0.02)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("client went away during POST" in r.getMessage() for r in caplog.records)
+    listed = await api.client.get(f"/apis/{GROUP}/v1beta1/gslbs")
+    assert listed.status_code == 200 and listed.json()["items"] == []
