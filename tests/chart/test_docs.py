@@ -79,9 +79,9 @@ def test_rbac_table_is_what_the_chart_grants() -> None:
     for groups, resources, verbs in _table(section):
         for group in re.findall(r"`([^`]+)`|(core)", groups):
             name = "" if group[1] else group[0]
-            resource = resources.strip("`")
             verb_set = {v.strip() for v in re.sub(r"\(.*\)", "", verbs).split(",")}
-            documented.setdefault((name, resource), set()).update(verb_set)
+            for resource in re.findall(r"`([^`]+)`", resources):
+                documented.setdefault((name, resource), set()).update(verb_set)
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in helm.render().get("ClusterRole", helm.FULLNAME)["rules"]:
         for group in rule["apiGroups"]:

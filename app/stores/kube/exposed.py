@@ -2,8 +2,8 @@
 
 annotation `k8gb.io/exposed-hostnames` (resolved through the edge DNS servers on every reconcile) >
 annotation `k8gb.io/exposed-ip-addresses` > CLUSTER_EXPOSED_IPS > the load balancer status of the Ingress
-or referenced LoadBalancer Service (`ip`, or `hostname` resolved through edge DNS, following CNAMEs up
-to 8 hops). IPv6 addresses are
+or referenced LoadBalancer Service, or the addresses of a referenced route's Gateway (an IP, or a
+hostname resolved through edge DNS, following CNAMEs up to 8 hops). IPv6 addresses are
 dropped, as k8gb keeps IPv4 only. A failure is a Warning `ExposedIPResolutionError` on the Gslb.
 """
 
@@ -23,8 +23,8 @@ import dns.rcode
 import dns.rdatatype
 
 from app.domain.gslb import EXPOSED_IPS_ANNOTATION, Gslb
-from app.stores.kube.client import Obj
 from app.stores.kube.events import EXPOSED_IP_RESOLUTION_ERROR, KubeEvents
+from app.stores.kube.refs import HOSTNAME, IP_ADDRESS
 from app.stores.kube.servers import KubeServerSource, gslb_object_ref
 
 log = logging.getLogger("pygslb.kube.exposed")
@@ -150,15 +150,17 @@ class KubeExposedIps:
             return annotated
         if self.cluster_exposed_ips:
             return list(self.cluster_exposed_ips)
-        return await self._from_status(await self.servers.exposing_object(gslb))
+        return await self._from_addresses((await self.servers.resolve(gslb)).addresses)
 
-    async def _from_status(self, exposing: Obj) -> list[str]:
-        """The load balancer status of the Ingress or Service: `ip`s, and `hostname`s resolved."""
-        entries = (((exposing.get("status") or {}).get("loadBalancer") or {}).get("ingress")) or []
+    async def _from_addresses(self, addresses: list[tuple[str, str]]) -> list[str]:
+        """The load balancer addresses of the Ingress, Service or Gateway: IPs as they are, hostnames
+        resolved through edge DNS; another Gateway address type is refused, as k8gb refuses it."""
         found: list[str] = []
-        for entry in entries:
-            if entry.get("ip"):
-                found.append(entry["ip"])
-            if entry.get("hostname"):
-                found.extend(await resolve_a(entry["hostname"], self.edge_servers, self.timeout))
+        for kind, value in addresses:
+            if kind == IP_ADDRESS:
+                found.append(value)
+            elif kind == HOSTNAME:
+                found.extend(await resolve_a(value, self.edge_servers, self.timeout))
+            else:
+                raise ExposedIpError(f"unsupported address type {kind}")
         return found

@@ -1,15 +1,12 @@
-"""Hosts and backing Services of a Gslb, from an Ingress or a LoadBalancer Service (k8gb.md §1.2, §4.3
-steps 5-7).
+"""Hosts and backing Services of a Gslb, and where they are exposed (k8gb.md §1.2, §4.3 steps 5-7).
 
 Embedded mode (`spec.ingress`, no `resourceRef`): the Gslb owns an Ingress of the same name, labelled
 `app.k8gb.io/managed-by=gslb`, with the Gslb as controller owner; it is created, or its spec updated
 when it differs (a conflict leaves it for the next round, as k8gb does). Referenced mode: the object
 named by `resourceRef.name` (namespace defaulting to the Gslb's), or the one object in the Gslb's
-namespace matching the label selector; anything but exactly one is an error. A referenced Ingress
-gives its rules' hosts and their Services; a referenced Service (`v1`, which must be of type
-LoadBalancer) backs the one host named by the Gslb's `k8gb.io/hostname` annotation. Other kinds
-(Istio, Gateway API routes) are refused with k8gb's message. Each failure is reported as a Warning
-`ReconcileError` on the Gslb.
+namespace matching the label selector; anything but exactly one is an error. What each kind says is
+`refs`' business; Istio's VirtualService is refused with k8gb's message. Each failure is reported as a
+Warning `ReconcileError` on the Gslb.
 """
 
 from __future__ import annotations
@@ -17,25 +14,30 @@ from __future__ import annotations
 import copy
 import logging
 
-from app.domain.gslb import Gslb, IngressSpec, NamespacedName, ResourceRef, Server
+from app.domain.gslb import Gslb, IngressSpec, ResourceRef, Server
 from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import INGRESS, SERVICE, KubeApiError, KubeClient, Obj, Resource
 from app.stores.kube.events import RECONCILE_ERROR, KubeEvents, ObjectRef
 from app.stores.kube.ownwrites import OwnWrites
+from app.stores.kube.refs import (
+    GATEWAY,
+    REFERABLE,
+    Exposure,
+    ResolveError,
+    gateway_addresses,
+    is_route,
+    label_selector,
+    lb_addresses,
+    load_balancer,
+    parent_gateway,
+    servers_of_ingress,
+    servers_of_route,
+    servers_of_service,
+)
 
 log = logging.getLogger("pygslb.kube.servers")
 
 MANAGED_BY_LABEL = "app.k8gb.io/managed-by"
-#: What `resourceRef` may name: (apiVersion, kind) -> the resource.
-SUPPORTED_REFS: dict[tuple[str, str], Resource] = {
-    ("networking.k8s.io/v1", "Ingress"): INGRESS,
-    ("v1", "Service"): SERVICE,
-}
-HOSTNAME_ANNOTATION = "k8gb.io/hostname"
-
-
-class ResolveError(Exception):
-    """The Gslb's hosts cannot be found: a configuration error, shown as a ReconcileError event."""
 
 
 def controller_ref(api_version: str, kind: str, name: str, uid: str) -> Obj:
@@ -115,62 +117,12 @@ def embedded_ingress(gslb: Gslb) -> Obj:
     }
 
 
-def label_selector(ref: ResourceRef) -> str:
-    """A LabelSelector (matchLabels + matchExpressions) in the API's query syntax."""
-    parts = [f"{k}={v}" for k, v in sorted((ref.match_labels or {}).items())]
-    for expr in ref.match_expressions or []:
-        values = ",".join(expr.values or [])
-        match expr.operator:
-            case "In":
-                parts.append(f"{expr.key} in ({values})")
-            case "NotIn":
-                parts.append(f"{expr.key} notin ({values})")
-            case "Exists":
-                parts.append(expr.key)
-            case "DoesNotExist":
-                parts.append(f"!{expr.key}")
-            case other:
-                raise ResolveError(f"unsupported label selector operator {other!r}")
-    return ",".join(parts)
-
-
-def servers_of_ingress(ingress: Obj) -> list[Server]:
-    """Rule hosts in order, each with the Services of its paths (in the Ingress's namespace)."""
-    namespace = (ingress.get("metadata") or {}).get("namespace") or "default"
-    servers: dict[str, Server] = {}
-    for rule in (ingress.get("spec") or {}).get("rules") or []:
-        host = rule.get("host")
-        if not host:
-            continue
-        server = servers.setdefault(host, Server(host=host))
-        for path in (rule.get("http") or {}).get("paths") or []:
-            service = ((path.get("backend") or {}).get("service") or {}).get("name")
-            if service:
-                ref = NamespacedName(namespace=namespace, name=service)
-                if ref not in server.services:
-                    server.services.append(ref)
-    return list(servers.values())
-
-
-def servers_of_service(gslb: Gslb, service: Obj) -> list[Server]:
-    """The host named by the Gslb's `k8gb.io/hostname`, backed by the referenced Service itself."""
-    host = (gslb.metadata.annotations or {}).get(HOSTNAME_ANNOTATION)
-    lead = f"LoadBalancer service GSLB {gslb.name}"
-    if host is None:
-        raise ResolveError(f"{lead} requires {HOSTNAME_ANNOTATION} annotation")
-    if not host.strip():
-        raise ResolveError(f"{lead} has empty {HOSTNAME_ANNOTATION} annotation")
-    meta = service.get("metadata") or {}
-    backing = NamespacedName(namespace=meta.get("namespace") or gslb.namespace, name=meta.get("name") or "")
-    return [Server(host=host.strip(), services=[backing])]
-
-
 def _is_empty(spec: IngressSpec | None) -> bool:
     return spec is None or not (spec.rules or spec.backend or spec.tls or spec.ingress_class_name)
 
 
 class KubeServerSource:
-    """`ServerSource` for kubernetes mode; `exposing_object` is shared with the exposed-IP source."""
+    """`ServerSource` for kubernetes mode; `resolve` is shared with the exposed-IP source."""
 
     def __init__(
         self,
@@ -197,25 +149,43 @@ class KubeServerSource:
         return obj
 
     async def servers(self, gslb: Gslb) -> list[Server]:
+        return (await self.resolve(gslb)).servers
+
+    async def resolve(self, gslb: Gslb) -> Exposure:
+        """The Gslb's hosts and their load balancer addresses, from its Ingress (embedded or
+        referenced), LoadBalancer Service or Gateway API route; shared with the exposed-IP source."""
         try:
-            exposing = await self.exposing_object(gslb)
-            if exposing.get("kind") == SERVICE.kind:
-                return servers_of_service(gslb, exposing)
+            return await self._resolve(gslb)
         except ResolveError as exc:
             if self.events is not None:
                 await self.events.warning(gslb_object_ref(gslb), RECONCILE_ERROR, str(exc))
             raise
-        return servers_of_ingress(exposing)
 
-    async def exposing_object(self, gslb: Gslb) -> Obj:
-        """The Ingress (embedded or referenced) or LoadBalancer Service whose load balancer status
-        says where the Gslb's hosts are exposed; shared with the exposed-IP source."""
+    async def _resolve(self, gslb: Gslb) -> Exposure:
         ref = gslb.spec.resource_ref
-        if ref is not None and not ref.is_empty():
-            return await self._referenced(gslb, ref)
-        if _is_empty(gslb.spec.ingress):
-            raise ResolveError("exactly 1 Ingress resource expected but none was found")
-        return await self._ensure_embedded(gslb)
+        if ref is None or ref.is_empty():
+            if _is_empty(gslb.spec.ingress):
+                raise ResolveError("exactly 1 Ingress resource expected but none was found")
+            ingress = await self._ensure_embedded(gslb)
+            return Exposure(servers_of_ingress(ingress), lb_addresses(ingress))
+        resource, found = await self._referenced(gslb, ref)
+        if resource is SERVICE:
+            service = load_balancer(found)
+            return Exposure(servers_of_service(gslb, service), lb_addresses(service))
+        if len(found) != 1:
+            if resource is INGRESS:
+                count = "none was" if not found else f"{len(found)} were"
+                raise ResolveError(f"exactly 1 Ingress resource expected but {count} found")
+            raise ResolveError(f"exactly 1 {resource.kind} resource expected but {len(found)} were found")
+        if is_route(resource):
+            route = found[0]
+            servers = servers_of_route(route)
+            namespace, name = parent_gateway(route)
+            gateway = await self.client.get_or_none(GATEWAY, namespace, name)
+            if gateway is None:
+                raise ResolveError(f"Gateway {namespace}/{name} of {resource.kind} {_name(route)} not found")
+            return Exposure(servers, gateway_addresses(gateway))
+        return Exposure(servers_of_ingress(found[0]), lb_addresses(found[0]))
 
     async def _ensure_embedded(self, gslb: Gslb) -> Obj:
         desired = embedded_ingress(gslb)
@@ -248,8 +218,9 @@ class KubeServerSource:
             log.info("embedded Ingress %s/%s changed meanwhile; updating next round", ns, name)
             return current
 
-    async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> Obj:
-        resource = SUPPORTED_REFS.get((ref.api_version or "", ref.kind or ""))
+    async def _referenced(self, gslb: Gslb, ref: ResourceRef) -> tuple[Resource, list[Obj]]:
+        """The referenced kind and the objects that match the reference (by name: one, or none)."""
+        resource = REFERABLE.get((ref.api_version or "", ref.kind or ""))
         if resource is None:
             raise ResolveError(f"APIVersion:{ref.api_version or ''}, Kind:{ref.kind or ''} not supported")
         if ref.name:
@@ -260,33 +231,13 @@ class KubeServerSource:
                 named = await self.client.get_or_none(resource, namespace, ref.name)
             if named is None:
                 raise ResolveError(f"referenced {resource.kind} {namespace}/{ref.name} not found")
-            found = [named]
-        elif ref.match_labels or ref.match_expressions:
-            listing = await self.client.list(resource, gslb.namespace, label_selector=label_selector(ref))
-            found = listing.get("items") or []
-        else:
+            return resource, [named]
+        if not (ref.match_labels or ref.match_expressions):
             raise ResolveError("neither name nor label selector specified in ResourceRef")
-        if resource is SERVICE:
-            return _load_balancer(found)
-        if len(found) != 1:
-            count = "none was" if not found else f"{len(found)} were"
-            raise ResolveError(f"exactly 1 Ingress resource expected but {count} found")
-        return _typed(found[0], INGRESS)
+        listing = await self.client.list(resource, gslb.namespace, label_selector=label_selector(ref))
+        return resource, listing.get("items") or []
 
 
-def _typed(obj: Obj, resource: Resource) -> Obj:
-    """List items come without apiVersion and kind; put them back."""
-    obj.setdefault("apiVersion", resource.api_version)
-    obj.setdefault("kind", resource.kind)
-    return obj
-
-
-def _load_balancer(found: list[Obj]) -> Obj:
-    """The one referenced Service, which must be of type LoadBalancer (k8gb's messages)."""
-    if len(found) != 1:
-        raise ResolveError(f"exactly 1 Service resource expected but {len(found)} were found")
-    service = _typed(found[0], SERVICE)
-    if (service.get("spec") or {}).get("type") != "LoadBalancer":
-        name = (service.get("metadata") or {}).get("name")
-        raise ResolveError(f"service {name} is not of type LoadBalancer")
-    return service
+def _name(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}"

@@ -12,7 +12,7 @@ from app.stores.base import ObjectKey
 from app.stores.kube.client import KubeClient
 from app.stores.kube.lease import LeaderElector
 from tests.support.gslb_factory import gslb_body
-from tests.support.kmockapi import KubeApi
+from tests.support.kmockapi import KubeApi, ResourceType
 
 NS = "test-gslb"
 HOST = "roundrobin.cloud.example.com"
@@ -210,6 +210,39 @@ async def test_a_loadbalancer_service_reference_is_reconciled_as_k8gb_does(
     assert status["serviceHealth"] == {HOST: "Healthy"}
     assert status["servers"] == [{"host": HOST, "services": [{"name": "podinfo-lb", "namespace": NS}]}]
     assert get(kube_api, "networking.k8s.io", "ingresses", "podinfo") is None  # nothing embedded
+
+
+async def test_an_httproute_reference_is_reconciled_as_k8gb_does(kube_api: KubeApi, replica: Any) -> None:
+    """Gateway API: the route's hostname, its backend's health, its Gateway's address."""
+    gw = "gateway.networking.k8s.io"
+    kube_api.register(ResourceType(gw, ("v1",), "gateways", "Gateway", status=True))
+    kube_api.register(ResourceType(gw, ("v1",), "httproutes", "HTTPRoute", status=True))
+    ready_backend(kube_api, "podinfo")
+    kube_api.create_object(gw, "v1", "gateways", {"metadata": {"name": "eg", "namespace": NS}, "spec": {}})
+    gateway = get(kube_api, gw, "gateways", "eg")
+    assert gateway is not None
+    gateway["status"] = {"addresses": [{"type": "IPAddress", "value": "203.0.113.30"}]}
+    kube_api.update_object(gw, "gateways", gateway, status=True)
+    route = {
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "parentRefs": [{"name": "eg"}],
+            "hostnames": [HOST],
+            "rules": [{"backendRefs": [{"name": "podinfo", "port": 9898}]}],
+        },
+    }
+    kube_api.create_object(gw, "v1", "httproutes", route)
+    body = gslb_body("podinfo", namespace=NS)
+    del body["spec"]["ingress"]
+    body["spec"]["resourceRef"] = {"apiVersion": f"{gw}/v1", "kind": "HTTPRoute", "name": "podinfo"}
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+
+    assert await until(lambda: records(kube_api, "podinfo")) == {
+        f"localtargets-{HOST}": ["203.0.113.30"],
+        HOST: ["203.0.113.30"],
+    }
+    status = await until(lambda: _status_of(kube_api, "podinfo"))
+    assert status["serviceHealth"] == {HOST: "Healthy"}
 
 
 async def test_ready_moves_its_transition_time_only_when_its_status_changes(

@@ -17,11 +17,12 @@ from app.stores.kube.client import KubeClient
 from app.stores.kube.events import KubeEvents
 from app.stores.kube.exposed import ExposedIpError, KubeExposedIps
 from app.stores.kube.health import EndpointSliceHealth
-from app.stores.kube.servers import KubeServerSource, ResolveError
+from app.stores.kube.refs import ResolveError
+from app.stores.kube.servers import KubeServerSource
 from app.stores.kube.store import KubeGslbStore
 from tests.support.bind9 import Bind9, require_named, zone_text
 from tests.support.gslb_factory import gslb_body
-from tests.support.kmockapi import KubeApi
+from tests.support.kmockapi import KubeApi, ResourceType
 
 NS = "test-gslb"
 HOST = "roundrobin.cloud.example.com"
@@ -434,3 +435,152 @@ async def test_exposed_ip_failures_are_events(
             )
         )
     assert len(warnings(kube_api, "ExposedIPResolutionError")) == 3
+
+
+# --- Gateway API routes ----------------------------------------------------------------------------
+
+GW = "gateway.networking.k8s.io"
+
+
+@pytest.fixture(autouse=True)
+def gateway_api(kube_api: KubeApi) -> None:
+    """The Gateway API's resources, as its CRDs install them in a cluster."""
+    for versions, plural, kind in (
+        (("v1",), "gateways", "Gateway"),
+        (("v1",), "httproutes", "HTTPRoute"),
+        (("v1",), "grpcroutes", "GRPCRoute"),
+        (("v1alpha2",), "tcproutes", "TCPRoute"),
+        (("v1alpha2",), "udproutes", "UDPRoute"),
+        (("v1", "v1alpha3", "v1alpha2"), "tlsroutes", "TLSRoute"),
+    ):
+        kube_api.register(ResourceType(GW, versions, plural, kind, status=True))
+
+
+def route(kind: str, name: str, hostnames: list[str], parents: list[dict[str, Any]], **labels: str) -> Any:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {
+            "parentRefs": parents,
+            "hostnames": hostnames,
+            "rules": [
+                {"backendRefs": [{"name": "web", "port": 80}]},
+                {"backendRefs": [{"name": "api", "namespace": "shared", "port": 80}]},
+            ],
+        },
+    }
+
+
+def gateway(kube_api: KubeApi, name: str, *addresses: dict[str, str]) -> None:
+    """A Gateway whose controller has published `addresses` in its status."""
+    listener = {"name": "http", "port": 80, "protocol": "HTTP"}
+    body = {
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"gatewayClassName": "eg", "listeners": [listener]},
+    }
+    kube_api.create_object(GW, "v1", "gateways", body)
+    created = kube_api.get_object(GW, "gateways", NS, name)
+    assert created is not None
+    created["status"] = {"addresses": list(addresses)}
+    kube_api.update_object(GW, "gateways", created, status=True)
+
+
+def route_ref(gslb_name: str, version: str, kind: str, **ref: Any) -> dict[str, Any]:
+    body = referenced(gslb_name, **ref)
+    body["spec"]["resourceRef"].update(apiVersion=f"{GW}/{version}", kind=kind)
+    return body
+
+
+async def test_a_referenced_route_gives_its_hostnames_and_its_gateways_addresses(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+    edge: Bind9,
+) -> None:
+    """k8gb's Gateway API references: every hostname backed by every rule's backendRefs (namespace
+    defaulting to the route's), addresses from the one parent Gateway's status."""
+    gateway(
+        kube_api,
+        "eg",
+        {"type": "IPAddress", "value": "192.0.2.30"},
+        {"value": "192.0.2.31"},
+        {"type": "Hostname", "value": "lb.edge.example.com"},
+    )
+    other_kind = {"kind": "Service", "name": "mesh"}  # not a Gateway: skipped, as k8gb skips it
+    kube_api.create_object(
+        GW,
+        "v1",
+        "httproutes",
+        route("HTTPRoute", "web", [HOST, "b.cloud.example.com"], [{"name": "eg"}, other_kind]),
+    )
+    gslb = await stored(kube_store, route_ref("web", "v1", "HTTPRoute", name="web"))
+    backends = [NamespacedName(namespace=NS, name="web"), NamespacedName(namespace="shared", name="api")]
+    assert await servers.servers(gslb) == [
+        Server(host=HOST, services=backends),
+        Server(host="b.cloud.example.com", services=backends),
+    ]
+    assert await exposed_source(kube, servers, events, edge).exposed_ips(gslb) == [
+        "192.0.2.30",
+        "192.0.2.31",
+        "10.1.0.1",
+        "10.1.0.2",
+    ]
+    # the other route kinds and versions k8gb reads, here by labels
+    for version, kind in (("v1alpha2", "TCPRoute"), ("v1alpha2", "UDPRoute"), ("v1alpha3", "TLSRoute")):
+        plural = f"{kind.lower()}s"
+        kube_api.create_object(
+            GW, version, plural, route(kind, f"r-{plural}", [HOST], [{"name": "eg"}], app=plural)
+        )
+        ref = await stored(kube_store, route_ref(f"by-{plural}", version, kind, matchLabels={"app": plural}))
+        assert await servers.servers(ref) == [Server(host=HOST, services=backends)]
+
+
+@pytest.mark.parametrize(
+    ("hostnames", "parents", "message"),
+    [
+        ([], [{"name": "eg"}], "can't find hosts in route broken"),
+        ([HOST], [], "expected exactly 1 Gateway to be referenced by the route but 0 were found"),
+        (
+            [HOST],
+            [{"name": "eg"}, {"name": "eg2", "namespace": "other"}],
+            "expected exactly 1 Gateway to be referenced by the route but 2 were found",
+        ),
+        ([HOST], [{"name": "gone"}], f"Gateway {NS}/gone of HTTPRoute {NS}/broken not found"),
+    ],
+)
+async def test_a_route_that_cannot_work_says_why(
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    hostnames: list[str],
+    parents: list[dict[str, Any]],
+    message: str,
+) -> None:
+    gateway(kube_api, "eg", {"value": "192.0.2.30"})
+    kube_api.create_object(GW, "v1", "httproutes", route("HTTPRoute", "broken", hostnames, parents))
+    gslb = await stored(kube_store, route_ref("broken", "v1", "HTTPRoute", name="broken"))
+    with pytest.raises(ResolveError) as caught:
+        await servers.servers(gslb)
+    assert str(caught.value) == message
+    assert warnings(kube_api, "ReconcileError") == [message]
+
+
+async def test_route_references_need_exactly_one_route_and_known_address_types(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+) -> None:
+    gateway(kube_api, "eg", {"type": "NamedAddress", "value": "my-lb"})
+    for name in ("one", "two"):
+        kube_api.create_object(
+            GW, "v1", "grpcroutes", route("GRPCRoute", name, [HOST], [{"name": "eg"}], app="g")
+        )
+    by_labels = await stored(kube_store, route_ref("g", "v1", "GRPCRoute", matchLabels={"app": "g"}))
+    with pytest.raises(ResolveError, match="^exactly 1 GRPCRoute resource expected but 2 were found$"):
+        await servers.servers(by_labels)
+    by_name = await stored(kube_store, route_ref("one", "v1", "GRPCRoute", name="one"))
+    with pytest.raises(ExposedIpError, match="^unsupported address type NamedAddress$"):
+        await exposed_source(kube, servers, events, None).exposed_ips(by_name)
