@@ -104,12 +104,11 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
 
 def cmd_decommission(args: argparse.Namespace) -> int:
-    """Withdraw a cluster from the edge delegation of the configured zones (k8gb: deleting the
-    ZoneDelegation). Run with the same settings as `gslb serve`."""
+    """Withdraw a cluster from the edge delegation of the configured zones (app/decommission.py).
+    Run with the same settings as `gslb serve`."""
     from pydantic import ValidationError
 
-    from app.controller.delegation import withdraw_delegation
-    from app.providers.base import ProviderError
+    from app.decommission import DecommissionError, chosen_zones, geo_tag, run
     from app.providers.edge import build_edge_provider
 
     try:
@@ -119,43 +118,23 @@ def cmd_decommission(args: argparse.Namespace) -> int:
         return 2
     if settings.edge_dns_type == "none":
         raise CliError("EDGE_DNS_TYPE is none: pygslb writes no edge delegation, so there is none to leave")
-    zones = settings.zones
-    if args.zone:
-        known = {z.load_balanced_zone: z for z in zones}
-        unknown = [z for z in args.zone if z.rstrip(".").lower() not in known]
-        if unknown:
-            raise CliError(f"not a zone in DNS_ZONES: {', '.join(unknown)} (configured: {', '.join(known)})")
-        zones = [known[z.rstrip(".").lower()] for z in dict.fromkeys(args.zone)]
-    tag = args.tag or settings.cluster_geo_tag
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # retries show
     try:
+        tag = geo_tag(args.tag, settings)
+        zones = chosen_zones(settings, args.zone)
         provider = build_edge_provider(settings)
-    except ValueError as exc:
+    except (DecommissionError, ValueError) as exc:
         raise CliError(str(exc)) from None
-    if tag == settings.cluster_geo_tag and not args.dry_run:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # retries show
+    if tag == settings.cluster_geo_tag.lower() and not args.dry_run:
         print(
             f"note: while this cluster's `gslb serve` runs it rejoins within "
             f"{settings.zone_delegation_reconcile_requeue_seconds:g} s; stop it first",
             file=sys.stderr,
         )
-    try:
-        done = asyncio.run(
-            withdraw_delegation(provider, zones, tag, settings.gluea_prefix, apply=not args.dry_run)
-        )
-    except (ProviderError, OSError) as exc:
-        raise CliError(f"cannot withdraw {tag} from the edge delegation: {exc}") from None
-    for zone, changes in done:
-        where = f"{zone.load_balanced_zone} (in {zone.parent_zone})"
-        if not changes.has_changes:
-            print(f"{where}: {tag} is not in the delegation")
-            continue
-        verb = "would" if args.dry_run else "did"
-        for old, new in zip(changes.update_old, changes.update_new, strict=True):
-            print(f"{where}: {verb} update {new.record_type} {new.dns_name}: "
-                  f"{','.join(old.targets)} -> {','.join(new.targets)}")  # fmt: skip
-        for gone in changes.delete:
-            print(f"{where}: {verb} delete {gone.record_type} {gone.dns_name} {','.join(gone.targets)}")
-    return 0
+    failures = run(settings, provider, tag, zones, args.dry_run)
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 # --- client commands ---------------------------------------------------------------------------

@@ -333,6 +333,13 @@ class Runtime:
             metrics.provider_retries.labels(provider).inc()
 
         provider = build_edge_provider(s, registry=self.registry, observer=count_retry)
+        loopback = [ip for ip in s.glue_ips if ipaddress.ip_address(ip).is_loopback]
+        if loopback:
+            log.warning(
+                "the edge delegation will send resolvers to %s, a loopback address (DNS_ADDRESS's host): "
+                "set DNS_EXPOSED_IPS to the address the edge should give as this cluster's glue",
+                ", ".join(loopback),
+            )
         return DelegationLoop(
             provider=provider,
             zones=s.zones,

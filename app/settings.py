@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.zones import ZoneConfig, parse_dns_zones
 
-_GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
+GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
+_GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
 
 CsvList = Annotated[list[str], NoDecode]
 
@@ -171,15 +172,23 @@ class Settings(BaseSettings):
     @field_validator("cluster_geo_tag")
     @classmethod
     def _geotag(cls, value: str) -> str:
-        if not _GEOTAG.fullmatch(value):
+        if not GEOTAG.fullmatch(value):
             raise ValueError("letters, digits and '-' only")
+        return value
+
+    @field_validator("gluea_prefix")
+    @classmethod
+    def _glue_prefix(cls, value: str) -> str:
+        # the start of a DNS label: an edge server refuses names with anything else (BIND: check-names)
+        if not _GLUE_PREFIX.fullmatch(value):
+            raise ValueError("letters, digits and '-', starting with a letter or digit")
         return value
 
     @field_validator("ext_gslb_clusters_geo_tags")
     @classmethod
     def _geotags(cls, value: list[str]) -> list[str]:
         for tag in value:
-            if not _GEOTAG.fullmatch(tag):
+            if not GEOTAG.fullmatch(tag):
                 raise ValueError(f"{tag!r}: letters, digits and '-' only")
         return list(dict.fromkeys(value))
 
@@ -219,7 +228,11 @@ class Settings(BaseSettings):
             ("infoblox_wapi_password", self.infoblox_wapi_password_file),
         ):
             if path is not None and getattr(self, secret) is None:
-                setattr(self, secret, SecretStr(path.read_text().strip()))
+                try:
+                    setattr(self, secret, SecretStr(path.read_text().strip()))
+                except (OSError, UnicodeDecodeError) as exc:
+                    reason = getattr(exc, "strerror", None) or str(exc)
+                    raise ValueError(f"{secret.upper()}_FILE: cannot read {path}: {reason}") from None
         if (self.gslb_tls_cert_file is None) != (self.gslb_tls_key_file is None):
             raise ValueError("GSLB_TLS_CERT_FILE and GSLB_TLS_KEY_FILE must be set together")
         if self.infoblox_grid_host and self.edge_dns_type == "none":

@@ -51,8 +51,30 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector/v1/traces"},
             "error: invalid settings: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
         ),
+        (
+            {"RFC2136_TSIG_SECRET_FILE": "/nonexistent/tsig"},
+            "error: invalid settings: RFC2136_TSIG_SECRET_FILE: cannot read /nonexistent/tsig: No such file",
+        ),
+        (
+            {"GSLB_API_TOKEN_FILE": "/"},
+            "error: invalid settings: GSLB_API_TOKEN_FILE: cannot read /: Is a directory",
+        ),
+        (
+            {"GLUEA_PREFIX": "gslb_ns-"},
+            "error: invalid setting GLUEA_PREFIX: letters, digits and '-', starting with a letter or digit",
+        ),
     ],
-    ids=["api-port", "dns-port", "edge-port", "zones", "otlp-port", "otlp-traces-scheme"],
+    ids=[
+        "api-port",
+        "dns-port",
+        "edge-port",
+        "zones",
+        "otlp-port",
+        "otlp-traces-scheme",
+        "secret-file-missing",
+        "secret-file-directory",
+        "glue-prefix",
+    ],
 )
 def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:
     result = serve(tmp_path, **env)

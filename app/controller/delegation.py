@@ -116,6 +116,9 @@ class DelegationLoop:
                     "edge delegation of %s failed (attempt %d): %s", zone.load_balanced_zone, attempt, exc
                 )
                 return False
+            before = self.state.get(zone.load_balanced_zone)
+            if before is not None and not before.ok:
+                log.info("edge delegation of %s through %s works again", zone.load_balanced_zone, name)
             self._set(
                 DelegationState(zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt)
             )

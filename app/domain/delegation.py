@@ -78,6 +78,10 @@ def merge_delegation(
 
     A peer's name enters the NS RRset only when its glue A is in the parent zone already: a name
     without an address would be a lame delegation (and Infoblox cannot even store one).
+
+    The RRset has one TTL, and clusters may be configured with different NS_RECORD_TTLs: the cluster
+    whose name sorts first in it decides, the others keep the TTL held. Otherwise each would put its
+    own back every round, for ever.
     """
     ns_key = (_norm(zone.load_balanced_zone), "NS")
     own = _norm(zone.glue_name(glue_prefix, own_tag))
@@ -90,7 +94,9 @@ def merge_delegation(
             wanted = {_norm(t) for t in endpoint.targets}
             peers = {t for t in wanted - {own} if t in with_glue}
             names = (wanted & {own}) | peers | kept
-            endpoint = Endpoint(endpoint.dns_name, tuple(sorted(names)), "NS", endpoint.ttl, endpoint.labels)
+            decides = held_ns is None or min(names) == own
+            ttl = endpoint.ttl if decides or held_ns is None else held_ns.ttl
+            endpoint = Endpoint(endpoint.dns_name, tuple(sorted(names)), "NS", ttl, endpoint.labels)
         merged.append(endpoint)
     return merged
 

@@ -115,6 +115,20 @@ def test_changes_follow_ttl() -> None:
     assert changes.update_new == (ns(EU), glue(EU, "10.0.0.1"))
 
 
+def test_clusters_with_different_ns_ttls_settle() -> None:
+    """The shared NS RRset's TTL is the first name's cluster's; each glue A keeps its own. Two clusters
+    configured with 30 and 60 used to rewrite the RRset every round, for ever."""
+    held = [ns(EU, US, ttl=30), glue(EU, "10.0.0.1", ttl=30), glue(US, "10.1.0.1", ttl=30)]
+    us = delegation_changes(ZONE, "us", ["eu"], ["10.1.0.1"], "gslb-ns-", 60, held)
+    assert us.update_new == (glue(US, "10.1.0.1", ttl=60),)  # its glue, not the shared NS
+    held = [ns(EU, US, ttl=30), glue(EU, "10.0.0.1", ttl=30), glue(US, "10.1.0.1", ttl=60)]
+    assert not delegation_changes(ZONE, "us", ["eu"], ["10.1.0.1"], "gslb-ns-", 60, held).has_changes
+    assert not delegation_changes(ZONE, "eu", ["us"], ["10.0.0.1"], "gslb-ns-", 30, held).has_changes
+    # the deciding cluster changes its TTL: the RRset follows
+    eu = delegation_changes(ZONE, "eu", ["us"], ["10.0.0.1"], "gslb-ns-", 120, held)
+    assert eu.update_new == (ns(EU, US, ttl=120), glue(EU, "10.0.0.1", ttl=120))
+
+
 @pytest.mark.parametrize(
     ("held", "update", "delete"),
     [

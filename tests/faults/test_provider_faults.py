@@ -110,6 +110,10 @@ async def test_edge_provider_fault_is_reported_backed_off_and_recovered(
             assert set(writer.statuses) == {201} and not writer.unknown, f"API refused: {writer.statuses}"
             await fleet.check_converged(client, gslb, writer.acked)
             await eventually(lambda: _all_delegated(client, writer.acked), {})
+            # The operator's log says when it works again, and warned at start that a loopback glue
+            # (DNS_ADDRESS's host, as in this test) reaches no resolver elsewhere.
+            assert f"edge delegation of {DELEGATED} through infoblox works again" in gslb.log()
+            assert "127.0.0.1, a loopback address (DNS_ADDRESS's host)" in gslb.log()
 
     # In the metrics, labelled with the provider and whether the error was transient.
     transient = "false" if kind == "refused" else "true"

@@ -42,11 +42,18 @@ async def test_a_dead_cluster_is_withdrawn_from_another_and_stays_out(cluster) -
     za = world.members.pop("za")
     await za.instance.stop()  # the za cluster is gone for good; eu and us still list it as a peer
 
-    code, out, err = await decommission(world.members["us"].instance.env, "--geo-tag", "za")
+    # us's settings, plus a zone whose parent the edge does not serve: that zone fails, the other
+    # is still withdrawn and said to be (the tag is compared as DNS compares names).
+    env = {
+        **world.members["us"].instance.env,
+        "DNS_ZONES": f"example.com:{ZONE}:30;example.net:cloud.example.net:30",
+    }
+    code, out, err = await decommission(env, "--geo-tag", "ZA")
 
-    assert (code, err) == (0, ""), out + err
+    assert code == 1, out + err
     assert f"did delete A {glue_name('za')} 127.0.0.4" in out
     assert f"did update NS {ZONE}:" in out
+    assert err.splitlines()[-1].startswith("error: cannot withdraw za from cloud.example.net: "), err
     assert await world.delegated_names() == {glue_name("eu"), glue_name("us")}
     assert await glue(world, "za") is None
     # eu and us re-check the delegation every second: over three rounds neither puts za back.
@@ -92,6 +99,12 @@ async def test_bad_requests_change_nothing(cluster) -> None:
     world = await cluster("eu", "us")
     env = world.members["us"].instance.env
 
+    code, _, err = await decommission(env, "--geo-tag", "")  # an unset variable in a script
+    assert (code, err) == (1, "error: --geo-tag is empty: name the cluster to withdraw\n")
+    code, _, err = await decommission(env, "--geo-tag", "eu.")
+    assert (code, err) == (1, "error: --geo-tag 'eu.': letters, digits and '-' only\n")
+    code, _, err = await decommission({**env, "DNS_ZONES": ""}, "--geo-tag", "eu")
+    assert code == 1 and "DNS_ZONES names no zone" in err, err
     code, _, err = await decommission(env, "--zone", "other.example.com", "--geo-tag", "eu")
     assert code == 1
     assert err == ("error: not a zone in DNS_ZONES: other.example.com (configured: cloud.example.com)\n")
@@ -101,6 +114,6 @@ async def test_bad_requests_change_nothing(cluster) -> None:
     code, _, err = await decommission({**env, "RFC2136_HOST": "127.0.0.9:1"}, "--geo-tag", "eu")
     assert code == 1
     *retries, last = err.splitlines()
-    assert last.startswith("error: cannot withdraw eu from the edge delegation: "), err
+    assert last.startswith("error: cannot withdraw eu from cloud.example.com: "), err
     assert len(retries) == 3 and all(r.startswith("WARNING: rfc2136 records failed") for r in retries)
     assert await world.delegated_names() == {glue_name("eu"), glue_name("us")}
