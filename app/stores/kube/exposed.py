@@ -150,7 +150,7 @@ class KubeExposedIps:
             return annotated
         if self.cluster_exposed_ips:
             return list(self.cluster_exposed_ips)
-        return await self._from_addresses((await self.servers.resolve(gslb)).addresses)
+        return await self._from_addresses((await self.servers.exposure_for(gslb)).addresses)
 
     async def _from_addresses(self, addresses: list[tuple[str, str]]) -> list[str]:
         """The load balancer addresses of the Ingress, Service or Gateway: IPs as they are, hostnames

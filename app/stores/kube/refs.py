@@ -6,8 +6,9 @@ hosts with the Services behind them, and the load balancer addresses where they 
 - a Service (`v1`, of type LoadBalancer): the one host of the Gslb's `k8gb.io/hostname` annotation,
   backed by the Service itself; addresses from its load balancer status;
 - a Gateway API route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, in the versions k8gb
-  reads): its `hostnames`, each backed by every rule's `backendRefs` (namespace defaulting to the
-  route's); addresses from the status of its one parent Gateway.
+  reads): its `hostnames` (TCPRoute and UDPRoute have none: the Gslb's `k8gb.io/hostname`, as for a
+  Service), each backed by every rule's `backendRefs` (namespace defaulting to the route's);
+  addresses from the status of its one parent Gateway.
 
 Only reading objects here; fetching them is `servers.KubeServerSource`'s job. Messages are k8gb's.
 """
@@ -139,10 +140,20 @@ def servers_of_service(gslb: Gslb, service: Obj) -> list[Server]:
     return [Server(host=host.strip(), services=[backing])]
 
 
-def servers_of_route(route: Obj) -> list[Server]:
+#: Route kinds without `spec.hostnames`: their host is the Gslb's `k8gb.io/hostname` annotation.
+HOSTLESS_ROUTES = ("TCPRoute", "UDPRoute")
+
+
+def servers_of_route(gslb: Gslb, kind: str, route: Obj) -> list[Server]:
     """Each hostname, backed by every rule's backendRefs (k8gb keeps them all, in order)."""
     meta, spec = _meta(route), route.get("spec") or {}
-    hostnames = [h for h in spec.get("hostnames") or [] if h]
+    if kind in HOSTLESS_ROUTES:
+        host = ((gslb.metadata.annotations or {}).get(HOSTNAME_ANNOTATION) or "").strip()
+        if not host:
+            raise ResolveError(f"{kind} {meta.get('name')} requires {HOSTNAME_ANNOTATION} annotation")
+        hostnames = [host]
+    else:
+        hostnames = [h for h in spec.get("hostnames") or [] if h]
     if not hostnames:
         raise ResolveError(f"can't find hosts in route {meta.get('name')}")
     namespace = meta.get("namespace") or "default"

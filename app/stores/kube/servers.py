@@ -37,6 +37,10 @@ from app.stores.kube.refs import (
 
 log = logging.getLogger("pygslb.kube.servers")
 
+#: Resolutions held between a reconcile's servers step and its exposed-IP step (one per reconcile in
+#: flight); more means steps that failed in between, and the lot is dropped.
+HANDOFF_LIMIT = 1024
+
 MANAGED_BY_LABEL = "app.k8gb.io/managed-by"
 
 
@@ -136,6 +140,7 @@ class KubeServerSource:
         self.events = events
         self.own_writes = own_writes or OwnWrites()
         self.ingresses = ingresses  # reads from the Ingress informer; None: every read is a GET
+        self._handoff: dict[tuple[str, str, str], tuple[str | None, Exposure]] = {}
 
     async def _read(self, namespace: str, name: str) -> Obj | None:
         if self.ingresses is not None:
@@ -149,7 +154,23 @@ class KubeServerSource:
         return obj
 
     async def servers(self, gslb: Gslb) -> list[Server]:
-        return (await self.resolve(gslb)).servers
+        exposure = await self.resolve(gslb)
+        if len(self._handoff) >= HANDOFF_LIMIT:  # only a step that failed in between leaves one behind
+            self._handoff.clear()
+        self._handoff[(gslb.api_version, gslb.namespace, gslb.name)] = (
+            gslb.metadata.resource_version,
+            exposure,
+        )
+        return exposure.servers
+
+    async def exposure_for(self, gslb: Gslb) -> Exposure:
+        """What `servers` resolved for this same version of the Gslb moments ago (the reconcile's
+        exposed-IP step follows its servers step), else a fresh resolution: the referenced objects
+        are read once per reconcile, and hosts and addresses come from the same reading."""
+        held = self._handoff.pop((gslb.api_version, gslb.namespace, gslb.name), None)
+        if held is not None and held[0] == gslb.metadata.resource_version:
+            return held[1]
+        return await self.resolve(gslb)
 
     async def resolve(self, gslb: Gslb) -> Exposure:
         """The Gslb's hosts and their load balancer addresses, from its Ingress (embedded or
@@ -178,13 +199,12 @@ class KubeServerSource:
                 raise ResolveError(f"exactly 1 Ingress resource expected but {count} found")
             raise ResolveError(f"exactly 1 {resource.kind} resource expected but {len(found)} were found")
         if is_route(resource):
-            route = found[0]
-            servers = servers_of_route(route)
+            route = found[0]  # its Gateway first, as k8gb checks it
             namespace, name = parent_gateway(route)
             gateway = await self.client.get_or_none(GATEWAY, namespace, name)
             if gateway is None:
                 raise ResolveError(f"Gateway {namespace}/{name} of {resource.kind} {_name(route)} not found")
-            return Exposure(servers, gateway_addresses(gateway))
+            return Exposure(servers_of_route(gslb, resource.kind, route), gateway_addresses(gateway))
         return Exposure(servers_of_ingress(found[0]), lb_addresses(found[0]))
 
     async def _ensure_embedded(self, gslb: Gslb) -> Obj:
@@ -232,7 +252,8 @@ class KubeServerSource:
             if named is None:
                 raise ResolveError(f"referenced {resource.kind} {namespace}/{ref.name} not found")
             return resource, [named]
-        if not (ref.match_labels or ref.match_expressions):
+        if ref.match_labels is None and ref.match_expressions is None:
+            # an empty selector (`matchLabels: {}`) is a selector: it matches everything, as in k8gb
             raise ResolveError("neither name nor label selector specified in ResourceRef")
         listing = await self.client.list(resource, gslb.namespace, label_selector=label_selector(ref))
         return resource, listing.get("items") or []

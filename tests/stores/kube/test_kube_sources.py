@@ -5,6 +5,7 @@ precedence."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -527,13 +528,33 @@ async def test_a_referenced_route_gives_its_hostnames_and_its_gateways_addresses
         "10.1.0.2",
     ]
     # the other route kinds and versions k8gb reads, here by labels
-    for version, kind in (("v1alpha2", "TCPRoute"), ("v1alpha2", "UDPRoute"), ("v1alpha3", "TLSRoute")):
-        plural = f"{kind.lower()}s"
-        kube_api.create_object(
-            GW, version, plural, route(kind, f"r-{plural}", [HOST], [{"name": "eg"}], app=plural)
-        )
-        ref = await stored(kube_store, route_ref(f"by-{plural}", version, kind, matchLabels={"app": plural}))
-        assert await servers.servers(ref) == [Server(host=HOST, services=backends)]
+    # TLSRoute v1alpha3 by labels; an empty selector is a selector too (it matches everything)
+    kube_api.create_object(
+        GW, "v1alpha3", "tlsroutes", route("TLSRoute", "tls", [HOST], [{"name": "eg"}], app="t")
+    )
+    tls = await stored(kube_store, route_ref("by-labels", "v1alpha3", "TLSRoute", matchLabels={"app": "t"}))
+    assert await servers.servers(tls) == [Server(host=HOST, services=backends)]
+    everything = await stored(kube_store, route_ref("any-tls", "v1alpha3", "TLSRoute", matchLabels={}))
+    assert await servers.servers(everything) == [Server(host=HOST, services=backends)]
+
+
+@pytest.mark.parametrize(("version", "kind"), [("v1alpha2", "TCPRoute"), ("v1alpha2", "UDPRoute")])
+async def test_tcp_and_udp_routes_take_their_host_from_the_annotation(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource, version: str, kind: str
+) -> None:
+    """TCPRoute and UDPRoute have no `hostnames`: k8gb takes the host from `k8gb.io/hostname`."""
+    gateway(kube_api, "eg", {"value": "192.0.2.30"})
+    plural = f"{kind.lower()}s"
+    kube_api.create_object(GW, version, plural, route(kind, "db", [], [{"name": "eg"}]))
+    annotated = route_ref("db", version, kind, name="db")
+    annotated["metadata"]["annotations"] = {"k8gb.io/hostname": "db.cloud.example.com"}
+    backends = [NamespacedName(namespace=NS, name="web"), NamespacedName(namespace="shared", name="api")]
+    assert await servers.servers(await stored(kube_store, annotated)) == [
+        Server(host="db.cloud.example.com", services=backends)
+    ]
+    bare = await stored(kube_store, route_ref("bare", version, kind, name="db"))
+    with pytest.raises(ResolveError, match=f"^{kind} db requires k8gb.io/hostname annotation$"):
+        await servers.servers(bare)
 
 
 @pytest.mark.parametrize(
@@ -584,3 +605,29 @@ async def test_route_references_need_exactly_one_route_and_known_address_types(
     by_name = await stored(kube_store, route_ref("one", "v1", "GRPCRoute", name="one"))
     with pytest.raises(ExposedIpError, match="^unsupported address type NamedAddress$"):
         await exposed_source(kube, servers, events, None).exposed_ips(by_name)
+
+
+async def test_a_reconcile_reads_the_route_and_its_gateway_once(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+) -> None:
+    """The servers step and the exposed-IP step share one reading (they read twice each)."""
+    gateway(kube_api, "eg", {"value": "192.0.2.30"})
+    kube_api.create_object(GW, "v1", "httproutes", route("HTTPRoute", "web", [HOST], [{"name": "eg"}]))
+    gslb = await stored(kube_store, route_ref("web", "v1", "HTTPRoute", name="web"))
+
+    def reads() -> Counter[str]:
+        return Counter(
+            r.resource.plural for r in kube_api if r.resource is not None and r.method.value == "GET"
+        )
+
+    before = reads()
+    assert [s.host for s in await servers.servers(gslb)] == [HOST]
+    assert await exposed_source(kube, servers, events, None).exposed_ips(gslb) == ["192.0.2.30"]
+    assert reads() - before == Counter({"httproutes": 1, "gateways": 1})
+    # a later reconcile (or another version of the Gslb) reads afresh
+    assert await exposed_source(kube, servers, events, None).exposed_ips(gslb) == ["192.0.2.30"]
+    assert reads() - before == Counter({"httproutes": 2, "gateways": 2})
