@@ -571,12 +571,22 @@ class ZoneTable:
             self._renew_serial(zone)
         self._located.clear()
         scope = None
-        if changed is not None and not any(name[:1] == _WILDCARD for name in changed):
+        if changed is not None and not any(self._below_wildcard(zone, name) for name in changed):
             # A write can turn an ancestor into (or out of) an empty non-terminal: its answers change too.
-            # A wildcard's write changes the answers of names nobody listed: everything goes.
+            # A wildcard's write, or a write of a name a wildcard covers, changes the answers of names
+            # nobody listed (RFC 4592: a name that appears or goes is, or stops being, the closest
+            # encloser of the names below it): everything goes. Wildcards are rare; other writes drop
+            # only their own names' answers.
             scope = frozenset({zone.key, *changed, *(a for name in changed for a in _between(zone, name))})
         for listener in list(self._listeners):
             listener(scope)
+
+    def _below_wildcard(self, zone: _Zone, name: NameKey) -> bool:
+        """Whether `name` is a wildcard or a wildcard at it or above it (in its zone) may answer for
+        names below it."""
+        if name[:1] == _WILDCARD:
+            return True
+        return any(_WILDCARD + at in self._nodes for at in (name, *_between(zone, name), zone.key))
 
     def _renew_serial(self, zone: _Zone) -> None:
         """The apex SOA with the zone's new serial, the rest kept: every write does this, so it splices

@@ -321,6 +321,27 @@ async def test_wildcard_records_answer_names_that_do_not_exist(server: DnsServer
     assert addresses(await ask(server, f"anything.{apps}")) == ["10.8.0.3"]
 
 
+async def test_a_name_created_or_deleted_under_a_wildcard_changes_the_answers_below_it(
+    server: DnsServer, table: ZoneTable
+) -> None:
+    """Once `a.apps` exists it is the closest encloser of `m.a.apps` (NXDOMAIN: no `*.a.apps`); once it
+    is gone `*.apps` answers again. Answers cached by the query's bytes used to keep the old verdict."""
+    apps = f"apps.{ZONE}"
+    wildcard, host = Endpoint(f"*.{apps}", ("10.8.0.1",)), Endpoint(f"a.{apps}", ("10.8.0.2",))
+    await table.apply(ZONE, Changes(create=(wildcard,)))
+    below = f"m.a.{apps}"
+    for edns in (None, 0):  # the same question in two spellings: both cached
+        assert addresses(await ask(server, below, edns=edns)) == ["10.8.0.1"]
+
+    await table.apply(ZONE, Changes(create=(host,)))
+    for edns in (None, 0):
+        assert dns.rcode.to_text((await ask(server, below, edns=edns)).rcode()) == "NXDOMAIN", edns
+
+    await table.apply(ZONE, Changes(delete=(host,)))
+    for edns in (None, 0):
+        assert addresses(await ask(server, below, edns=edns)) == ["10.8.0.1"], edns
+
+
 def _notify(name: str) -> dns.message.Message:
     message = dns.message.make_query(name, "SOA")
     message.set_opcode(dns.opcode.NOTIFY)
