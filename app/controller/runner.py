@@ -24,6 +24,11 @@ from app.domain.gslb import GROUPS, Gslb
 from app.stores.base import EventType, GslbStore, ObjectKey, WatchEvent
 from app.telemetry.carry import Cause, cause_from_annotations
 
+#: A NOTIFY reconciles the Gslbs of its host at most this often, each (seconds).
+NOTIFY_INTERVAL = 1.0
+#: A NOTIFY for a zone's apex reconciles every Gslb in the zone at most this often (seconds).
+ZONE_NOTIFY_INTERVAL = 5.0
+
 log = logging.getLogger("pygslb.controller")
 
 
@@ -53,6 +58,10 @@ class Controller:
         self._by_host: dict[str, set[ObjectKey]] = defaultdict(set)
         self._indexed: dict[ObjectKey, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
         self._last_write: dict[ObjectKey, Cause] = {}
+        self._notified_at: dict[ObjectKey, float] = {}  # when a NOTIFY last queued each Gslb (or will)
+        self._notify_timers: dict[ObjectKey, asyncio.TimerHandle] = {}
+        self._zone_notified: dict[str, float] = {}
+        self._zone_pending: dict[str, asyncio.TimerHandle] = {}
         self._peer_seen: dict[str, dict[str, tuple[str, ...]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0
@@ -91,6 +100,8 @@ class Controller:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let in-flight reconciles finish within `grace`, then cancel."""
         self.queue.close()
+        for timer in [*self._notify_timers.values(), *self._zone_pending.values()]:
+            timer.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while self._inflight and loop.time() < deadline:
@@ -120,22 +131,58 @@ class Controller:
             self.queue.add(key, None, "health-change")
 
     def notified(self, zone: str, qname: str) -> None:
-        """A peer sent NOTIFY for one of its `localtargets-<host>` (or the zone apex: everything)."""
+        """A peer sent NOTIFY for one of its `localtargets-<host>` (or the zone apex: everything).
+
+        Anyone can send a NOTIFY (a peer's comes from wherever its controller's traffic leaves its
+        cluster, so its source address proves nothing), so they only hasten work that resyncs would
+        do anyway, and no faster than a peer needs: each Gslb at most once per `NOTIFY_INTERVAL`,
+        each zone-wide pass at most once per `ZONE_NOTIFY_INTERVAL`; what comes sooner is deferred
+        to the end of the interval, never dropped. A name no Gslb here serves is ignored.
+        """
         self.metrics.notifies_received.inc()
         name = qname.lower().rstrip(".")
         host = name.removeprefix("localtargets-")
         if host in self._by_host:
-            keys: Iterable[ObjectKey] = self._by_host[host]
+            self._hasten(set(self._by_host[host]) | self._active, NOTIFY_INTERVAL)
+        elif name == zone:
+            loop = asyncio.get_running_loop()
+            wait = self._zone_notified.get(zone, -ZONE_NOTIFY_INTERVAL) + ZONE_NOTIFY_INTERVAL - loop.time()
+            if wait <= 0:
+                self._zone_notified[zone] = loop.time()
+                self.zone_changed(zone, "peer-notify")
+            elif zone not in self._zone_pending:
+                self._zone_pending[zone] = loop.call_later(wait, self._deferred_zone_notify, zone)
         else:
-            keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
-        for key in sorted(set(keys) | self._active):
-            self.queue.add(key, None, "peer-notify")
+            log.debug("NOTIFY for %s: no Gslb here serves that host; ignored", name)
 
-    def zone_changed(self, zone: str) -> None:
+    def _deferred_zone_notify(self, zone: str) -> None:
+        self._zone_pending.pop(zone, None)
+        self._zone_notified[zone] = asyncio.get_running_loop().time()
+        self.zone_changed(zone, "peer-notify")
+
+    def _hasten(self, keys: set[ObjectKey], interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for key in sorted(keys):
+            if key in self._notify_timers:  # a deferred one is coming
+                continue
+            due = self._notified_at.get(key, -interval) + interval
+            if due <= now:
+                self._notified_at[key] = now
+                self.queue.add(key, None, "peer-notify")
+            else:  # its own timer: the queue's one per key is the resync's
+                self._notify_timers[key] = loop.call_later(due - now, self._deferred_notify, key)
+
+    def _deferred_notify(self, key: ObjectKey) -> None:
+        self._notify_timers.pop(key, None)
+        self._notified_at[key] = asyncio.get_running_loop().time()
+        self.queue.add(key, None, "peer-notify")
+
+    def zone_changed(self, zone: str, reason: str = "zone-change") -> None:
         """Something zone-wide changed (edge delegation): refresh the status of the Gslbs in it."""
         keys = {k for h, ks in self._by_host.items() if h == zone or h.endswith("." + zone) for k in ks}
         for key in sorted(keys | self._active):
-            self.queue.add(key, None, "zone-change")
+            self.queue.add(key, None, reason)
 
     async def _watch(self, events: AsyncIterator[WatchEvent]) -> None:
         async for event in events:
@@ -193,6 +240,7 @@ class Controller:
         for host in hosts:
             self._discard(self._by_host, host, key)
         if outcome.deleted:
+            self._notified_at.pop(key, None)
             return
         self._indexed[key] = (outcome.services, outcome.hosts)
         for service in outcome.services:
