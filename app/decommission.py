@@ -81,14 +81,21 @@ async def decommission(
     printed as soon as it is known, so what was changed is said even when a later zone fails.
     Returns the failures, one line each."""
     failures: list[str] = []
-    for zone in zones:
-        try:
-            [(_, changes)] = await withdraw_delegation(provider, [zone], tag, glue_prefix, apply=not dry_run)
-        except (ProviderError, OSError) as exc:
-            failures.append(f"cannot withdraw {tag} from {zone.load_balanced_zone}: {exc}")
-            continue
-        for line in describe(zone, tag, changes, dry_run):
-            print(line, file=out, flush=True)
+    try:
+        for zone in zones:
+            try:
+                [(_, changes)] = await withdraw_delegation(
+                    provider, [zone], tag, glue_prefix, apply=not dry_run
+                )
+            except (ProviderError, OSError) as exc:
+                failures.append(f"cannot withdraw {tag} from {zone.load_balanced_zone}: {exc}")
+                continue
+            for line in describe(zone, tag, changes, dry_run):
+                print(line, file=out, flush=True)
+    finally:
+        close = getattr(provider, "aclose", None)
+        if close is not None:
+            await close()
     return failures
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.domain.zones import ZoneConfig, parse_dns_zones
+from app.domain.zones import ZoneConfig, parse_dns_zones, valid_name
 
 GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
@@ -239,6 +239,15 @@ class Settings(BaseSettings):
             self.edge_dns_type = "infoblox"
         if self.tracing_enabled:
             self.otlp_traces_url  # noqa: B018 - a bad endpoint stops start-up here, naming the setting
+        for zone in self.zones:
+            for tag in dict.fromkeys([self.cluster_geo_tag, *self.ext_gslb_clusters_geo_tags]):
+                glue = zone.glue_name(self.gluea_prefix, tag)
+                if not valid_name(glue):
+                    raise ValueError(
+                        f"GLUEA_PREFIX, CLUSTER_GEO_TAG, EXT_GSLB_CLUSTERS_GEO_TAGS: the glue name {glue!r} "
+                        "is not a DNS name the edge accepts (labels of 1-63 letters, digits and '-', "
+                        "not at either end)"
+                    )
         return self
 
     @property

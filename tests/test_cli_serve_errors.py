@@ -63,6 +63,11 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             {"GLUEA_PREFIX": "gslb_ns-"},
             "error: invalid setting GLUEA_PREFIX: letters, digits and '-', starting with a letter or digit",
         ),
+        (
+            {"GLUEA_PREFIX": "g" * 70},
+            "error: invalid settings: GLUEA_PREFIX, CLUSTER_GEO_TAG, EXT_GSLB_CLUSTERS_GEO_TAGS: the glue "
+            "name",
+        ),
     ],
     ids=[
         "api-port",
@@ -74,6 +79,7 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "secret-file-missing",
         "secret-file-directory",
         "glue-prefix",
+        "glue-name-too-long",
     ],
 )
 def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:

@@ -242,10 +242,12 @@ class Controller:
         if outcome.deleted:
             self._notified_at.pop(key, None)
             return
-        self._indexed[key] = (outcome.services, outcome.hosts)
+        # Hosts as DNS compares them: a NOTIFY's name arrives lowercased, a host may be written in any case.
+        outcome_hosts = tuple(dict.fromkeys(h.lower().rstrip(".") for h in outcome.hosts))
+        self._indexed[key] = (outcome.services, outcome_hosts)
         for service in outcome.services:
             self._by_service[service].add(key)
-        for host in outcome.hosts:
+        for host in outcome_hosts:
             self._by_host[host].add(key)
         for host, by_tag in outcome.peer_targets.items():
             self._peer_seen[host] = by_tag

@@ -27,7 +27,9 @@ class ZoneConfig:
         return f"{prefix}{geo_tag}-{sub.replace('.', '-')}.{self.parent_zone}"
 
 
-def _valid_name(name: str) -> bool:
+def valid_name(name: str) -> bool:
+    """A host name the edge accepts: at most 253 octets, labels of 1-63 letters, digits and '-',
+    never at either end of a label."""
     return len(name) <= 253 and all(_LABEL.match(label) for label in name.rstrip(".").split("."))
 
 
@@ -41,7 +43,7 @@ def parse_dns_zones(value: str) -> list[ZoneConfig]:
         parent, zone, neg = (p.lower().rstrip(".") for p in parts)
         if not neg.isdigit():
             raise ValueError(f"DNS_ZONES entry {chunk!r}: negTTL must be a non-negative integer")
-        if not (_valid_name(parent) and _valid_name(zone)):
+        if not (valid_name(parent) and valid_name(zone)):
             raise ValueError(f"DNS_ZONES entry {chunk!r}: zone names must be valid DNS names")
         if zone == parent or not zone.endswith("." + parent):
             raise ValueError(f"DNS_ZONES entry {chunk!r}: {zone} must be a subdomain of {parent}")

@@ -52,3 +52,13 @@ async def test_a_burst_of_notifies_costs_one_reconcile_now_and_one_at_the_end(ha
     await asyncio.sleep(ZONE_NOTIFY_INTERVAL - (loop.time() - started) + 0.3)
     assert await settled(harness, base + 6) == base + 6
     assert harness.metrics.notifies_received._value.get() == 600
+
+
+async def test_a_notify_finds_a_host_written_in_capitals(harness: Harness) -> None:
+    """DNS names compare case-insensitively; a NOTIFY's name arrives lowercased."""
+    harness.health.states[("test-gslb", "frontend")] = ServiceState.HEALTHY
+    body = gslb_body("caps", host=f"App.{ZONE}", service="frontend")
+    await harness.store.create(Gslb.model_validate(body))
+    base = await settled(harness, 1)
+    harness.controller.notified(ZONE, f"localtargets-app.{ZONE}")
+    assert await settled(harness, base + 1) == base + 1

@@ -133,6 +133,12 @@ class KubeExposedIps:
         return ipv4_only(found)
 
     async def _discover(self, gslb: Gslb) -> list[str]:
+        try:
+            return await self._by_precedence(gslb)
+        finally:
+            self.servers.forget(gslb)  # what the servers step resolved is used at most once
+
+    async def _by_precedence(self, gslb: Gslb) -> list[str]:
         annotations = gslb.metadata.annotations or {}
         hostnames = _split(annotations.get(EXPOSED_HOSTNAMES_ANNOTATION))
         if hostnames:

@@ -155,13 +155,17 @@ class KubeServerSource:
 
     async def servers(self, gslb: Gslb) -> list[Server]:
         exposure = await self.resolve(gslb)
-        if len(self._handoff) >= HANDOFF_LIMIT:  # only a step that failed in between leaves one behind
+        if len(self._handoff) >= HANDOFF_LIMIT:  # the exposed-IP step takes each; a crash may not
             self._handoff.clear()
         self._handoff[(gslb.api_version, gslb.namespace, gslb.name)] = (
             gslb.metadata.resource_version,
             exposure,
         )
         return exposure.servers
+
+    def forget(self, gslb: Gslb) -> None:
+        """Drop what `servers` held for the exposed-IP step (which may not have needed it)."""
+        self._handoff.pop((gslb.api_version, gslb.namespace, gslb.name), None)
 
     async def exposure_for(self, gslb: Gslb) -> Exposure:
         """What `servers` resolved for this same version of the Gslb moments ago (the reconcile's

@@ -631,3 +631,22 @@ async def test_a_reconcile_reads_the_route_and_its_gateway_once(
     # a later reconcile (or another version of the Gslb) reads afresh
     assert await exposed_source(kube, servers, events, None).exposed_ips(gslb) == ["192.0.2.30"]
     assert reads() - before == Counter({"httproutes": 2, "gateways": 2})
+
+
+async def test_what_the_servers_step_resolved_is_not_kept_when_the_exposed_step_needs_none(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+) -> None:
+    """With CLUSTER_EXPOSED_IPS (or an address annotation) the exposed-IP step reads no object: the
+    servers step's resolution must not be left behind, one per Gslb, for ever."""
+    gateway(kube_api, "eg", {"value": "192.0.2.30"})
+    kube_api.create_object(GW, "v1", "httproutes", route("HTTPRoute", "web", [HOST], [{"name": "eg"}]))
+    source = exposed_source(kube, servers, events, None, cluster_exposed_ips=["198.51.100.1"])
+    for name in ("one", "two", "three"):
+        gslb = await stored(kube_store, route_ref(name, "v1", "HTTPRoute", name="web"))
+        await servers.servers(gslb)
+        assert await source.exposed_ips(gslb) == ["198.51.100.1"]
+    assert servers._handoff == {}  # noqa: SLF001 - the leak is internal by nature
