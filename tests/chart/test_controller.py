@@ -191,13 +191,14 @@ GATEWAY_API_RULES = {
     ("gateway.networking.k8s.io", plural): {"get", "list"}
     for plural in ("gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes")
 }
+ISTIO_RULES = {("networking.istio.io", plural): {"get", "list"} for plural in ("virtualservices", "gateways")}
 
 
 def test_cluster_role_grants_exactly_the_least_verbs() -> None:
     rendered = helm.render()
-    assert _rules(rendered, "ClusterRole") == CLUSTER_RULES | GATEWAY_API_RULES
-    without_routes = helm.render({"gatewayapi": {"enabled": False}})
-    assert _rules(without_routes, "ClusterRole") == CLUSTER_RULES
+    assert _rules(rendered, "ClusterRole") == CLUSTER_RULES | GATEWAY_API_RULES | ISTIO_RULES
+    without = helm.render({"gatewayapi": {"enabled": False}, "istio": {"enabled": False}})
+    assert _rules(without, "ClusterRole") == CLUSTER_RULES
     assert not rendered.all("Role"), "no namespaced role without leader election"
     for role in rendered.all("ClusterRole"):
         for rule in role["rules"]:

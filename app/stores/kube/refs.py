@@ -5,6 +5,10 @@ hosts with the Services behind them, and the load balancer addresses where they 
   from its load balancer status;
 - a Service (`v1`, of type LoadBalancer): the one host of the Gslb's `k8gb.io/hostname` annotation,
   backed by the Service itself; addresses from its load balancer status;
+- an Istio VirtualService (`networking.istio.io/v1` or `v1beta1`): its `hosts`, each backed by the
+  destination of every http, tls and tcp route (in the VirtualService's namespace); addresses from
+  the load balancer status of the one Service (in any namespace) selected by its one Istio Gateway
+  other than `mesh`;
 - a Gateway API route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute, in the versions k8gb
   reads): its `hostnames` (TCPRoute and UDPRoute have none: the Gslb's `k8gb.io/hostname`, as for a
   Service), each backed by every rule's `backendRefs` (namespace defaulting to the route's);
@@ -21,6 +25,7 @@ from app.domain.gslb import Gslb, NamespacedName, ResourceRef, Server
 from app.stores.kube.client import INGRESS, SERVICE, Obj, Resource
 
 GATEWAY_API = "gateway.networking.k8s.io"
+ISTIO = "networking.istio.io"
 GATEWAY = Resource(GATEWAY_API, "v1", "gateways", "Gateway")
 HOSTNAME_ANNOTATION = "k8gb.io/hostname"
 #: Address types of Gateway API's `status.addresses`; load balancer status entries map onto them.
@@ -35,6 +40,12 @@ def _route(version: str, kind: str) -> Resource:
 REFERABLE: dict[tuple[str, str], Resource] = {
     (INGRESS.api_version, INGRESS.kind): INGRESS,
     (SERVICE.api_version, SERVICE.kind): SERVICE,
+    **{
+        (f"{ISTIO}/{version}", "VirtualService"): Resource(
+            ISTIO, version, "virtualservices", "VirtualService"
+        )
+        for version in ("v1", "v1beta1")
+    },
     **{
         (f"{GATEWAY_API}/{version}", kind): _route(version, kind)
         for version, kinds in {
@@ -62,6 +73,15 @@ class Exposure:
 
 def is_route(resource: Resource) -> bool:
     return resource.group == GATEWAY_API
+
+
+def is_virtual_service(resource: Resource) -> bool:
+    return resource.group == ISTIO
+
+
+def istio_gateway(virtual_service: Resource) -> Resource:
+    """Istio's Gateway, in the VirtualService's API version."""
+    return Resource(ISTIO, virtual_service.version, "gateways", "Gateway")
 
 
 def label_selector(ref: ResourceRef) -> str:
@@ -186,3 +206,39 @@ def gateway_addresses(gateway: Obj) -> list[tuple[str, str]]:
         (address.get("type") or IP_ADDRESS, address.get("value") or "")
         for address in (gateway.get("status") or {}).get("addresses") or []
     ]
+
+
+def gateway_of_virtual_service(virtual_service: Obj) -> tuple[str, str]:
+    """(namespace, name) of the VirtualService's one Istio Gateway, `mesh` (the sidecars) not
+    counted; `name` alone is in the VirtualService's namespace, as Istio reads it."""
+    meta = _meta(virtual_service)
+    gateways = [g for g in (virtual_service.get("spec") or {}).get("gateways") or [] if g != "mesh"]
+    if len(gateways) != 1:
+        count = len(gateways)
+        raise ResolveError(
+            f"expected exactly 1 Gateway to be referenced by the VirtualService but {count} were found"
+        )
+    namespace, _, name = gateways[0].rpartition("/")
+    return namespace or meta.get("namespace") or "default", name
+
+
+def service_selector(istio_gateway: Obj) -> str:
+    """The Gateway's `spec.selector` as a label selector: it picks the Service of its ingress pods."""
+    selector = (istio_gateway.get("spec") or {}).get("selector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+
+
+def servers_of_virtual_service(virtual_service: Obj) -> list[Server]:
+    """Each host, backed by the destination of every http, tls and tcp route (k8gb keeps them all)."""
+    meta, spec = _meta(virtual_service), virtual_service.get("spec") or {}
+    hosts = [h for h in spec.get("hosts") or [] if h]
+    if not hosts:
+        raise ResolveError(f"can't find hosts in VirtualService {meta.get('name')}")
+    namespace = meta.get("namespace") or "default"
+    backends = [
+        NamespacedName(namespace=namespace, name=(route.get("destination") or {}).get("host") or "")
+        for kind in ("http", "tls", "tcp")
+        for rule in spec.get(kind) or []
+        for route in rule.get("route") or []
+    ]
+    return [Server(host=host, services=list(backends)) for host in hosts]

@@ -5,8 +5,8 @@ Embedded mode (`spec.ingress`, no `resourceRef`): the Gslb owns an Ingress of th
 when it differs (a conflict leaves it for the next round, as k8gb does). Referenced mode: the object
 named by `resourceRef.name` (namespace defaulting to the Gslb's), or the one object in the Gslb's
 namespace matching the label selector; anything but exactly one is an error. What each kind says is
-`refs`' business; Istio's VirtualService is refused with k8gb's message. Each failure is reported as a
-Warning `ReconcileError` on the Gslb.
+`refs`' business; other kinds are refused with k8gb's message. Each failure is reported as a Warning
+`ReconcileError` on the Gslb.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from app.stores.kube.refs import (
     Exposure,
     ResolveError,
     gateway_addresses,
+    gateway_of_virtual_service,
     is_route,
+    is_virtual_service,
+    istio_gateway,
     label_selector,
     lb_addresses,
     load_balancer,
@@ -33,6 +36,8 @@ from app.stores.kube.refs import (
     servers_of_ingress,
     servers_of_route,
     servers_of_service,
+    servers_of_virtual_service,
+    service_selector,
 )
 
 log = logging.getLogger("pygslb.kube.servers")
@@ -209,7 +214,23 @@ class KubeServerSource:
             if gateway is None:
                 raise ResolveError(f"Gateway {namespace}/{name} of {resource.kind} {_name(route)} not found")
             return Exposure(servers_of_route(gslb, resource.kind, route), gateway_addresses(gateway))
+        if is_virtual_service(resource):
+            return await self._virtual_service(resource, found[0])
         return Exposure(servers_of_ingress(found[0]), lb_addresses(found[0]))
+
+    async def _virtual_service(self, resource: Resource, virtual_service: Obj) -> Exposure:
+        """Its Gateway, then the one Service that Gateway's selector picks (anywhere), as k8gb reads them."""
+        namespace, name = gateway_of_virtual_service(virtual_service)
+        gateway = await self.client.get_or_none(istio_gateway(resource), namespace, name)
+        if gateway is None:
+            raise ResolveError(
+                f"Gateway {namespace}/{name} of VirtualService {_name(virtual_service)} not found"
+            )
+        listing = await self.client.list(SERVICE, None, label_selector=service_selector(gateway))
+        services = listing.get("items") or []
+        if len(services) != 1:
+            raise ResolveError(f"exactly 1 Service resource expected but {len(services)} were found")
+        return Exposure(servers_of_virtual_service(virtual_service), lb_addresses(services[0]))
 
     async def _ensure_embedded(self, gslb: Gslb) -> Obj:
         desired = embedded_ingress(gslb)

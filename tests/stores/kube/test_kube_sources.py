@@ -237,11 +237,9 @@ async def test_a_service_reference_that_cannot_work_says_why(
 async def test_unsupported_references_are_refused(
     kube_store: KubeGslbStore, servers: KubeServerSource
 ) -> None:
-    body = referenced("vs", name="frontend")
-    body["spec"]["resourceRef"].update(apiVersion="networking.istio.io/v1", kind="VirtualService")
-    with pytest.raises(
-        ResolveError, match="APIVersion:networking.istio.io/v1, Kind:VirtualService not supported"
-    ):
+    body = referenced("route", name="frontend")
+    body["spec"]["resourceRef"].update(apiVersion="route.openshift.io/v1", kind="Route")
+    with pytest.raises(ResolveError, match="APIVersion:route.openshift.io/v1, Kind:Route not supported"):
         await servers.servers(await stored(kube_store, body))
     body = referenced("no-target")
     with pytest.raises(ResolveError, match="neither name nor label selector specified in ResourceRef"):
@@ -650,3 +648,116 @@ async def test_what_the_servers_step_resolved_is_not_kept_when_the_exposed_step_
         await servers.servers(gslb)
         assert await source.exposed_ips(gslb) == ["198.51.100.1"]
     assert servers._handoff == {}  # noqa: SLF001 - the leak is internal by nature
+
+
+# --- Istio VirtualService --------------------------------------------------------------------------
+
+ISTIO = "networking.istio.io"
+
+
+@pytest.fixture
+def istio(kube_api: KubeApi) -> None:
+    """Istio's resources, as its CRDs install them in a cluster."""
+    for plural, kind in (("virtualservices", "VirtualService"), ("gateways", "Gateway")):
+        kube_api.register(ResourceType(ISTIO, ("v1", "v1beta1"), plural, kind))
+
+
+def virtual_service(name: str, hosts: list[str], gateways: list[str], **labels: str) -> Any:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {
+            "hosts": hosts,
+            "gateways": gateways,
+            "http": [{"route": [{"destination": {"host": "web", "port": {"number": 80}}}]}],
+            "tcp": [{"route": [{"destination": {"host": "db"}}]}],
+        },
+    }
+
+
+def istio_ingress(kube_api: KubeApi, namespace: str = "istio-system", **selector: str) -> None:
+    """Istio's ingress gateway: a Gateway selecting its pods, and their LoadBalancer Service."""
+    kube_api.create_object("", "v1", "namespaces", {"metadata": {"name": namespace}})
+    gateway = {"metadata": {"name": "public", "namespace": namespace}, "spec": {"selector": selector}}
+    kube_api.create_object(ISTIO, "v1", "gateways", gateway)
+    service = {"metadata": {"name": "istio-ingressgateway", "namespace": namespace, "labels": selector}}
+    kube_api.create_object("", "v1", "services", {**service, "spec": {"type": "LoadBalancer"}})
+    created = kube_api.get_object("", "services", namespace, "istio-ingressgateway")
+    assert created is not None
+    created["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.50"}]}}
+    kube_api.update_object("", "services", created, status=True)
+
+
+def vs_ref(gslb_name: str, version: str = "v1", **ref: Any) -> dict[str, Any]:
+    body = referenced(gslb_name, **ref)
+    body["spec"]["resourceRef"].update(apiVersion=f"{ISTIO}/{version}", kind="VirtualService")
+    return body
+
+
+@pytest.mark.usefixtures("istio")
+async def test_a_referenced_virtual_service_is_exposed_by_its_gateways_service(
+    kube: KubeClient,
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    events: KubeEvents,
+) -> None:
+    """k8gb's Istio reference: the hosts, backed by every route's destination; the addresses of the
+    one Service the Gateway's selector picks (here in istio-system)."""
+    istio_ingress(kube_api, istio="ingressgateway")
+    kube_api.create_object(
+        ISTIO, "v1", "virtualservices", virtual_service("web", [HOST], ["mesh", "istio-system/public"])
+    )
+    backends = [NamespacedName(namespace=NS, name="web"), NamespacedName(namespace=NS, name="db")]
+    for version in ("v1", "v1beta1"):
+        gslb = await stored(kube_store, vs_ref(f"web-{version}", version, name="web"))
+        assert await servers.servers(gslb) == [Server(host=HOST, services=backends)]
+        assert await exposed_source(kube, servers, events, None).exposed_ips(gslb) == ["192.0.2.50"]
+
+
+@pytest.mark.usefixtures("istio")
+@pytest.mark.parametrize(
+    ("hosts", "gateways", "message"),
+    [
+        (
+            [HOST],
+            ["mesh"],
+            "expected exactly 1 Gateway to be referenced by the VirtualService but 0 were found",
+        ),
+        (
+            [HOST],
+            ["istio-system/public", "other"],
+            "expected exactly 1 Gateway to be referenced by the VirtualService but 2 were found",
+        ),
+        ([HOST], ["absent"], f"Gateway {NS}/absent of VirtualService {NS}/vs not found"),
+        ([], ["istio-system/public"], "can't find hosts in VirtualService vs"),
+    ],
+)
+async def test_a_virtual_service_that_cannot_work_says_why(
+    kube_api: KubeApi,
+    kube_store: KubeGslbStore,
+    servers: KubeServerSource,
+    hosts: list[str],
+    gateways: list[str],
+    message: str,
+) -> None:
+    istio_ingress(kube_api, istio="ingressgateway")
+    kube_api.create_object(ISTIO, "v1", "virtualservices", virtual_service("vs", hosts, gateways))
+    gslb = await stored(kube_store, vs_ref("vs", name="vs"))
+    with pytest.raises(ResolveError) as caught:
+        await servers.servers(gslb)
+    assert str(caught.value) == message
+
+
+@pytest.mark.usefixtures("istio")
+async def test_the_gateway_must_select_exactly_one_service(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    istio_ingress(kube_api, istio="ingressgateway")
+    twin = {"metadata": {"name": "twin", "namespace": NS, "labels": {"istio": "ingressgateway"}}}
+    kube_api.create_object("", "v1", "services", {**twin, "spec": {"type": "LoadBalancer"}})
+    kube_api.create_object(
+        ISTIO, "v1", "virtualservices", virtual_service("vs", [HOST], ["istio-system/public"])
+    )
+    gslb = await stored(kube_store, vs_ref("vs", name="vs"))
+    with pytest.raises(ResolveError, match="^exactly 1 Service resource expected but 2 were found$"):
+        await servers.servers(gslb)
