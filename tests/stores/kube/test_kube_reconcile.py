@@ -245,6 +245,47 @@ async def test_an_httproute_reference_is_reconciled_as_k8gb_does(kube_api: KubeA
     assert status["serviceHealth"] == {HOST: "Healthy"}
 
 
+async def test_a_virtual_service_reference_is_reconciled_as_k8gb_does(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    """Istio: the VirtualService's host, its route destination's health, the address of the Service
+    its Gateway selects (in istio-system)."""
+    istio = "networking.istio.io"
+    for plural, kind in (("virtualservices", "VirtualService"), ("gateways", "Gateway")):
+        kube_api.register(ResourceType(istio, ("v1",), plural, kind))
+    ready_backend(kube_api, "podinfo")
+    kube_api.create_object("", "v1", "namespaces", {"metadata": {"name": "istio-system"}})
+    selector = {"istio": "ingressgateway"}
+    gateway = {"metadata": {"name": "public", "namespace": "istio-system"}, "spec": {"selector": selector}}
+    kube_api.create_object(istio, "v1", "gateways", gateway)
+    lb = {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": selector}
+    kube_api.create_object("", "v1", "services", {"metadata": lb, "spec": {"type": "LoadBalancer"}})
+    service = kube_api.get_object("", "services", "istio-system", "istio-ingressgateway")
+    assert service is not None
+    service["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.40"}]}}
+    kube_api.update_object("", "services", service, status=True)
+    virtual_service = {
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "hosts": [HOST],
+            "gateways": ["istio-system/public"],
+            "http": [{"route": [{"destination": {"host": "podinfo"}}]}],
+        },
+    }
+    kube_api.create_object(istio, "v1", "virtualservices", virtual_service)
+    body = gslb_body("podinfo", namespace=NS)
+    del body["spec"]["ingress"]
+    body["spec"]["resourceRef"] = {"apiVersion": f"{istio}/v1", "kind": "VirtualService", "name": "podinfo"}
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+
+    assert await until(lambda: records(kube_api, "podinfo")) == {
+        f"localtargets-{HOST}": ["203.0.113.40"],
+        HOST: ["203.0.113.40"],
+    }
+    status = await until(lambda: _status_of(kube_api, "podinfo"))
+    assert status["serviceHealth"] == {HOST: "Healthy"}
+
+
 async def test_ready_moves_its_transition_time_only_when_its_status_changes(
     kube_api: KubeApi, replica: Any
 ) -> None:
