@@ -316,6 +316,14 @@ def error_response(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     return response_for(query, rcode).to_wire()
 
 
+def question_count_error(query: dns.message.Message) -> bytes:
+    """FORMERR for a query that parsed but does not ask exactly one question: no question echoed, and
+    the OPT record when the query had one (RFC 6891 §7: a response to a query with OPT carries OPT)."""
+    response = response_for(query, dns.rcode.FORMERR)
+    response.question = []
+    return response.to_wire()
+
+
 def header_only(header: bytes, rcode: dns.rcode.Rcode) -> bytes:
     """FORMERR for a packet whose header is readable but whose body is not: ID, opcode and RD echoed."""
     flags = int.from_bytes(header[2:4], "big")

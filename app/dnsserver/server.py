@@ -31,6 +31,7 @@ from app.dnsserver.answers import (
     build_plan,
     error_response,
     header_only,
+    question_count_error,
     response_for,
 )
 from app.dnsserver.zonetable import NameKey, ZoneTable, name_key
@@ -206,7 +207,7 @@ class DnsServer:
         if opcode != dns.opcode.QUERY:
             return self._count(error_response(query, dns.rcode.NOTIMP), "NOTIMP")
         if len(query.question) != 1:
-            return self._count(header_only(data[:4], dns.rcode.FORMERR), "FORMERR")
+            return self._count(question_count_error(query), "FORMERR")
         plan = build_plan(self.table, query)
         if self._cacheable(query, data):
             if len(self._plans) >= MAX_PLANS:

@@ -422,6 +422,18 @@ async def test_malformed_packets_get_formerr_at_most(
     assert addresses(await ask(server, f"single.{ZONE}")) == ["10.0.0.9"]
 
 
+@pytest.mark.parametrize("questions", [0, 2])
+async def test_a_query_without_exactly_one_question_keeps_its_edns(server: DnsServer, questions: int) -> None:
+    """FORMERR, and the OPT record RFC 6891 §7 asks for in a response to a query that had one."""
+    query = dns.message.make_query(f"single.{ZONE}", "A", use_edns=0, payload=1232)
+    query.question = query.question * questions
+    got = await asyncio.to_thread(_udp_exchange, server.port, query.to_wire())
+    assert got is not None
+    response = dns.message.from_wire(got)
+    assert (response.id, dns.rcode.to_text(response.rcode())) == (query.id, "FORMERR")
+    assert response.edns == 0 and not response.question
+
+
 async def test_malformed_tcp_frame_closes_the_connection(server: DnsServer) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     garbage = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07exam"

@@ -173,7 +173,7 @@ def servers_of_route(gslb: Gslb, kind: str, route: Obj) -> list[Server]:
             raise ResolveError(f"{kind} {meta.get('name')} requires {HOSTNAME_ANNOTATION} annotation")
         hostnames = [host]
     else:
-        hostnames = [h for h in spec.get("hostnames") or [] if h]
+        hostnames = list(dict.fromkeys(h for h in spec.get("hostnames") or [] if h))
     if not hostnames:
         raise ResolveError(f"can't find hosts in route {meta.get('name')}")
     namespace = meta.get("namespace") or "default"
@@ -231,7 +231,7 @@ def service_selector(istio_gateway: Obj) -> str:
 def servers_of_virtual_service(virtual_service: Obj) -> list[Server]:
     """Each host, backed by the destination of every http, tls and tcp route (k8gb keeps them all)."""
     meta, spec = _meta(virtual_service), virtual_service.get("spec") or {}
-    hosts = [h for h in spec.get("hosts") or [] if h]
+    hosts = list(dict.fromkeys(h for h in spec.get("hosts") or [] if h))  # a host listed twice is one
     if not hosts:
         raise ResolveError(f"can't find hosts in VirtualService {meta.get('name')}")
     namespace = meta.get("namespace") or "default"

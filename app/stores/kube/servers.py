@@ -186,7 +186,7 @@ class KubeServerSource:
         referenced), LoadBalancer Service or Gateway API route; shared with the exposed-IP source."""
         try:
             return await self._resolve(gslb)
-        except ResolveError as exc:
+        except (ResolveError, KubeApiError) as exc:  # the API refusing a lookup (403, no such CRD) too
             if self.events is not None:
                 await self.events.warning(gslb_object_ref(gslb), RECONCILE_ERROR, str(exc))
             raise

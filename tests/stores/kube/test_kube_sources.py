@@ -14,7 +14,7 @@ import pytest
 from app.domain.gslb import Gslb, NamespacedName, Server
 from app.domain.health import ServiceState
 from app.stores.base import ObjectKey
-from app.stores.kube.client import KubeClient
+from app.stores.kube.client import KubeApiError, KubeClient
 from app.stores.kube.events import KubeEvents
 from app.stores.kube.exposed import ExposedIpError, KubeExposedIps
 from app.stores.kube.health import EndpointSliceHealth
@@ -705,7 +705,7 @@ async def test_a_referenced_virtual_service_is_exposed_by_its_gateways_service(
     one Service the Gateway's selector picks (here in istio-system)."""
     istio_ingress(kube_api, istio="ingressgateway")
     kube_api.create_object(
-        ISTIO, "v1", "virtualservices", virtual_service("web", [HOST], ["mesh", "istio-system/public"])
+        ISTIO, "v1", "virtualservices", virtual_service("web", [HOST, HOST], ["mesh", "istio-system/public"])
     )
     backends = [NamespacedName(namespace=NS, name="web"), NamespacedName(namespace=NS, name="db")]
     for version in ("v1", "v1beta1"):
@@ -761,3 +761,15 @@ async def test_the_gateway_must_select_exactly_one_service(
     gslb = await stored(kube_store, vs_ref("vs", name="vs"))
     with pytest.raises(ResolveError, match="^exactly 1 Service resource expected but 2 were found$"):
         await servers.servers(gslb)
+
+
+async def test_the_api_refusing_a_lookup_is_a_reconcile_error_event(
+    kube_api: KubeApi, kube_store: KubeGslbStore, servers: KubeServerSource
+) -> None:
+    """No Istio CRDs here: listing VirtualServices is a 404 from the API, said as k8gb says a
+    resolver that cannot be built (a Warning ReconcileError), not only in the Ready condition."""
+    gslb = await stored(kube_store, vs_ref("nowhere", matchLabels={"app": "web"}))
+    with pytest.raises(KubeApiError) as caught:
+        await servers.servers(gslb)
+    assert caught.value.status == 404
+    assert warnings(kube_api, "ReconcileError") == [str(caught.value)]
