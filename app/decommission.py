@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from app.controller.delegation import withdraw_delegation
+from app.controller.delegation import withdraw_zone
 from app.domain.endpoint import Changes
 from app.domain.zones import ZoneConfig
 from app.providers.base import Provider, ProviderError
@@ -84,9 +84,7 @@ async def decommission(
     try:
         for zone in zones:
             try:
-                [(_, changes)] = await withdraw_delegation(
-                    provider, [zone], tag, glue_prefix, apply=not dry_run
-                )
+                changes = await withdraw_zone(provider, zone, tag, glue_prefix, apply=not dry_run)
             except (ProviderError, OSError) as exc:
                 failures.append(f"cannot withdraw {tag} from {zone.load_balanced_zone}: {exc}")
                 continue

@@ -133,31 +133,29 @@ class DelegationLoop:
 
     async def withdraw(self) -> None:
         """Leave every delegation (on an explicit decommission, not on a restart)."""
-        await withdraw_delegation(self.provider, self.zones, self.own_tag, self.glue_prefix)
+        for zone in self.zones:
+            await withdraw_zone(self.provider, zone, self.own_tag, self.glue_prefix)
 
 
-async def withdraw_delegation(
-    provider: Provider, zones: list[ZoneConfig], tag: str, glue_prefix: str, *, apply: bool = True
-) -> list[tuple[ZoneConfig, Changes]]:
-    """Take the cluster `tag` out of each zone's delegation: its glue A and its NS name go, the last
+async def withdraw_zone(
+    provider: Provider, zone: ZoneConfig, tag: str, glue_prefix: str, *, apply: bool = True
+) -> Changes:
+    """Take the cluster `tag` out of the zone's delegation: its glue A and its NS name go, the last
     cluster out removes the NS RRset (k8gb's ZoneDelegation finalizer). The other clusters never do
     this for a peer (they keep every name that has glue), so a cluster that is gone for good stays
     delegated to until this runs, for itself or, with its tag, from any other cluster's settings.
-    `apply=False` only plans. Returns what each zone needed."""
-    done: list[tuple[ZoneConfig, Changes]] = []
-    for zone in zones:
-        with tracer.start_as_current_span("WithdrawZoneDelegation") as span:
-            span.set_attribute("dns.zone", zone.load_balanced_zone)
-            span.set_attribute("dns.parent_zone", zone.parent_zone)
-            span.set_attribute("k8gb.geo_tag", tag)
-            current = await provider.records(zone.parent_zone)
-            changes = withdrawal_changes(zone, tag, glue_prefix, current)
-            span.set_attribute("dns.changes", changes.count())
-            if apply and changes.has_changes:
-                await provider.apply(zone.parent_zone, changes)
-                log.info("%s withdrawn from the edge delegation of %s", tag, zone.load_balanced_zone)
-        done.append((zone, changes))
-    return done
+    `apply=False` only plans. Returns what the zone needed."""
+    with tracer.start_as_current_span("WithdrawZoneDelegation") as span:
+        span.set_attribute("dns.zone", zone.load_balanced_zone)
+        span.set_attribute("dns.parent_zone", zone.parent_zone)
+        span.set_attribute("k8gb.geo_tag", tag)
+        current = await provider.records(zone.parent_zone)
+        changes = withdrawal_changes(zone, tag, glue_prefix, current)
+        span.set_attribute("dns.changes", changes.count())
+        if apply and changes.has_changes:
+            await provider.apply(zone.parent_zone, changes)
+            log.info("%s withdrawn from the edge delegation of %s", tag, zone.load_balanced_zone)
+    return changes
 
 
 def _now() -> str:

@@ -94,8 +94,7 @@ def merge_delegation(
             wanted = {_norm(t) for t in endpoint.targets}
             peers = {t for t in wanted - {own} if t in with_glue}
             names = (wanted & {own}) | peers | kept
-            decides = held_ns is None or min(names) == own
-            ttl = endpoint.ttl if decides or held_ns is None else held_ns.ttl
+            ttl = endpoint.ttl if held_ns is None or min(names) == own else held_ns.ttl
             endpoint = Endpoint(endpoint.dns_name, tuple(sorted(names)), "NS", ttl, endpoint.labels)
         merged.append(endpoint)
     return merged

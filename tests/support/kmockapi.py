@@ -749,6 +749,12 @@ class KubeApi(kmock.RawHandler):
         current = self._get(rtype, meta.get("namespace"), meta["name"])
         return clone(self._commit(rtype, current, clone(body), status_only=status))
 
+    def set_status(self, group: str, plural: str, namespace: str | None, name: str, status: Obj) -> Obj:
+        """Write an object's status as its controller would (an ingress controller, a Gateway's)."""
+        current = self.get_object(group, plural, namespace, name)
+        assert current is not None, f"no {plural} {namespace}/{name}"
+        return self.update_object(group, plural, {**current, "status": status}, status=True)
+
     def delete_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj:
         return clone(self._delete(self._types[(group, plural)], namespace, name, {}))
 

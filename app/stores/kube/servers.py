@@ -162,21 +162,18 @@ class KubeServerSource:
         exposure = await self.resolve(gslb)
         if len(self._handoff) >= HANDOFF_LIMIT:  # the exposed-IP step takes each; a crash may not
             self._handoff.clear()
-        self._handoff[(gslb.api_version, gslb.namespace, gslb.name)] = (
-            gslb.metadata.resource_version,
-            exposure,
-        )
+        self._handoff[_handoff_key(gslb)] = (gslb.metadata.resource_version, exposure)
         return exposure.servers
 
     def forget(self, gslb: Gslb) -> None:
         """Drop what `servers` held for the exposed-IP step (which may not have needed it)."""
-        self._handoff.pop((gslb.api_version, gslb.namespace, gslb.name), None)
+        self._handoff.pop(_handoff_key(gslb), None)
 
     async def exposure_for(self, gslb: Gslb) -> Exposure:
         """What `servers` resolved for this same version of the Gslb moments ago (the reconcile's
         exposed-IP step follows its servers step), else a fresh resolution: the referenced objects
         are read once per reconcile, and hosts and addresses come from the same reading."""
-        held = self._handoff.pop((gslb.api_version, gslb.namespace, gslb.name), None)
+        held = self._handoff.pop(_handoff_key(gslb), None)
         if held is not None and held[0] == gslb.metadata.resource_version:
             return held[1]
         return await self.resolve(gslb)
@@ -282,6 +279,10 @@ class KubeServerSource:
             raise ResolveError("neither name nor label selector specified in ResourceRef")
         listing = await self.client.list(resource, gslb.namespace, label_selector=label_selector(ref))
         return resource, listing.get("items") or []
+
+
+def _handoff_key(gslb: Gslb) -> tuple[str, str, str]:
+    return gslb.api_version, gslb.namespace, gslb.name
 
 
 def _name(obj: Obj) -> str:

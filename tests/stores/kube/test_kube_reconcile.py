@@ -54,10 +54,24 @@ def ready_backend(api: KubeApi, service: str, ready: bool = True) -> None:
 
 
 def set_ingress_ip(api: KubeApi, name: str, ip: str) -> None:
-    ingress = get(api, "networking.k8s.io", "ingresses", name)
-    assert ingress is not None
-    ingress["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
-    api.update_object("networking.k8s.io", "ingresses", ingress, status=True)
+    api.set_status("networking.k8s.io", "ingresses", NS, name, {"loadBalancer": {"ingress": [{"ip": ip}]}})
+
+
+def referencing(api: KubeApi, ref: dict[str, Any], annotations: dict[str, str] | None = None) -> None:
+    """Apply the Gslb `podinfo` with `resourceRef: ref` (and no embedded Ingress)."""
+    body = gslb_body("podinfo", namespace=NS)
+    del body["spec"]["ingress"]
+    body["metadata"]["annotations"] = annotations or {}
+    body["spec"]["resourceRef"] = ref
+    api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+
+
+async def served_healthy_from(api: KubeApi, ip: str) -> Any:
+    """Wait until `podinfo`'s host has records pointing at `ip` and a Healthy status; its status."""
+    assert await until(lambda: records(api, "podinfo")) == {f"localtargets-{HOST}": [ip], HOST: [ip]}
+    status = await until(lambda: _status_of(api, "podinfo"))
+    assert status["serviceHealth"] == {HOST: "Healthy"}
+    return status
 
 
 async def test_embedded_gslb_from_apply_to_records_status_and_deletion(
@@ -188,26 +202,13 @@ async def test_a_loadbalancer_service_reference_is_reconciled_as_k8gb_does(
     service["metadata"]["labels"] = {"app.kubernetes.io/name": "podinfo"}
     service["spec"] = {"type": "LoadBalancer", "ports": [{"port": 8080}]}
     kube_api.update_object("", "services", service)
-    service = get(kube_api, "", "services", "podinfo-lb")
-    assert service is not None
-    service["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}
-    kube_api.update_object("", "services", service, status=True)
-    body = gslb_body("podinfo", namespace=NS)
-    del body["spec"]["ingress"]
-    body["metadata"]["annotations"] = {"k8gb.io/hostname": HOST}
-    body["spec"]["resourceRef"] = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "matchLabels": {"app.kubernetes.io/name": "podinfo"},
-    }
-    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    kube_api.set_status(
+        "", "services", NS, "podinfo-lb", {"loadBalancer": {"ingress": [{"ip": "203.0.113.20"}]}}
+    )
+    ref = {"apiVersion": "v1", "kind": "Service", "matchLabels": {"app.kubernetes.io/name": "podinfo"}}
+    referencing(kube_api, ref, {"k8gb.io/hostname": HOST})
 
-    assert await until(lambda: records(kube_api, "podinfo")) == {
-        f"localtargets-{HOST}": ["203.0.113.20"],
-        HOST: ["203.0.113.20"],
-    }
-    status = await until(lambda: _status_of(kube_api, "podinfo"))
-    assert status["serviceHealth"] == {HOST: "Healthy"}
+    status = await served_healthy_from(kube_api, "203.0.113.20")
     assert status["servers"] == [{"host": HOST, "services": [{"name": "podinfo-lb", "namespace": NS}]}]
     assert get(kube_api, "networking.k8s.io", "ingresses", "podinfo") is None  # nothing embedded
 
@@ -219,10 +220,9 @@ async def test_an_httproute_reference_is_reconciled_as_k8gb_does(kube_api: KubeA
     kube_api.register(ResourceType(gw, ("v1",), "httproutes", "HTTPRoute", status=True))
     ready_backend(kube_api, "podinfo")
     kube_api.create_object(gw, "v1", "gateways", {"metadata": {"name": "eg", "namespace": NS}, "spec": {}})
-    gateway = get(kube_api, gw, "gateways", "eg")
-    assert gateway is not None
-    gateway["status"] = {"addresses": [{"type": "IPAddress", "value": "203.0.113.30"}]}
-    kube_api.update_object(gw, "gateways", gateway, status=True)
+    kube_api.set_status(
+        gw, "gateways", NS, "eg", {"addresses": [{"type": "IPAddress", "value": "203.0.113.30"}]}
+    )
     route = {
         "metadata": {"name": "podinfo", "namespace": NS},
         "spec": {
@@ -232,17 +232,9 @@ async def test_an_httproute_reference_is_reconciled_as_k8gb_does(kube_api: KubeA
         },
     }
     kube_api.create_object(gw, "v1", "httproutes", route)
-    body = gslb_body("podinfo", namespace=NS)
-    del body["spec"]["ingress"]
-    body["spec"]["resourceRef"] = {"apiVersion": f"{gw}/v1", "kind": "HTTPRoute", "name": "podinfo"}
-    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    referencing(kube_api, {"apiVersion": f"{gw}/v1", "kind": "HTTPRoute", "name": "podinfo"})
 
-    assert await until(lambda: records(kube_api, "podinfo")) == {
-        f"localtargets-{HOST}": ["203.0.113.30"],
-        HOST: ["203.0.113.30"],
-    }
-    status = await until(lambda: _status_of(kube_api, "podinfo"))
-    assert status["serviceHealth"] == {HOST: "Healthy"}
+    await served_healthy_from(kube_api, "203.0.113.30")
 
 
 async def test_a_virtual_service_reference_is_reconciled_as_k8gb_does(
@@ -260,10 +252,8 @@ async def test_a_virtual_service_reference_is_reconciled_as_k8gb_does(
     kube_api.create_object(istio, "v1", "gateways", gateway)
     lb = {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": selector}
     kube_api.create_object("", "v1", "services", {"metadata": lb, "spec": {"type": "LoadBalancer"}})
-    service = kube_api.get_object("", "services", "istio-system", "istio-ingressgateway")
-    assert service is not None
-    service["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.40"}]}}
-    kube_api.update_object("", "services", service, status=True)
+    lb_status = {"loadBalancer": {"ingress": [{"ip": "203.0.113.40"}]}}
+    kube_api.set_status("", "services", "istio-system", "istio-ingressgateway", lb_status)
     virtual_service = {
         "metadata": {"name": "podinfo", "namespace": NS},
         "spec": {
@@ -273,17 +263,9 @@ async def test_a_virtual_service_reference_is_reconciled_as_k8gb_does(
         },
     }
     kube_api.create_object(istio, "v1", "virtualservices", virtual_service)
-    body = gslb_body("podinfo", namespace=NS)
-    del body["spec"]["ingress"]
-    body["spec"]["resourceRef"] = {"apiVersion": f"{istio}/v1", "kind": "VirtualService", "name": "podinfo"}
-    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    referencing(kube_api, {"apiVersion": f"{istio}/v1", "kind": "VirtualService", "name": "podinfo"})
 
-    assert await until(lambda: records(kube_api, "podinfo")) == {
-        f"localtargets-{HOST}": ["203.0.113.40"],
-        HOST: ["203.0.113.40"],
-    }
-    status = await until(lambda: _status_of(kube_api, "podinfo"))
-    assert status["serviceHealth"] == {HOST: "Healthy"}
+    await served_healthy_from(kube_api, "203.0.113.40")
 
 
 async def test_ready_moves_its_transition_time_only_when_its_status_changes(

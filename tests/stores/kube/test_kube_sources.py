@@ -382,12 +382,8 @@ async def test_exposed_ips_of_a_referenced_service_come_from_its_load_balancer(
     edge: Bind9,
 ) -> None:
     kube_api.create_object("", "v1", "services", lb_service("frontend-lb"))
-    service = kube_api.get_object("", "services", NS, "frontend-lb")
-    assert service is not None
-    service["status"] = {
-        "loadBalancer": {"ingress": [{"ip": "192.0.2.9"}, {"hostname": "lb.edge.example.com"}]}
-    }
-    kube_api.update_object("", "services", service, status=True)
+    lb_status = {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}, {"hostname": "lb.edge.example.com"}]}}
+    kube_api.set_status("", "services", NS, "frontend-lb", lb_status)
     gslb = await stored(kube_store, service_ref("svc", name="frontend-lb"))
     assert await exposed_source(kube, servers, events, edge).exposed_ips(gslb) == [
         "192.0.2.9",
@@ -477,10 +473,7 @@ def gateway(kube_api: KubeApi, name: str, *addresses: dict[str, str]) -> None:
         "spec": {"gatewayClassName": "eg", "listeners": [listener]},
     }
     kube_api.create_object(GW, "v1", "gateways", body)
-    created = kube_api.get_object(GW, "gateways", NS, name)
-    assert created is not None
-    created["status"] = {"addresses": list(addresses)}
-    kube_api.update_object(GW, "gateways", created, status=True)
+    kube_api.set_status(GW, "gateways", NS, name, {"addresses": list(addresses)})
 
 
 def route_ref(gslb_name: str, version: str, kind: str, **ref: Any) -> dict[str, Any]:
@@ -681,10 +674,8 @@ def istio_ingress(kube_api: KubeApi, namespace: str = "istio-system", **selector
     kube_api.create_object(ISTIO, "v1", "gateways", gateway)
     service = {"metadata": {"name": "istio-ingressgateway", "namespace": namespace, "labels": selector}}
     kube_api.create_object("", "v1", "services", {**service, "spec": {"type": "LoadBalancer"}})
-    created = kube_api.get_object("", "services", namespace, "istio-ingressgateway")
-    assert created is not None
-    created["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.50"}]}}
-    kube_api.update_object("", "services", created, status=True)
+    lb_status = {"loadBalancer": {"ingress": [{"ip": "192.0.2.50"}]}}
+    kube_api.set_status("", "services", namespace, "istio-ingressgateway", lb_status)
 
 
 def vs_ref(gslb_name: str, version: str = "v1", **ref: Any) -> dict[str, Any]:
