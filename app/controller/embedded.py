@@ -7,13 +7,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from app.domain.endpoint import Endpoint
+from app.domain.endpoint import Endpoint, RecordKey, merge_endpoints
 from app.domain.gslb import EXPOSED_IPS_ANNOTATION, Gslb, Server, hosts_and_services
 from app.domain.plan import plan
 from app.domain.zones import ZoneConfig, zone_for
 from app.providers.base import Provider
 
 log = logging.getLogger("pygslb.embedded")
+
+Owner = tuple[str, str, str]  # namespace, name, group: the order merged records take
 
 
 class SpecServerSource:
@@ -55,53 +57,76 @@ class StaticExposedIps:
 class ZoneSink:
     """Plans a Gslb's records against what it last published and applies the difference.
 
-    Each Gslb owns its records, so one never deletes another's. Planning against our own last
-    publication keeps a reconcile O(its own records) however large the zone is; if the provider
-    refuses a change set (it no longer holds what we think), the sink re-reads the provider once and
-    plans again. The state is rebuilt at start by reconciling every Gslb (the built-in zone lives in
-    memory anyway).
+    Planning against our own last publications keeps a reconcile O(its own records) however large the
+    zone is. Several Gslbs may claim one host (a Gslb and its twin in the other API group while
+    migrating, say): the zone serves their records as one, merged in (namespace, name, group) order
+    as k8gb's CoreDNS serves several DNSEndpoints' (`merge_endpoints`), and a Gslb leaving takes away
+    only what the others do not also publish. If the provider refuses a change set (it no longer
+    holds what we think), the sink re-reads the provider once and plans again. The state is rebuilt at
+    start by reconciling every Gslb (the built-in zone lives in memory anyway).
     """
 
     def __init__(self, provider: Provider, zones: list[ZoneConfig]) -> None:
         self.provider = provider
         self.zones = zones
-        self._published: dict[tuple[str, str, str], dict[str, list[Endpoint]]] = {}
+        self._published: dict[Owner, dict[str, dict[RecordKey, Endpoint]]] = {}
+        self._holders: dict[tuple[str, RecordKey], set[Owner]] = defaultdict(set)
 
-    def _by_zone(self, endpoints: Sequence[Endpoint]) -> dict[str, list[Endpoint]]:
-        by_zone: dict[str, list[Endpoint]] = defaultdict(list)
+    def _by_zone(self, endpoints: Sequence[Endpoint]) -> dict[str, dict[RecordKey, Endpoint]]:
+        by_zone: dict[str, dict[RecordKey, Endpoint]] = defaultdict(dict)
         for endpoint in endpoints:
             zone = zone_for(endpoint.dns_name, self.zones)
             if zone is None:
                 raise ValueError(f"record {endpoint.dns_name} is outside every load-balanced zone")
-            by_zone[zone.load_balanced_zone].append(endpoint)
+            by_zone[zone.load_balanced_zone][endpoint.key] = endpoint
         return by_zone
 
     async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]:
-        owner = (gslb.group, gslb.namespace, gslb.name)
+        owner = (gslb.namespace, gslb.name, gslb.group)
         desired = self._by_zone(self.provider.adjust(list(endpoints)))
         await self._converge(owner, desired)
-        return [e for zone in sorted(desired) for e in desired[zone]]
+        return [e for zone in sorted(desired) for e in desired[zone].values()]
 
     async def withdraw(self, namespace: str, name: str, group: str) -> None:
-        await self._converge((group, namespace, name), {})
+        await self._converge((namespace, name, group), {})
 
-    async def _converge(self, owner: tuple[str, str, str], desired: dict[str, list[Endpoint]]) -> None:
+    def _served(self, zone: str, key: RecordKey, owner: Owner, mine: Endpoint | None) -> Endpoint | None:
+        """The record the zone serves for `key` when `owner` publishes `mine` and the others theirs."""
+        holders = self._holders.get((zone, key), set()) | {owner}
+        parts = (
+            mine if holder == owner else self._published[holder][zone][key] for holder in sorted(holders)
+        )
+        return merge_endpoints(part for part in parts if part is not None)
+
+    async def _converge(self, owner: Owner, desired: dict[str, dict[RecordKey, Endpoint]]) -> None:
         before = self._published.get(owner, {})
         for zone in sorted(set(desired) | set(before)):
-            wanted = desired.get(zone, [])
-            changes = plan(before.get(zone, []), wanted)
+            mine_before, mine = before.get(zone, {}), desired.get(zone, {})
+            keys = sorted(mine_before.keys() | mine.keys())
+            served = [self._served(zone, k, owner, mine_before.get(k)) for k in keys]
+            wanted = [self._served(zone, k, owner, mine.get(k)) for k in keys]
+            old = [e for e in served if e is not None]
+            new = [e for e in wanted if e is not None]
+            changes = plan(old, new)
             if not changes.has_changes:
                 continue
             try:
                 await self.provider.apply(zone, changes)
             except Exception:
                 # Someone else changed the zone under us: plan once against what it really holds.
-                keys = {e.key for e in before.get(zone, [])} | {e.key for e in wanted}
-                held = [e for e in await self.provider.records(zone) if e.key in keys]
-                changes = plan(held, wanted)
+                held = [e for e in await self.provider.records(zone) if e.key in set(keys)]
+                changes = plan(held, new)
                 if changes.has_changes:
                     await self.provider.apply(zone, changes)
+        for zone in set(desired) | set(before):
+            for key in before.get(zone, {}).keys() - desired.get(zone, {}).keys():
+                holders = self._holders[(zone, key)]
+                holders.discard(owner)
+                if not holders:
+                    del self._holders[(zone, key)]
+            for key in desired.get(zone, {}):
+                self._holders[(zone, key)].add(owner)
         if desired:
-            self._published[owner] = {zone: list(eps) for zone, eps in desired.items()}
+            self._published[owner] = desired
         else:
             self._published.pop(owner, None)

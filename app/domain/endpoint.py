@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+RecordKey = tuple[str, str]  # lower-case name without the trailing dot, record type
+DEFAULT_TTL = 30  # k8gb's, for a record that sets none
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +24,7 @@ class Endpoint:
     labels: tuple[tuple[str, str], ...] = ()
 
     @property
-    def key(self) -> tuple[str, str]:
+    def key(self) -> RecordKey:
         return (self.dns_name.lower().rstrip("."), self.record_type)
 
     def label(self, name: str) -> str | None:
@@ -31,6 +35,24 @@ class Endpoint:
 
     def label_dict(self) -> dict[str, str]:
         return dict(self.labels)
+
+
+def merge_endpoints(endpoints: Iterable[Endpoint], default_ttl: int = DEFAULT_TTL) -> Endpoint | None:
+    """One served record set from the same-keyed endpoints of several owners, in owner order, as
+    k8gb's CoreDNS serves several DNSEndpoints': targets without repeats, labels merged (the first
+    owner's value wins), the first TTL set; None when no target is left (the name is not served)."""
+    items = list(endpoints)
+    if not items:
+        return None
+    targets = list(dict.fromkeys(t.strip() for e in items for t in e.targets if t.strip()))
+    if not targets:
+        return None
+    labels: dict[str, str] = {}
+    for endpoint in items:
+        for key, value in endpoint.labels:
+            labels.setdefault(key, value)
+    ttl = next((e.ttl for e in items if e.ttl), default_ttl)
+    return replace(items[0], targets=tuple(targets), ttl=ttl, labels=tuple(sorted(labels.items())))
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,3 +47,51 @@ async def test_a_zone_changed_behind_the_sinks_back_is_replanned_from_what_it_ho
     await table.apply(ZONE, Changes(delete=(rec("a", "10.0.0.1"),)))
     await sink.publish(gslb("a"), [rec("a", "10.0.0.5")])
     assert await held(table) == {f"a.{ZONE}": ("10.0.0.5",)}
+
+
+async def held_sets(table: ZoneTable) -> dict[str, set[str]]:
+    """What the zone serves, targets as sets (the order of an A RRset is no part of its value)."""
+    return {name: set(targets) for name, targets in (await held(table)).items()}
+
+
+def twin(name: str, group: str) -> Gslb:
+    return Gslb.model_validate(gslb_body(name, group=group, dnsTtlSeconds=30))
+
+
+async def test_gslbs_sharing_a_host_are_served_merged_and_one_leaving_keeps_the_others_records():
+    table = ZoneTable(ZONES)
+    sink = ZoneSink(table, ZONES)
+    legacy, current = twin("app", "k8gb.absa.oss"), twin("app", "k8gb.io")
+    await sink.publish(legacy, [rec("app", "10.0.0.1"), rec("localtargets-app", "10.0.0.1")])
+    await sink.publish(current, [rec("app", "10.0.0.2", "10.0.0.1"), rec("localtargets-app", "10.0.0.1")])
+    # Served as one, in (namespace, name, group) order: targets without repeats.
+    assert await held_sets(table) == {
+        f"app.{ZONE}": {"10.0.0.1", "10.0.0.2"},
+        f"localtargets-app.{ZONE}": {"10.0.0.1"},
+    }
+
+    await sink.withdraw("test-gslb", "app", "k8gb.absa.oss")
+    assert await held_sets(table) == {
+        f"app.{ZONE}": {"10.0.0.1", "10.0.0.2"},
+        f"localtargets-app.{ZONE}": {"10.0.0.1"},
+    }
+    # The survivor's next (unchanged) publication changes nothing; its own withdrawal empties the zone.
+    await sink.publish(current, [rec("app", "10.0.0.2", "10.0.0.1"), rec("localtargets-app", "10.0.0.1")])
+    assert await held_sets(table) == {
+        f"app.{ZONE}": {"10.0.0.1", "10.0.0.2"},
+        f"localtargets-app.{ZONE}": {"10.0.0.1"},
+    }
+    await sink.withdraw("test-gslb", "app", "k8gb.io")
+    assert await held_sets(table) == {}
+
+
+async def test_a_gslb_dropping_a_shared_host_leaves_it_to_the_other():
+    table = ZoneTable(ZONES)
+    sink = ZoneSink(table, ZONES)
+    await sink.publish(gslb("a"), [rec("shared", "10.0.0.1")])
+    await sink.publish(gslb("b"), [rec("shared", "10.0.0.2"), rec("b", "10.0.0.2")])
+    assert await held_sets(table) == {f"shared.{ZONE}": {"10.0.0.1", "10.0.0.2"}, f"b.{ZONE}": {"10.0.0.2"}}
+    await sink.publish(gslb("b"), [rec("b", "10.0.0.2")])  # b no longer claims the host
+    assert await held_sets(table) == {f"shared.{ZONE}": {"10.0.0.1"}, f"b.{ZONE}": {"10.0.0.2"}}
+    await sink.publish(gslb("a"), [])  # a has no healthy record: the host is not served
+    assert await held_sets(table) == {f"b.{ZONE}": {"10.0.0.2"}}

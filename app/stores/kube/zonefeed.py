@@ -22,11 +22,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import replace
 from typing import Protocol
 
-from app.domain.endpoint import Changes, Endpoint
+from app.domain.endpoint import DEFAULT_TTL, Changes, Endpoint, RecordKey, merge_endpoints
 from app.domain.plan import plan
 from app.domain.zones import ZoneConfig, zone_for
 from app.stores.kube.client import DNS_ENDPOINT, KubeClient, Obj
@@ -37,32 +35,13 @@ from app.stores.kube.watch import EventType, Informer, ObjKey, ResourceEvent, ob
 log = logging.getLogger("pygslb.kube.zonefeed")
 
 LOCAL_SELECTOR = "k8gb.io/dnstype=local"
-DEFAULT_TTL = 30
 MIN_INTERVAL = 0.05
-
-RecordKey = tuple[str, str]  # lower-case name without the trailing dot, record type
 
 
 class ZoneWriter(Protocol):
     """The provider contract's write half (the built-in ZoneTable is one)."""
 
     async def apply(self, zone: str, changes: Changes) -> None: ...
-
-
-def merge(endpoints: Iterable[Endpoint], default_ttl: int = DEFAULT_TTL) -> Endpoint | None:
-    """One served record set from the same-keyed endpoints of several objects (in object order)."""
-    items = list(endpoints)
-    if not items:
-        return None
-    targets = list(dict.fromkeys(t.strip() for e in items for t in e.targets if t.strip()))
-    if not targets:
-        return None
-    labels: dict[str, str] = {}
-    for endpoint in items:
-        for key, value in endpoint.labels:
-            labels.setdefault(key, value)
-    ttl = next((e.ttl for e in items if e.ttl), default_ttl)
-    return replace(items[0], targets=tuple(targets), ttl=ttl, labels=tuple(sorted(labels.items())))
 
 
 class DnsEndpointZoneFeed:
@@ -156,7 +135,7 @@ class DnsEndpointZoneFeed:
 
     def _desired(self, key: RecordKey) -> Endpoint | None:
         holders = sorted(self._holders.get(key, ()))
-        return merge((e for h in holders for e in self._sources[h][key]), self.default_ttl)
+        return merge_endpoints((e for h in holders for e in self._sources[h][key]), self.default_ttl)
 
     # --- dirty record keys -> the table ----------------------------------------------------------
 

@@ -14,11 +14,11 @@ import pytest
 
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
-from app.domain.endpoint import Endpoint
+from app.domain.endpoint import Endpoint, merge_endpoints
 from app.domain.zones import parse_dns_zones
 from app.stores.kube.client import DNS_ENDPOINT, KubeClient
 from app.stores.kube.watch import Informer
-from app.stores.kube.zonefeed import DnsEndpointZoneFeed, merge
+from app.stores.kube.zonefeed import DnsEndpointZoneFeed
 from tests.support.instance import a_records, eventually, query
 from tests.support.kmockapi import KubeApi
 
@@ -191,12 +191,12 @@ async def test_records_present_before_the_feed_starts_are_served_at_once(
 def test_merge_keeps_object_order_first_labels_and_ttl() -> None:
     first = Endpoint("x.example.com", ("10.0.0.2", "10.0.0.1"), ttl=0, labels=(("strategy", "failover"),))
     second = Endpoint("x.example.com", ("10.0.0.1", "10.0.0.3"), ttl=60, labels=(("strategy", "geoip"),))
-    merged = merge([first, second])
+    merged = merge_endpoints([first, second])
     assert merged is not None
     assert merged.targets == ("10.0.0.2", "10.0.0.1", "10.0.0.3")
     assert (merged.ttl, merged.labels) == (60, (("strategy", "failover"),))
-    assert merge([Endpoint("x.example.com", (), ttl=0)]) is None
-    assert merge([Endpoint("x.example.com", ("10.0.0.1",), ttl=0)]).ttl == 30  # type: ignore[union-attr]
+    assert merge_endpoints([Endpoint("x.example.com", (), ttl=0)]) is None
+    assert merge_endpoints([Endpoint("x.example.com", ("10.0.0.1",), ttl=0)]).ttl == 30  # type: ignore[union-attr]
 
 
 async def test_a_relist_after_expired_history_keeps_records_and_catches_up(

@@ -1,0 +1,51 @@
+"""Two Gslbs claiming one host, as while migrating from the legacy API group: DNS serves both, and
+deleting one leaves the other's records in place (as k8gb's CoreDNS with two DNSEndpoints)."""
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.domain.gslb import EXPOSED_IPS_ANNOTATION
+from tests.support.gslb_factory import gslb_body
+from tests.support.instance import Backend, a_records, eventually, running, services_yaml
+
+pytestmark = pytest.mark.e2e
+HOST = "shared.cloud.example.com"
+
+
+def collection(group: str) -> str:
+    return f"/apis/{group}/v1beta1/namespaces/test-gslb/gslbs"
+
+
+async def test_deleting_one_of_two_gslbs_with_one_host_keeps_the_others_records(tmp_path: Path):
+    backend = await Backend().start()
+    services = tmp_path / "services.yaml"
+    services.write_text(services_yaml({"test-gslb/frontend-podinfo": [f"127.0.0.1:{backend.port}"]}))
+    try:
+        async with running(
+            tmp_path,
+            GSLB_SERVICES_FILE=str(services),
+            DNS_ZONES="example.com:cloud.example.com:30",
+            CLUSTER_EXPOSED_IPS="10.0.0.1",
+            RECONCILE_REQUEUE_SECONDS="1",
+        ) as gslb:
+            async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+                legacy = gslb_body("app", group="k8gb.absa.oss", host=HOST)
+                current = gslb_body("app", group="k8gb.io", host=HOST)
+                current["metadata"]["annotations"] = {EXPOSED_IPS_ANNOTATION: "10.0.0.2"}
+                for group, body in (("k8gb.absa.oss", legacy), ("k8gb.io", current)):
+                    created = await client.post(collection(group), json=body)
+                    assert created.status_code == 201, created.text
+                await eventually(lambda: a_records(gslb.dns, HOST), {"10.0.0.1", "10.0.0.2"}, timeout=5)
+
+                deleted = await client.delete(f"{collection('k8gb.absa.oss')}/app")
+                assert deleted.status_code == 200, deleted.text
+                await eventually(lambda: a_records(gslb.dns, HOST), {"10.0.0.2"}, timeout=5)
+                await eventually(lambda: a_records(gslb.dns, f"localtargets-{HOST}"), {"10.0.0.2"}, timeout=5)
+                await asyncio.sleep(2.5)  # resyncs of the survivor come and go: the records stay
+                assert await a_records(gslb.dns, HOST) == {"10.0.0.2"}
+                assert await a_records(gslb.dns, f"localtargets-{HOST}") == {"10.0.0.2"}
+    finally:
+        await backend.stop()
