@@ -240,7 +240,7 @@ class Runtime:
         app = create_app(
             settings=s,
             store=self.store,
-            ready=lambda: not s.gslb_reconcile or bool(self.controller and self.controller.synced),
+            ready=self._ready,
             metrics_registry=self.registry,
             authorizer=authorizer,
         )
@@ -266,6 +266,16 @@ class Runtime:
                 self.extra_tasks[-1].result()
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
+
+    def _ready(self) -> bool:
+        """Embedded, or the only Kubernetes replica: once every Gslb has been reconciled (the zone is
+        whole). With leader election every replica serves API and DNS from the lists it made at start
+        (k8gb.md §7), so it is ready once started, leader or follower: a follower is never held back
+        from the Services, and a new leader does not drop out of them while it reconciles."""
+        s = self.settings
+        if not s.gslb_reconcile or (s.gslb_mode == "kubernetes" and s.gslb_leader_election):
+            return True
+        return bool(self.controller and self.controller.synced)
 
     async def _zone_loaded(self) -> None:
         """The zone is complete once every Gslb that existed at start has been reconciled once."""

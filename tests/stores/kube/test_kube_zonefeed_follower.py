@@ -1,11 +1,13 @@
 """A follower answers DNS too: `gslb serve` in kubernetes mode that does not hold the Lease (so never
-reconciles) serves a DNSEndpoint created by hand, as k8gb's CoreDNS would, and stops when it is deleted."""
+reconciles) serves a DNSEndpoint created by hand, as k8gb's CoreDNS would, and stops when it is deleted;
+and it says it is ready, so a Service keeps sending it API and DNS traffic."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import dns.rcode
+import httpx
 import pytest
 
 from tests.stores.kube.conftest import CRD_DOCUMENTS
@@ -39,6 +41,9 @@ async def test_a_follower_serves_dnsendpoints_it_did_not_write(tmp_path) -> None
             CLUSTER_GEO_TAG="eu",
             DNS_ZONES="example.com:cloud.example.com:30",
         ) as follower:
+            async with httpx.AsyncClient(base_url=follower.api, timeout=10) as client:
+                ready = await client.get("/readyz")
+                assert (ready.status_code, ready.text) == (200, "ok")
             assert await a_records(follower.dns, WEIGHTED) is None
             create(api, k8gb_dnsendpoint())
             await eventually(
