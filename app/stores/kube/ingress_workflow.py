@@ -13,6 +13,7 @@ nothing: the reason goes to the log and to a Warning `InvalidIngressAnnotation` 
 from __future__ import annotations
 
 import logging
+import re
 
 from pydantic import ValidationError
 
@@ -32,7 +33,7 @@ from app.domain.gslb import (
 from app.stores.base import AlreadyExists, Conflict, NotFound, ObjectKey
 from app.stores.kube.client import INGRESS, KubeApiError, KubeClient, Obj
 from app.stores.kube.events import INVALID_INGRESS_ANNOTATION, KubeEvents, ObjectRef
-from app.stores.kube.store import KubeGslbStore
+from app.stores.kube.store import Invalid, KubeGslbStore
 
 log = logging.getLogger("pygslb.kube.ingress_workflow")
 
@@ -43,6 +44,11 @@ DEPRECATION = (
     "configuring a Gslb through Ingress annotations is deprecated (k8gb ADR-0001): "
     "create a Gslb with spec.resourceRef to the Ingress instead"
 )
+
+
+# What Go's strconv.Atoi takes (k8gb parses the TTL with it): ASCII digits, an optional sign; int()
+# would also take "1_0", " 7 " and non-ASCII digits.
+_GO_INT = re.compile(r"[+-]?[0-9]+")
 
 
 class AnnotationError(ValueError):
@@ -66,12 +72,9 @@ def strategy_from_annotations(annotations: dict[str, str]) -> Strategy:
     ttl = DEFAULT_DNS_TTL_SECONDS
     if DNS_TTL_ANNOTATION in annotations:
         raw = annotations[DNS_TTL_ANNOTATION]
-        try:
-            ttl = int(raw)
-        except ValueError:
-            raise AnnotationError(
-                f"can't parse annotation value {raw} to int for key {DNS_TTL_ANNOTATION}"
-            ) from None
+        if not _GO_INT.fullmatch(raw):
+            raise AnnotationError(f"can't parse annotation value {raw} to int for key {DNS_TTL_ANNOTATION}")
+        ttl = int(raw)
     primary = annotations.get(PRIMARY_GEOTAG_ANNOTATION, "")
     if kind == StrategyType.FAILOVER and not primary:
         raise AnnotationError(
@@ -90,6 +93,14 @@ def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
     annotations: dict[str, str] = meta.get("annotations") or {}
     strategy = strategy_from_annotations(annotations)
     if existing is not None and existing.spec.strategy.weight:
+        if strategy.type != StrategyType.ROUND_ROBIN:
+            # k8gb would write the pair and fail every reconcile with weightRequiresRoundRobin; the
+            # Gslb is left as it is (still serving) and the Ingress says why.
+            raise AnnotationError(
+                f"Gslb {meta['namespace']}/{meta['name']} has spec.strategy.weight, which only "
+                f"{StrategyType.ROUND_ROBIN} takes: remove the weight from the Gslb to use "
+                f"{STRATEGY_ANNOTATION}: {strategy.type}"
+            )
         strategy = strategy.model_copy(update={"weight": dict(existing.spec.strategy.weight)})
     metadata = (
         existing.metadata.model_copy(deep=True)
@@ -159,12 +170,13 @@ class IngressWorkflow:
                 existing: Gslb | None = await self.store.get(key)
             except NotFound:
                 existing = None
+            except Invalid as exc:  # written by hand, refused by our model: fixing or deleting it helps
+                await self._refuse(fresh, f"the Gslb cannot be read: {exc}")
+                return None
             try:
                 wanted = gslb_from_ingress(fresh, existing)
             except AnnotationError as exc:
-                log.error("Ingress %s/%s: no Gslb: %s", namespace, name, exc)
-                if self.events is not None:
-                    await self.events.warning(ObjectRef.of(fresh), INVALID_INGRESS_ANNOTATION, str(exc))
+                await self._refuse(fresh, str(exc))
                 return None
             try:
                 if existing is None:
@@ -178,3 +190,10 @@ class IngressWorkflow:
                 if attempt:
                     raise
         return None  # pragma: no cover - the loop returns or raises
+
+    async def _refuse(self, ingress: Obj, why: str) -> None:
+        """No Gslb written: say why in the log and, as k8gb does, in a Warning event on the Ingress."""
+        meta = ingress.get("metadata") or {}
+        log.error("Ingress %s/%s: no Gslb: %s", meta.get("namespace"), meta.get("name"), why)
+        if self.events is not None:
+            await self.events.warning(ObjectRef.of(ingress), INVALID_INGRESS_ANNOTATION, why)

@@ -141,6 +141,15 @@ async def _with_ttl(store: KubeGslbStore, ttl: int) -> Gslb | None:
         pytest.param(
             {"k8gb.io/strategy": "nearest"}, "unsupported strategy type 'nearest'", id="unknown-strategy"
         ),
+        # What Go's strconv.Atoi refuses, though Python's int() takes it.
+        *(
+            pytest.param(
+                {"k8gb.io/strategy": "roundRobin", "k8gb.io/dns-ttl-seconds": raw},
+                f"can't parse annotation value {raw} to int",
+                id=f"ttl-{ident}",
+            )
+            for raw, ident in (("1_0", "underscore"), (" 7 ", "spaces"), ("\u0663", "arabic-indic-digit"))
+        ),
     ],
 )
 async def test_a_broken_annotation_creates_nothing_and_says_why(
@@ -207,3 +216,42 @@ async def test_a_gslb_controlled_by_someone_else_is_not_taken_over(
     (event,) = await eventually(lambda: kube_api.objects("", "events", NS))
     assert "already controlled by ConfigMap mine" in event["message"]
     assert (await kube_store.get(KEY)).metadata.resource_version == before.metadata.resource_version
+
+
+async def test_an_annotated_strategy_that_cannot_take_the_users_weight_leaves_the_gslb_and_says_why(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
+    )
+    gslb = await eventually(lambda: gslb_or_none(kube_store))
+    gslb.spec.strategy.weight = {"eu": 80, "us": 20}
+    weighted = await kube_store.update(gslb)
+
+    ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
+    assert ingress is not None
+    ingress["metadata"]["annotations"].update(
+        {"k8gb.io/strategy": "failover", "k8gb.io/primary-geotag": "eu"}
+    )
+    kube_api.update_object("networking.k8s.io", "ingresses", ingress)
+    (event,) = await eventually(lambda: kube_api.objects("", "events", NS))
+    assert (event["type"], event["reason"]) == ("Warning", "InvalidIngressAnnotation")
+    assert "has spec.strategy.weight, which only roundRobin takes" in event["message"]
+    await triggers.idle()
+    kept = await kube_store.get(KEY)
+    assert kept.metadata.resource_version == weighted.metadata.resource_version  # still serving as it was
+
+
+async def test_a_gslb_our_model_refuses_gets_an_event_on_the_ingress_not_a_traceback(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = gslb_body("web", namespace=NS, strategy="failover", primaryGeoTag="eu", weight={"eu": 5})
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", broken)  # as kubectl can: the CRD allows it
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
+    )
+    (event,) = await eventually(lambda: kube_api.objects("", "events", NS))
+    assert (event["type"], event["reason"]) == ("Warning", "InvalidIngressAnnotation")
+    assert "the Gslb cannot be read" in event["message"] and "weight" in event["message"]
+    await triggers.idle()
+    assert not [r for r in caplog.records if r.exc_info]
