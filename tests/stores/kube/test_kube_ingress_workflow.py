@@ -89,15 +89,20 @@ async def test_an_annotated_ingress_gets_its_gslb(
     assert await gslb_or_none(kube_store) is None  # garbage-collected with its owner
 
 
-async def test_changed_annotations_update_the_gslb_and_keep_the_users_weight(
-    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
-) -> None:
+async def weighted_gslb(kube_api: KubeApi, kube_store: KubeGslbStore) -> Gslb:
+    """A roundRobin Ingress's Gslb, to which the user then added a weight map."""
     kube_api.create_object(
         "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
     )
     gslb = await eventually(lambda: gslb_or_none(kube_store))
     gslb.spec.strategy.weight = {"eu": 80, "us": 20}
-    await kube_store.update(gslb)
+    return await kube_store.update(gslb)
+
+
+async def test_changed_annotations_update_the_gslb_and_keep_the_users_weight(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    await weighted_gslb(kube_api, kube_store)
 
     ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
     assert ingress is not None
@@ -221,12 +226,7 @@ async def test_a_gslb_controlled_by_someone_else_is_not_taken_over(
 async def test_an_annotated_strategy_that_cannot_take_the_users_weight_leaves_the_gslb_and_says_why(
     kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
 ) -> None:
-    kube_api.create_object(
-        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
-    )
-    gslb = await eventually(lambda: gslb_or_none(kube_store))
-    gslb.spec.strategy.weight = {"eu": 80, "us": 20}
-    weighted = await kube_store.update(gslb)
+    weighted = await weighted_gslb(kube_api, kube_store)
 
     ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
     assert ingress is not None
