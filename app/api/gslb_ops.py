@@ -161,7 +161,13 @@ class _Desired:
 
 
 async def create_gslb(
-    *, store: GslbStore, group: str, namespace: str, body: Mapping[str, Any], headers: Mapping[str, str]
+    *,
+    store: GslbStore,
+    group: str,
+    namespace: str,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    dry_run: bool = False,
 ) -> Gslb:
     gslb = to_gslb(body, group=group, namespace=namespace)
     gslb = stamp_trace(
@@ -172,19 +178,27 @@ async def create_gslb(
         caller_marker=_marker(gslb.metadata.annotations),
     )
     with store_errors(group, gslb.name or gslb.metadata.generate_name or ""):
-        return await store.create(_with_resource_version(gslb, None))
+        return await store.create(_with_resource_version(gslb, None), dry_run=dry_run)
 
 
 async def _update(
-    store: GslbStore, key: ObjectKey, desired_of: Callable[[Gslb], _Desired], headers: Mapping[str, str]
+    store: GslbStore,
+    key: ObjectKey,
+    desired_of: Callable[[Gslb], _Desired],
+    headers: Mapping[str, str],
+    dry_run: bool,
 ) -> Gslb:
     """Read, derive the new object, stamp the trace when the spec changes, write; retry unpinned writes."""
     async with _writes.turn(key):
-        return await _update_in_turn(store, key, desired_of, headers)
+        return await _update_in_turn(store, key, desired_of, headers, dry_run)
 
 
 async def _update_in_turn(
-    store: GslbStore, key: ObjectKey, desired_of: Callable[[Gslb], _Desired], headers: Mapping[str, str]
+    store: GslbStore,
+    key: ObjectKey,
+    desired_of: Callable[[Gslb], _Desired],
+    headers: Mapping[str, str],
+    dry_run: bool,
 ) -> Gslb:
     deadline = time.monotonic() + _RETRY_SECONDS
     with store_errors(key.group, key.name):
@@ -204,7 +218,7 @@ async def _update_in_turn(
             pinned = desired.pinned_resource_version
             gslb = _with_resource_version(gslb, pinned or current.metadata.resource_version)
             try:
-                return await store.update(gslb)
+                return await store.update(gslb, dry_run=dry_run)
             except Conflict:
                 if pinned or time.monotonic() >= deadline:
                     raise
@@ -218,6 +232,7 @@ async def replace_gslb(
     name: str,
     body: Mapping[str, Any],
     headers: Mapping[str, str],
+    dry_run: bool = False,
 ) -> Gslb:
     requested = to_gslb(body, group=group, namespace=namespace, name=name)
 
@@ -227,7 +242,7 @@ async def replace_gslb(
         marker = _marker(requested.metadata.annotations)
         return _Desired(requested, requested.metadata.resource_version, caller_set, marker)
 
-    return await _update(store, ObjectKey(group, namespace, name), desired, headers)
+    return await _update(store, ObjectKey(group, namespace, name), desired, headers, dry_run)
 
 
 def _marker(annotations: Mapping[str, Any] | None) -> str | None:
@@ -250,6 +265,7 @@ async def patch_gslb(
     name: str,
     patch: Mapping[str, Any],
     headers: Mapping[str, str],
+    dry_run: bool = False,
 ) -> Gslb:
     """RFC 7386 merge patch; a `metadata.resourceVersion` in the patch is a precondition."""
     metadata = patch.get("metadata")
@@ -263,11 +279,11 @@ async def patch_gslb(
         gslb = to_gslb(merged, group=group, namespace=namespace, name=name)
         return _Desired(gslb, gslb.metadata.resource_version if pins else None, caller_set, caller_marker)
 
-    return await _update(store, ObjectKey(group, namespace, name), desired, headers)
+    return await _update(store, ObjectKey(group, namespace, name), desired, headers, dry_run)
 
 
 async def replace_status(
-    *, store: GslbStore, group: str, namespace: str, name: str, body: Mapping[str, Any]
+    *, store: GslbStore, group: str, namespace: str, name: str, body: Mapping[str, Any], dry_run: bool = False
 ) -> Gslb:
     """PUT .../status: only `status` of the body is taken (and its resourceVersion as precondition)."""
     checked = _identity(body, group=group, namespace=namespace, name=name)
@@ -281,7 +297,9 @@ async def replace_status(
         cause = StatusCause(field="metadata.resourceVersion", message="must be a string")
         raise _invalid(group, name, [cause])
     with store_errors(group, name):
-        return await store.update_status(ObjectKey(group, namespace, name), status, resource_version)
+        return await store.update_status(
+            ObjectKey(group, namespace, name), status, resource_version, dry_run=dry_run
+        )
 
 
 async def delete_gslb(
@@ -292,16 +310,24 @@ async def delete_gslb(
     name: str,
     options: Mapping[str, Any] | None,
     headers: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    propagation: str | None = None,
 ) -> Gslb:
-    """DELETE with optional DeleteOptions `preconditions` (resourceVersion, uid).
+    """DELETE with optional DeleteOptions: `preconditions` (resourceVersion, uid), `dryRun`,
+    `propagationPolicy` (the body's, else the query's `dry_run` and `propagation`).
 
     When the request has a trace context, it is recorded on the object first (for its current
     generation, without changing the spec), so the reconcile that withdraws the records joins the
     caller's trace like any other write.
     """
-    preconditions = (options or {}).get("preconditions") or {}
+    options = options or {}
+    preconditions = options.get("preconditions") or {}
     if not isinstance(preconditions, dict):
         raise bad_request("preconditions must be an object")
+    dry_run = dry_run_of(options.get("dryRun"), "DeleteOptions.dryRun") or dry_run
+    propagation = (
+        propagation_of(options.get("propagationPolicy"), "DeleteOptions.propagationPolicy") or propagation
+    )
     resource_version = preconditions.get("resourceVersion")
     uid = preconditions.get("uid")
     key = ObjectKey(group, namespace, name)
@@ -315,9 +341,37 @@ async def delete_gslb(
         pinned = None if resource_version is None else str(resource_version)
         if pinned is not None and pinned != current.metadata.resource_version:
             return await store.delete(key, pinned)  # the store answers the stale precondition
+        if dry_run:
+            return await store.delete(key, pinned, dry_run=True, propagation=propagation)
         stamped = stamp_trace(
             current, generation=current.metadata.generation or 1, caller_set=False, headers=headers or {}
         )
         if stamped.metadata.annotations != current.metadata.annotations and traceparent_of(stamped):
             current = await store.update(_with_resource_version(stamped, current.metadata.resource_version))
-        return await store.delete(key, current.metadata.resource_version if pinned else None)
+        return await store.delete(
+            key, current.metadata.resource_version if pinned else None, propagation=propagation
+        )
+
+
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+
+
+def dry_run_of(values: Any, field: str = "dryRun") -> bool:
+    """A write's `dryRun` (query or DeleteOptions): "All" or nothing, as the API server takes it; any
+    other value is refused, never ignored (a client asking for a dry run must not get a real write)."""
+    if values is None:
+        return False
+    items = values if isinstance(values, list) else [values]
+    for value in items:
+        if value != "All":
+            raise bad_request(f'{field}: Unsupported value: {json.dumps(value)}: supported values: "All"')
+    return bool(items)
+
+
+def propagation_of(value: Any, field: str = "propagationPolicy") -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value in PROPAGATION_POLICIES:
+        return value
+    supported = ", ".join(f'"{p}"' for p in PROPAGATION_POLICIES)
+    raise bad_request(f"{field}: Unsupported value: {json.dumps(value)}: supported values: {supported}")

@@ -31,21 +31,33 @@ class _NoStore:
     async def list(self, group: str, namespace: str | None = None) -> tuple[list[Gslb], str]:
         raise self._refuse()
 
-    async def create(self, gslb: Gslb) -> Gslb:
+    async def create(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         raise self._refuse()
 
-    async def update(self, gslb: Gslb) -> Gslb:
+    async def update(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         raise self._refuse()
 
     async def update_status(
-        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+        self,
+        key: ObjectKey,
+        status: GslbStatus,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Gslb:
         raise self._refuse()
 
     async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
         raise self._refuse()
 
-    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
+    async def delete(
+        self,
+        key: ObjectKey,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Gslb:
         raise self._refuse()
 
     def watch(self) -> AsyncIterator[WatchEvent]:

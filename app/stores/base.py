@@ -83,14 +83,23 @@ class GslbStore(Protocol):
         """Objects and the store's resourceVersion at the time of the list."""
         ...
 
-    async def create(self, gslb: Gslb) -> Gslb: ...
+    # Writes take `dry_run` (the API's `dryRun=All`): everything is checked and the answer is what the
+    # write would return, but nothing is stored and nobody is told; a created object has no uid or
+    # resourceVersion, an updated one keeps its resourceVersion (as the API server answers).
 
-    async def update(self, gslb: Gslb) -> Gslb:
+    async def create(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb: ...
+
+    async def update(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         """Replace metadata (labels, annotations...) and spec; 409 when resourceVersion is stale."""
         ...
 
     async def update_status(
-        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+        self,
+        key: ObjectKey,
+        status: GslbStatus,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Gslb: ...
 
     async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
@@ -98,7 +107,17 @@ class GslbStore(Protocol):
         building the stored object from its reply."""
         ...
 
-    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb: ...
+    async def delete(
+        self,
+        key: ObjectKey,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Gslb:
+        """`propagation`: DeleteOptions' propagationPolicy for the object's dependents (None: the
+        store's default); embedded mode has no dependents."""
+        ...
 
     def watch(self) -> AsyncIterator[WatchEvent]:
         """Every change after the call, in order, across both API groups."""

@@ -186,14 +186,20 @@ class SqliteStore:
         )
         return Gslb.model_validate(json.loads(row[0])) if row else None
 
-    def _write(self, mutate: Callable[[sqlite3.Connection, int], tuple[Gslb, WatchEvent | None]]) -> Gslb:
-        """One IMMEDIATE transaction: `mutate(conn, next_revision)` does the row work; all or nothing."""
+    def _write(
+        self,
+        mutate: Callable[[sqlite3.Connection, int], tuple[Gslb, WatchEvent | None]],
+        *,
+        dry_run: bool = False,
+    ) -> Gslb:
+        """One IMMEDIATE transaction: `mutate(conn, next_revision)` does the row work; all or nothing.
+        A dry run does all of it, checks included, and rolls back."""
         conn = self._db
         self._begin(conn)
         try:
             revision = conn.execute("SELECT value FROM revision WHERE id = 1").fetchone()[0] + 1
             result, event = mutate(conn, revision)
-            if event is None:  # a no-op write: nothing changes, as the API server does
+            if event is None or dry_run:  # a no-op write: nothing changes, as the API server does
                 conn.execute("ROLLBACK")
                 return result
             conn.execute("UPDATE revision SET value = ? WHERE id = 1", (revision,))
@@ -287,7 +293,7 @@ class SqliteStore:
 
     # --- writes --------------------------------------------------------------------------------
 
-    async def create(self, gslb: Gslb) -> Gslb:
+    async def create(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
             meta = gslb.metadata
             name = meta.name
@@ -312,9 +318,15 @@ class SqliteStore:
             self._store_row(conn, created, revision)
             return created, WatchEvent(EventType.ADDED, created, spec_changed=True)
 
-        return await self._run(lambda: self._write(mutate))
+        created = await self._run(lambda: self._write(mutate, dry_run=dry_run))
+        if not dry_run:
+            return created
+        # As the API server answers a dry-run create: no uid or resourceVersion, no generated name.
+        unnamed = {"name": None} if not gslb.metadata.name else {}
+        metadata = created.metadata.model_copy(update={"uid": None, "resource_version": None, **unnamed})
+        return created.model_copy(update={"metadata": metadata})
 
-    async def update(self, gslb: Gslb) -> Gslb:
+    async def update(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         key = ObjectKey.of(gslb)
 
         def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
@@ -324,45 +336,61 @@ class SqliteStore:
             if not spec_changed and all(getattr(stored.metadata, f) == v for f, v in user_meta.items()):
                 return stored, None
             generation = (stored.metadata.generation or 1) + (1 if spec_changed else 0)
+            version = stored.metadata.resource_version if dry_run else str(revision)
             metadata = stored.metadata.model_copy(
-                update={**user_meta, "resource_version": str(revision), "generation": generation}
+                update={**user_meta, "resource_version": version, "generation": generation}
             )
             updated = stored.model_copy(update={"metadata": metadata, "spec": gslb.spec})
             self._store_row(conn, updated, revision)
             relevant = spec_changed or _tracked_annotations(updated) != _tracked_annotations(stored)
             return updated, WatchEvent(EventType.MODIFIED, updated, spec_changed=relevant)
 
-        return await self._run(lambda: self._write(mutate))
+        return await self._run(lambda: self._write(mutate, dry_run=dry_run))
 
     async def update_status(
-        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+        self,
+        key: ObjectKey,
+        status: GslbStatus,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Gslb:
         def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
             stored = self._current(key, resource_version)
             if stored.status == status:
                 return stored, None
-            metadata = stored.metadata.model_copy(update={"resource_version": str(revision)})
+            version = stored.metadata.resource_version if dry_run else str(revision)
+            metadata = stored.metadata.model_copy(update={"resource_version": version})
             updated = stored.model_copy(update={"metadata": metadata, "status": status})
             self._store_row(conn, updated, revision)
             return updated, WatchEvent(EventType.MODIFIED, updated, spec_changed=False)
 
-        return await self._run(lambda: self._write(mutate))
+        return await self._run(lambda: self._write(mutate, dry_run=dry_run))
 
     async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
         await self.update_status(key, status)
 
-    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
+    async def delete(
+        self,
+        key: ObjectKey,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Gslb:
         def mutate(conn: sqlite3.Connection, revision: int) -> tuple[Gslb, WatchEvent | None]:
             stored = self._current(key, resource_version)
             conn.execute(
                 "DELETE FROM gslbs WHERE api_group = ? AND namespace = ? AND name = ?",
                 (key.group, key.namespace, key.name),
             )
+            if dry_run:
+                return stored, None
             metadata = stored.metadata.model_copy(update={"resource_version": str(revision)})
             deleted = stored.model_copy(update={"metadata": metadata})
             return deleted, WatchEvent(EventType.DELETED, deleted, spec_changed=True)
 
-        return await self._run(lambda: self._write(mutate))
+        return await self._run(lambda: self._write(mutate, dry_run=dry_run))
 
     # --- change feed ---------------------------------------------------------------------------
 

@@ -192,6 +192,9 @@ def test_stateful_sequences(live: LiveApi, session: requests.Session, request: p
             housekeeping += _delete_everything(live, session)
 
         def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
+            # Links chain real writes: a dry run answers 201 for an object that (rightly) never exists.
+            if case.query:
+                case.query.pop("dryRun", None)
             return {"base_url": live.base_url, "session": session}
 
         def after_call(self, response: Response, case: Case[Any]) -> None:

@@ -35,6 +35,8 @@ What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, sm
     matches anything). Unknown tokens are unauthenticated; anything not allowed is denied.
 12. Structural defaulting: a custom resource created or updated without a property its CRD schema
     gives a `default` gets that default (inside objects that are present, and in array items).
+13. `dryRun=All` (query, or `dryRun: [All]` in DeleteOptions) on a write: everything is checked and
+    answered, nothing is kept and no watch hears of it; a dry-run create has no uid or resourceVersion.
 Not emulated: admission, schema validation/pruning, server-side apply, pagination (`limit` returns all).
 
 kmock's own `KubernetesEmulator` keeps objects without versions or history, so its state model is
@@ -612,6 +614,17 @@ def _drain(first: bytes | str, queue: asyncio.Queue[bytes | str]) -> tuple[list[
     return lines, None
 
 
+def _dry_run(query: str | None, body: Any) -> bool:
+    """`dryRun` of a write, from the query or DeleteOptions; anything but "All" is refused (400)."""
+    values = [] if query is None else [query]
+    if isinstance(body, dict) and body.get("kind") == "DeleteOptions":
+        values += body.get("dryRun") or []
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'Invalid dryRun value "{value}": only "All" is supported')
+    return bool(values)
+
+
 @functools.lru_cache(maxsize=1)
 def _timestamp(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -828,8 +841,28 @@ class KubeApi(kmock.RawHandler):
             return self._reply(request, rtype, version, obj)
         if method == kmock.method.GET:
             return self._reply_list(request, rtype, version, ns)
+        if _dry_run(request.params.get("dryRun"), body):
+            with self._undone():
+                return self._write(request, rtype, version, ns, body, dry_run=True)
+        return self._write(request, rtype, version, ns, body)
+
+    def _write(
+        self,
+        request: kmock.Request,
+        rtype: ResourceType,
+        version: str,
+        ns: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+    ) -> aiohttp.web.StreamResponse:
+        method, sub = request.method, request.subresource
         if method == kmock.method.POST and not request.name:
             created = self._create(rtype, version, ns, body)
+            if dry_run:
+                created = {**created, "metadata": dict(created["metadata"])}
+                for generated in ("uid", "resourceVersion"):
+                    created["metadata"].pop(generated, None)
             return self._reply_object(rtype, version, created, status=201)
         if method == kmock.method.PUT and request.name:
             updated = self._replace(rtype, ns, request.name, body, status_only=sub == "status")
@@ -842,6 +875,19 @@ class KubeApi(kmock.RawHandler):
             deleted = self._delete(rtype, ns, request.name, body if isinstance(body, dict) else {})
             return self._reply_object(rtype, version, deleted)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
+
+    @contextlib.contextmanager
+    def _undone(self) -> Any:
+        """Whatever a dry-run write does to the objects, the version counter and the history is
+        undone afterwards, and no watch hears of it."""
+        objects = {t: dict(by_key) for t, by_key in self._objects._by_type.items()}
+        rv, history, watchers = self._rv, len(self._history), self._watchers
+        self._watchers = set()
+        try:
+            yield
+        finally:
+            self._objects._by_type, self._rv, self._watchers = objects, rv, watchers
+            del self._history[history:]
 
     # --- discovery ------------------------------------------------------------------------------
 

@@ -156,6 +156,24 @@ FieldSelectorQuery = Annotated[
         json_schema_extra={"pattern": FIELD_SELECTOR_PATTERN},
     ),
 ]
+DryRunQuery = Annotated[
+    tuple[str, ...],
+    Query(
+        alias="dryRun",
+        description="`All`: check everything and answer as the write would, without storing anything "
+        "(kubectl --dry-run=server); any other value is a 400",
+        json_schema_extra={"items": {"type": "string", "enum": ["All"]}},
+    ),
+]
+PropagationQuery = Annotated[
+    str,
+    Query(
+        alias="propagationPolicy",
+        description="what happens to the objects the Gslb owns (kubernetes mode: its Ingress and "
+        "DNSEndpoint); DeleteOptions in the body may say it too",
+        json_schema_extra={"enum": list(gslb_ops.PROPAGATION_POLICIES)},
+    ),
+]
 _WRITE_ERRORS = _errors(400, 401, 404, 409, 413, 415, 422, 503)
 
 
@@ -238,12 +256,13 @@ def gslb_router(group: str) -> APIRouter:
         openapi_extra=_object_body(group, "create"),
     )
     async def create(
-        namespace: Namespace, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace, request: Request, store: StoreDep, _auth: WriterDep, dry_run: DryRunQuery = ()
     ) -> JSONResponse:
         """Create a Gslb (JSON or YAML); `status` is ignored and dnsTtlSeconds defaults to 30."""
+        dry = gslb_ops.dry_run_of(list(dry_run) or None)
         body = await read_object(request)
         created = await gslb_ops.create_gslb(
-            store=store, group=group, namespace=namespace, body=body, headers=request.headers
+            store=store, group=group, namespace=namespace, body=body, headers=request.headers, dry_run=dry
         )
         return _object(created, status.HTTP_201_CREATED)
 
@@ -268,12 +287,24 @@ def gslb_router(group: str) -> APIRouter:
         openapi_extra=_object_body(group, "replace"),
     )
     async def replace(
-        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace,
+        name: Name,
+        request: Request,
+        store: StoreDep,
+        _auth: WriterDep,
+        dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Replace metadata and spec; with `metadata.resourceVersion` 409 when stale, else last write wins."""
+        dry = gslb_ops.dry_run_of(list(dry_run) or None)
         body = await read_object(request)
         replaced = await gslb_ops.replace_gslb(
-            store=store, group=group, namespace=namespace, name=name, body=body, headers=request.headers
+            store=store,
+            group=group,
+            namespace=namespace,
+            name=name,
+            body=body,
+            headers=request.headers,
+            dry_run=dry,
         )
         return _object(replaced)
 
@@ -286,12 +317,24 @@ def gslb_router(group: str) -> APIRouter:
         openapi_extra=_PATCH_BODY,
     )
     async def patch(
-        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace,
+        name: Name,
+        request: Request,
+        store: StoreDep,
+        _auth: WriterDep,
+        dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Merge-patch a Gslb (RFC 7386; `application/merge-patch+json` or `application/json`)."""
+        dry = gslb_ops.dry_run_of(list(dry_run) or None)
         document = await read_object(request, PATCH_TYPES)
         patched = await gslb_ops.patch_gslb(
-            store=store, group=group, namespace=namespace, name=name, patch=document, headers=request.headers
+            store=store,
+            group=group,
+            namespace=namespace,
+            name=name,
+            patch=document,
+            headers=request.headers,
+            dry_run=dry,
         )
         return _object(patched)
 
@@ -304,12 +347,28 @@ def gslb_router(group: str) -> APIRouter:
         responses=_WRITE_ERRORS,
     )
     async def delete(
-        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace,
+        name: Name,
+        request: Request,
+        store: StoreDep,
+        _auth: WriterDep,
+        dry_run: DryRunQuery = (),
+        propagation_policy: PropagationQuery = "",
     ) -> JSONResponse:
-        """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`."""
+        """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`,
+        `dryRun` and `propagationPolicy`."""
+        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        propagation = gslb_ops.propagation_of(propagation_policy or None)
         options = await read_optional_object(request)
         deleted = await gslb_ops.delete_gslb(
-            store=store, group=group, namespace=namespace, name=name, options=options, headers=request.headers
+            store=store,
+            group=group,
+            namespace=namespace,
+            name=name,
+            options=options,
+            headers=request.headers,
+            dry_run=dry,
+            propagation=propagation,
         )
         return _object(deleted)
 
@@ -333,12 +392,18 @@ def gslb_router(group: str) -> APIRouter:
         openapi_extra=_object_body(group, "status"),
     )
     async def replace_status(
-        namespace: Namespace, name: Name, request: Request, store: StoreDep, _auth: WriterDep
+        namespace: Namespace,
+        name: Name,
+        request: Request,
+        store: StoreDep,
+        _auth: WriterDep,
+        dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Replace only the status (the rest of the body is ignored); resourceVersion is a precondition."""
+        dry = gslb_ops.dry_run_of(list(dry_run) or None)
         body = await read_object(request)
         updated = await gslb_ops.replace_status(
-            store=store, group=group, namespace=namespace, name=name, body=body
+            store=store, group=group, namespace=namespace, name=name, body=body, dry_run=dry
         )
         return _object(updated)
 

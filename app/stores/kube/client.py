@@ -107,6 +107,11 @@ def _error(status: int, payload: bytes) -> KubeApiError:
     return KubeApiError(status, reason, message, body)
 
 
+def _dry(dry_run: bool) -> dict[str, str]:
+    """The query of a write: `dryRun=All` asks the API server to check and answer, not to store."""
+    return {"dryRun": "All"} if dry_run else {}
+
+
 class KubeClient:
     """A thin async client: every call is one HTTP request; errors raise `KubeApiError`."""
 
@@ -208,13 +213,22 @@ class KubeClient:
         query = {"labelSelector": label_selector, "fieldSelector": field_selector}
         return await self.request("GET", res.path(namespace), query={k: v for k, v in query.items() if v})
 
-    async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
-        return await self.request("POST", res.path(namespace), body=body)
+    async def create(self, res: Resource, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
+        return await self.request("POST", res.path(namespace), body=body, query=_dry(dry_run))
 
     async def replace(
-        self, res: Resource, namespace: str | None, name: str, body: Obj, subresource: str | None = None
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        body: Obj,
+        subresource: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Obj:
-        return await self.request("PUT", res.path(namespace, name, subresource), body=body)
+        return await self.request(
+            "PUT", res.path(namespace, name, subresource), body=body, query=_dry(dry_run)
+        )
 
     async def patch(
         self,
@@ -238,10 +252,13 @@ class KubeClient:
         *,
         resource_version: str | None = None,
         propagation: str = "Background",
+        dry_run: bool = False,
     ) -> Obj:
         options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if resource_version:
             options["preconditions"] = {"resourceVersion": resource_version}
+        if dry_run:
+            options["dryRun"] = ["All"]
         return await self.request("DELETE", res.path(namespace, name), body=options)
 
     @asynccontextmanager

@@ -38,22 +38,34 @@ class ReconcilerView:
             return await self.store.list(group, namespace)
         return cached, ""
 
-    async def create(self, gslb: Gslb) -> Gslb:
-        return await self.store.create(gslb)
+    async def create(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
+        return await self.store.create(gslb, dry_run=dry_run)
 
-    async def update(self, gslb: Gslb) -> Gslb:
-        return await self.store.update(gslb)
+    async def update(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
+        return await self.store.update(gslb, dry_run=dry_run)
 
     async def update_status(
-        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+        self,
+        key: ObjectKey,
+        status: GslbStatus,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Gslb:
-        return await self.store.update_status(key, status, resource_version)
+        return await self.store.update_status(key, status, resource_version, dry_run=dry_run)
 
     async def write_status(self, key: ObjectKey, status: GslbStatus) -> None:
         await self.store.write_status_cached(key, status)
 
-    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
-        return await self.store.delete(key, resource_version)
+    async def delete(
+        self,
+        key: ObjectKey,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Gslb:
+        return await self.store.delete(key, resource_version, dry_run=dry_run, propagation=propagation)
 
     def watch(self) -> AsyncIterator[WatchEvent]:
         return self.store.watch()

@@ -199,17 +199,17 @@ class KubeGslbStore:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    async def create(self, gslb: Gslb) -> Gslb:
+    async def create(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         res = gslb_resource(gslb.group)
         body = to_wire(gslb)
         body["metadata"].pop("resourceVersion", None)
         try:
-            created = await self.client.create(res, gslb.namespace, body)
+            created = await self.client.create(res, gslb.namespace, body, dry_run=dry_run)
         except KubeApiError as exc:
             raise store_error(exc, ObjectKey.of(gslb)) from exc
         return self._parse(created)
 
-    async def update(self, gslb: Gslb) -> Gslb:
+    async def update(self, gslb: Gslb, *, dry_run: bool = False) -> Gslb:
         """PUT with the object's resourceVersion (409 when stale); without one, the current version."""
         key = ObjectKey.of(gslb)
         res = gslb_resource(gslb.group)
@@ -218,14 +218,20 @@ class KubeGslbStore:
             if not body["metadata"].get("resourceVersion"):
                 current = await self.client.get(res, key.namespace, key.name)
                 body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            updated = await self.client.replace(res, key.namespace, key.name, body)
+            updated = await self.client.replace(res, key.namespace, key.name, body, dry_run=dry_run)
         except KubeApiError as exc:
             raise store_error(exc, key) from exc
-        self._wrote(key, updated)
+        if not dry_run:
+            self._wrote(key, updated)
         return self._parse(updated)
 
     async def update_status(
-        self, key: ObjectKey, status: GslbStatus, resource_version: str | None = None
+        self,
+        key: ObjectKey,
+        status: GslbStatus,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Gslb:
         """Replace the whole status through the status subresource.
 
@@ -241,9 +247,10 @@ class KubeGslbStore:
                     current["metadata"]["resourceVersion"] = resource_version
                 current["status"] = wire_status
                 updated = await self.client.replace(
-                    res, key.namespace, key.name, current, subresource="status"
+                    res, key.namespace, key.name, current, subresource="status", dry_run=dry_run
                 )
-                self._wrote(key, updated)
+                if not dry_run:
+                    self._wrote(key, updated)
                 return self._parse(updated)
             except KubeApiError as exc:
                 if exc.status == 409 and not resource_version and attempt + 1 < STATUS_RETRIES:
@@ -279,11 +286,27 @@ class KubeGslbStore:
             raise store_error(exc, key) from exc
         cache.wrote(updated)
 
-    async def delete(self, key: ObjectKey, resource_version: str | None = None) -> Gslb:
+    async def delete(
+        self,
+        key: ObjectKey,
+        resource_version: str | None = None,
+        *,
+        dry_run: bool = False,
+        propagation: str | None = None,
+    ) -> Gslb:
+        """DELETE with DeleteOptions; `propagation` None is Background (the owned Ingress and
+        DNSEndpoint go with the Gslb, as kubectl deletes)."""
         res = gslb_resource(key.group)
         try:
             current = await self.client.get(res, key.namespace, key.name)
-            answer = await self.client.delete(res, key.namespace, key.name, resource_version=resource_version)
+            answer = await self.client.delete(
+                res,
+                key.namespace,
+                key.name,
+                resource_version=resource_version,
+                propagation=propagation or "Background",
+                dry_run=dry_run,
+            )
         except KubeApiError as exc:
             raise store_error(exc, key) from exc
         return self._parse(answer if answer.get("kind") == "Gslb" else current)

@@ -55,6 +55,60 @@ async def test_create_get_update_delete(kube_store: KubeGslbStore) -> None:
         await kube_store.delete(key)
 
 
+async def test_dry_run_writes_reach_the_api_server_as_dry_runs_and_change_nothing(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    feed = kube_store.watch()
+    answer = await kube_store.create(make_gslb("app"), dry_run=True)
+    assert answer.name == "app" and not answer.metadata.uid and not answer.metadata.resource_version
+    assert kube_api.objects("k8gb.io", "gslbs", NS) == []
+
+    created = await kube_store.create(make_gslb("app"))
+    assert (await next_event(feed)).type is EventType.ADDED
+    changed = created.model_copy(deep=True)
+    changed.spec.strategy.dns_ttl_seconds = 99
+    assert (await kube_store.update(changed, dry_run=True)).spec.strategy.dns_ttl_seconds == 99
+    key = ObjectKey.of(created)
+    await kube_store.update_status(key, GslbStatus(geo_tag="xx"), dry_run=True)
+    assert (await kube_store.delete(key, dry_run=True)).metadata.uid == created.metadata.uid
+    stored = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
+    assert stored is not None and stored["metadata"]["resourceVersion"] == created.metadata.resource_version
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(feed), 0.3)  # no watch heard of the dry runs
+    await feed.aclose()
+
+
+async def test_a_delete_passes_its_propagation_policy_on(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    created = await kube_store.create(make_gslb("app"))
+    owner = {"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb", "name": "app", "uid": created.metadata.uid}
+    for name in ("kept", "collected"):
+        kube_api.create_object(
+            "networking.k8s.io",
+            "v1",
+            "ingresses",
+            {"metadata": {"name": name, "namespace": NS, "ownerReferences": [owner]}, "spec": {}},
+        )
+    await kube_store.delete(ObjectKey.of(created), propagation="Orphan")
+    assert [i["metadata"]["name"] for i in kube_api.objects("networking.k8s.io", "ingresses", NS)] == [
+        "collected",
+        "kept",
+    ]  # orphaned: both stay
+    again = await kube_store.create(make_gslb("app"))
+    owner["uid"] = again.metadata.uid
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        {"metadata": {"name": "owned", "namespace": NS, "ownerReferences": [owner]}, "spec": {}},
+    )
+    await kube_store.delete(ObjectKey.of(again))
+    assert "owned" not in [
+        i["metadata"]["name"] for i in kube_api.objects("networking.k8s.io", "ingresses", NS)
+    ]
+
+
 async def test_status_is_replaced_through_the_subresource(
     kube_store: KubeGslbStore, kube_api: KubeApi
 ) -> None:
