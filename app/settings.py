@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.locations import parse_geo_cidrs
 from app.domain.zones import ZoneConfig, parse_dns_zones, valid_name
 
 GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
@@ -139,7 +140,11 @@ class Settings(BaseSettings):
     infoblox_ssl_verify: bool = Field(True, description="verify the grid's TLS certificate (k8gb never does)")
 
     # --- geoip ---------------------------------------------------------------------------------
-    geoip_cidrs: str = Field("", description="CIDR=tag pairs, comma separated: location table for geoip")
+    geoip_cidrs: str = Field(
+        "",
+        description="CIDR=tag pairs, comma separated: location table for geoip, e.g. `10.0.0.0/8=eu`; "
+        "network addresses only (no host bits), tags as CLUSTER_GEO_TAG",
+    )
     geoip_database: Path | None = Field(None, description="MaxMind-format database for geoip")
     geoip_field: str = Field("datacenter", description="field of the MaxMind record holding the geo tag")
 
@@ -218,6 +223,12 @@ class Settings(BaseSettings):
     @classmethod
     def _zones(cls, value: str) -> str:
         parse_dns_zones(value)
+        return value
+
+    @field_validator("geoip_cidrs")
+    @classmethod
+    def _geo_cidrs(cls, value: str) -> str:
+        parse_geo_cidrs(value)  # the DNS server parses it again when it builds its locator
         return value
 
     @model_validator(mode="after")

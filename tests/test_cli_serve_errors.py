@@ -68,6 +68,29 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "error: invalid settings: GLUEA_PREFIX, CLUSTER_GEO_TAG, EXT_GSLB_CLUSTERS_GEO_TAGS: the glue "
             "name",
         ),
+        (
+            {"GEOIP_CIDRS": "10.0.0.0/8=eu,garbage"},
+            "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry 'garbage' must be CIDR=tag",
+        ),
+        (
+            {"GEOIP_CIDRS": "10.0.0.0/33=eu"},
+            "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry '10.0.0.0/33=eu': '10.0.0.0/33' is not "
+            "a network",
+        ),
+        (
+            {"GEOIP_CIDRS": "10.0.1.5/24=eu"},
+            "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry '10.0.1.5/24=eu': host bits set, "
+            "did you mean 10.0.1.0/24?",
+        ),
+        (
+            {"GEOIP_CIDRS": "10.0.0.0/8=e_u"},
+            "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry '10.0.0.0/8=e_u': the tag must be "
+            "letters, digits and '-' only",
+        ),
+        (
+            {"GEOIP_CIDRS": "10.0.0.0/8="},
+            "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry '10.0.0.0/8=': the tag must be letters",
+        ),
     ],
     ids=[
         "api-port",
@@ -80,6 +103,11 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "secret-file-directory",
         "glue-prefix",
         "glue-name-too-long",
+        "geoip-cidrs-no-tag",
+        "geoip-cidrs-bad-prefix",
+        "geoip-cidrs-host-bits",
+        "geoip-cidrs-bad-tag",
+        "geoip-cidrs-empty-tag",
     ],
 )
 def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:

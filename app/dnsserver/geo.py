@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import maxminddb
 
+from app.domain import locations
+
 
 class GeoLocator(Protocol):
     def locate(self, ip: str) -> str | None:
@@ -33,16 +35,10 @@ def _parse_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 class CidrLocator:
     """Longest-prefix match over a `CIDR=tag` table, one dict probe per configured prefix length."""
 
-    def __init__(self, table: Mapping[str, str]) -> None:
+    def __init__(self, table: Mapping[locations.Network, str]) -> None:
         self._by_len: dict[int, list[tuple[int, dict[int, str]]]] = {4: [], 6: []}
         grouped: dict[tuple[int, int], dict[int, str]] = {}
-        for cidr, tag in table.items():
-            try:
-                net = ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"geo CIDR {cidr!r} is not a network: {exc}") from None
-            if not tag:
-                raise ValueError(f"geo CIDR {cidr!r} has an empty location tag")
+        for net, tag in table.items():
             grouped.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = tag
         for (version, prefixlen), nets in sorted(grouped.items(), key=lambda kv: -kv[0][1]):
             width = 32 if version == 4 else 128
@@ -51,14 +47,8 @@ class CidrLocator:
 
     @classmethod
     def from_setting(cls, value: str) -> CidrLocator:
-        """`10.0.0.0/8=eu,192.168.0.0/16=us`; blanks ignored, anything else malformed is an error."""
-        table: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            cidr, sep, tag = item.partition("=")
-            if not sep:
-                raise ValueError(f"geo CIDR entry {item!r} must be CIDR=tag")
-            table[cidr.strip()] = tag.strip()
-        return cls(table)
+        """GEOIP_CIDRS, as the settings check it (ValueError when malformed)."""
+        return cls(locations.parse_geo_cidrs(value))
 
     def locate(self, ip: str) -> str | None:
         addr = _parse_ip(ip)

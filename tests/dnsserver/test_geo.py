@@ -34,7 +34,10 @@ def test_cidr_locator_longest_prefix(ip: str, expected: str | None) -> None:
     [
         pytest.param("10.0.0.0/8", "CIDR=tag", id="no-tag"),
         pytest.param("10.0.0.300/8=eu", "not a network", id="bad-network"),
-        pytest.param("10.0.0.0/8=", "empty location", id="empty-tag"),
+        pytest.param("10.0.0.0/33=eu", "not a network", id="bad-prefix"),
+        pytest.param("10.0.1.5/24=eu", "host bits set, did you mean 10.0.1.0/24", id="host-bits"),
+        pytest.param("10.0.0.0/8=", "letters, digits and '-' only", id="empty-tag"),
+        pytest.param("10.0.0.0/8=e_u", "letters, digits and '-' only", id="tag-no-cluster-can-have"),
     ],
 )
 def test_cidr_setting_errors(setting: str, message: str) -> None:
