@@ -263,8 +263,11 @@ def _positive(
     if policy.mode is not Mode.GEO:
         return _arranged(query, qname, served, tuple(range(count)), ecs_scope=0)
     ecs = client_subnet(query)
-    if ecs is not None and ecs.srclen > 0:
-        indices = policy.subset(count, table.locate(ecs.address))
+    if ecs is not None:
+        # Source prefix 0: the client asks not to be located (RFC 7871 §7.1.2), and a cache keeps our
+        # scope-0 answer for everyone, so the packet source must not pick it: all targets, as unknown.
+        location = table.locate(ecs.address) if ecs.srclen > 0 else None
+        indices = policy.subset(count, location)
         return _arranged(query, qname, served, indices, ecs_scope=ecs.srclen)
 
     def build(location: str | None) -> Plan:

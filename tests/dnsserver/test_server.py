@@ -278,6 +278,20 @@ async def test_geoip_by_source_address_without_ecs(
         assert set(addresses(response)) == expected
 
 
+@pytest.mark.parametrize("subnet", ["0.0.0.0", "::"])
+async def test_ecs_source_prefix_zero_is_not_located(server: DnsServer, subnet: str) -> None:
+    """`dig +subnet=0.0.0.0/0`: the client asks not to be located (RFC 7871 §7.1.2), and the scope-0
+    answer is cached for every client (§7.3.1), so it must not be the packet source's location: all
+    targets, as for an unknown location."""
+    for _ in range(2):  # the second from the plan cache
+        response = await ask(
+            server, f"geo.{ZONE}", options=[dns.edns.ECSOption(subnet, 0)], source="127.0.0.2"
+        )
+        assert set(addresses(response)) == {"10.10.0.5", "10.10.0.6", "10.20.0.5"}
+        (ecs,) = [o for o in response.options if isinstance(o, dns.edns.ECSOption)]
+        assert (ecs.address, ecs.srclen, ecs.scopelen) == (subnet, 0, 0)
+
+
 async def test_zone_writes_are_served_at_once(server: DnsServer, table: ZoneTable) -> None:
     assert addresses(await ask(server, f"new.{ZONE}")) == []
     await table.apply(ZONE, Changes(create=(Endpoint(f"new.{ZONE}", ("10.9.9.9",)),)))
