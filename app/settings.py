@@ -16,10 +16,11 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.gslb import GEOTAG_RE
 from app.domain.locations import parse_geo_cidrs
 from app.domain.zones import ZoneConfig, parse_dns_zones, valid_name
 
-GEOTAG = re.compile(r"^[a-zA-Z\-\d]+$")
+GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
 
 CsvList = Annotated[list[str], NoDecode]
