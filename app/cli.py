@@ -171,13 +171,16 @@ def _collection(group: str, namespace: str | None) -> str:
     return f"/apis/{group}/{VERSION}/namespaces/{namespace}/gslbs"
 
 
-def _fail(response: httpx.Response) -> int:
+def _fail(response: httpx.Response, doing: str = "") -> int:
+    """Print the server's Status as kubectl does: `Error from server (Conflict): ...`, by its reason."""
+    reason: Any = response.status_code
     try:
         body = response.json()
         message = body.get("message", response.text)
-    except ValueError:
+        reason = body.get("reason") or reason
+    except (ValueError, AttributeError):
         message = response.text
-    print(f"Error from server ({response.status_code}): {message}", file=sys.stderr)
+    print(f"Error from server ({reason}): {doing}{message}", file=sys.stderr)
     return 1
 
 
@@ -257,17 +260,19 @@ def _target(args: argparse.Namespace, where: str, doc: dict[str, Any]) -> tuple[
 
 def cmd_apply(args: argparse.Namespace) -> int:
     docs = _gslb_documents(args)
-    targets = [(_target(args, where, doc), doc) for where, doc in docs]
+    targets = [(_target(args, where, doc), where, doc) for where, doc in docs]
     rc = 0
     with _client(args) as client:
-        for (group, namespace, name), doc in targets:
+        for (group, namespace, name), where, doc in targets:
             url = f"{_collection(group, namespace)}/{name}"
             current = client.get(url)
             if current.status_code == 404:
                 response = client.post(_collection(group, namespace), json=doc)
                 verb = "created"
             elif current.is_success:
-                doc["metadata"]["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
+                meta = doc["metadata"]
+                if meta.get("resourceVersion") in (None, ""):  # the manifest's own one is a precondition
+                    meta["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
                 response = client.put(url, json=doc)
                 verb = "configured"
             else:
@@ -276,7 +281,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             if response.is_success:
                 print(f"gslb.{group}/{name} {verb}")
             else:
-                rc = _fail(response)
+                doing = "creating" if verb == "created" else "applying"
+                rc = _fail(response, f'error when {doing} "{where}": ')
     return rc
 
 

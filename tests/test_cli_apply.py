@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.instance import ROOT, running
 
@@ -146,3 +147,26 @@ async def test_apply_mistakes_are_one_line_errors_and_send_nothing(tmp_path: Pat
         missing = tmp_path / "none"
         code, _, err = await gslb_cli("get", "--server", gslb.api, GSLB_API_TOKEN_FILE=str(missing))
         assert code == 1 and err.startswith(f"error: GSLB_API_TOKEN_FILE: cannot read {missing}"), err
+
+
+async def test_apply_sends_the_manifests_resource_version_so_a_stale_one_conflicts(tmp_path: Path) -> None:
+    async with running(tmp_path) as gslb:
+        code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=manifest("x"))
+        assert (code, out) == (0, "gslb.k8gb.io/x created\n"), err
+        url = f"{gslb.api}/apis/k8gb.io/v1beta1/namespaces/default/gslbs/x"
+        async with httpx.AsyncClient() as client:
+            stale = (await client.get(url)).json()
+            newer = {**stale, "spec": {"strategy": {"type": "failover", "primaryGeoTag": "eu"}}}
+            assert (await client.put(url, json=newer)).is_success
+            code, out, err = await gslb_cli(
+                "apply", "-f", "-", "--server", gslb.api, stdin=yaml.safe_dump(stale)
+            )
+            assert (code, out) == (1, ""), err
+            assert err.startswith(
+                'Error from server (Conflict): error when applying "<stdin> (document 1)": '
+            ), err
+            assert "the object has been modified" in err, err
+            assert (await client.get(url)).json()["spec"]["strategy"]["type"] == "failover"  # not lost
+        # Without a resourceVersion the manifest replaces whatever is there, as before.
+        code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=manifest("x"))
+        assert (code, out) == (0, "gslb.k8gb.io/x configured\n"), err
