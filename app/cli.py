@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from app.domain.gslb import GROUP, GROUPS, VERSION
+from app.domain.gslb import GROUP, GROUPS, NAME_RE, NAMESPACE_RE, VERSION
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -165,10 +166,40 @@ def _client(args: argparse.Namespace) -> httpx.Client:
     return httpx.Client(base_url=_server(args), headers=headers, timeout=30)
 
 
+def _segment(value: str) -> str:
+    """One path segment, percent-encoded: a `/`, `..` or `?` in it cannot address another object."""
+    return urllib.parse.quote(value, safe="")
+
+
 def _collection(group: str, namespace: str | None) -> str:
     if namespace is None:
         return f"/apis/{group}/{VERSION}/gslbs"
-    return f"/apis/{group}/{VERSION}/namespaces/{namespace}/gslbs"
+    return f"/apis/{group}/{VERSION}/namespaces/{_segment(namespace)}/gslbs"
+
+
+def _item(group: str, namespace: str, name: str) -> str:
+    return f"{_collection(group, namespace)}/{_segment(name)}"
+
+
+def _name(args: argparse.Namespace) -> str:
+    """The NAME argument, refused unless it is a Kubernetes object name (RFC 1123 subdomain)."""
+    name = str(args.name)
+    if len(name) > 253 or not NAME_RE.fullmatch(name):
+        raise CliError(
+            f"invalid resource name {name!r}: must be a lowercase RFC 1123 subdomain of at most 253 "
+            "characters (a-z, 0-9, '-' and '.', starting and ending with an alphanumeric)"
+        )
+    return name
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    """--namespace (default 'default'), refused unless it is a Kubernetes namespace (RFC 1123 label)."""
+    namespace = str(args.namespace or "default")
+    if len(namespace) > 63 or not NAMESPACE_RE.fullmatch(namespace):
+        raise CliError(
+            f"invalid namespace {namespace!r}: must be a lowercase RFC 1123 label of at most 63 characters"
+        )
+    return namespace
 
 
 def _fail(response: httpx.Response, doing: str = "") -> int:
@@ -264,7 +295,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     rc = 0
     with _client(args) as client:
         for (group, namespace, name), where, doc in targets:
-            url = f"{_collection(group, namespace)}/{name}"
+            url = _item(group, namespace, name)
             current = client.get(url)
             if current.status_code == 404:
                 response = client.post(_collection(group, namespace), json=doc)
@@ -306,20 +337,21 @@ def cmd_get(args: argparse.Namespace) -> int:
     if args.name and args.all_namespaces:
         raise CliError("a resource cannot be retrieved by name across all namespaces")
     groups = [args.group] if args.group else list(GROUPS)
+    name = _name(args) if args.name else None
+    namespace = None if args.all_namespaces else _namespace(args)
     items: list[dict[str, Any]] = []
     with _client(args) as client:
         for group in groups:
-            if args.name:
-                response = client.get(f"{_collection(group, args.namespace or 'default')}/{args.name}")
+            if name:
+                assert namespace is not None  # a name across all namespaces is refused above
+                response = client.get(_item(group, namespace, name))
                 if response.status_code == 404 and len(groups) > 1:
                     continue
                 if not response.is_success:
                     return _fail(response)
                 items.append(response.json())
             else:
-                response = client.get(
-                    _collection(group, None if args.all_namespaces else args.namespace or "default")
-                )
+                response = client.get(_collection(group, namespace))
                 if not response.is_success:
                     return _fail(response)
                 items.extend(response.json().get("items", []))
@@ -359,11 +391,12 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     groups = [args.group] if args.group else list(GROUPS)
+    name, namespace = _name(args), _namespace(args)
     with _client(args) as client:
         for group in groups:
-            response = client.delete(f"{_collection(group, args.namespace or 'default')}/{args.name}")
+            response = client.delete(_item(group, namespace, name))
             if response.is_success:
-                print(f'gslb.{group} "{args.name}" deleted')
+                print(f'gslb.{group} "{name}" deleted')
                 return 0
             if response.status_code != 404:
                 return _fail(response)

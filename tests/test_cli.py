@@ -27,3 +27,11 @@ def test_wide_row_shows_health_records_peers_and_failing_conditions():
 
 def test_wide_row_without_status():
     assert _wide_row({}) == ["-", "-", "-", "-"]
+
+
+def test_names_are_one_percent_encoded_path_segment_each():
+    from app.cli import _item
+
+    assert (
+        _item("k8gb.io", "a/b", "../x?y#z") == "/apis/k8gb.io/v1beta1/namespaces/a%2Fb/gslbs/..%2Fx%3Fy%23z"
+    )

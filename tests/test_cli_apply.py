@@ -170,3 +170,29 @@ async def test_apply_sends_the_manifests_resource_version_so_a_stale_one_conflic
         # Without a resourceVersion the manifest replaces whatever is there, as before.
         code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=manifest("x"))
         assert (code, out) == (0, "gslb.k8gb.io/x configured\n"), err
+
+
+async def test_get_and_delete_refuse_a_name_that_is_not_an_object_name_and_send_nothing(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as gslb:
+        for namespace in ("t1", "cli"):
+            code, _, err = await gslb_cli(
+                "apply", "-f", "-", "-n", namespace, "--server", gslb.api, stdin=manifest("x12")
+            )
+            assert code == 0, err
+        for args in (
+            ("delete", "../../t1/gslbs/x12", "-n", "cli"),
+            ("get", "?labelSelector=x"),
+            ("get", "Pre_4"),
+            ("delete", "a" * 254),
+        ):
+            code, out, err = await gslb_cli(*args, "--server", gslb.api)
+            assert (code, out) == (1, ""), (args, err)
+            assert err.startswith(
+                f"error: invalid resource name {args[1]!r}: must be a lowercase RFC 1123"
+            ), err
+        code, out, err = await gslb_cli("get", "-n", "../t1", "--server", gslb.api)
+        assert (code, out) == (1, ""), err
+        assert err.startswith("error: invalid namespace '../t1'"), err
+        assert await names(gslb.api) == ["k8gb.io:cli/x12", "k8gb.io:t1/x12"]
