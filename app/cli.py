@@ -236,24 +236,39 @@ def _manifest_texts(filename: str) -> list[tuple[str, str]]:
     return texts
 
 
+def _objects(label: str, doc: Any) -> list[tuple[str, Any]]:
+    """A document's objects: itself, or the items of a List (lists in it too), as kubectl expands them."""
+    if not (isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and "items" in doc):
+        return [(label, doc)]
+    items = doc["items"]
+    if not isinstance(items, list):
+        raise CliError(f"{label}: items of a {doc['kind']} must be a list")
+    return [found for i, item in enumerate(items, start=1) for found in _objects(f"{label}, item {i}", item)]
+
+
 def _gslb_documents(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """Every Gslb to apply, each checked for what apply needs before anything is sent."""
     from app.domain.manifests import load_documents
 
     docs: list[tuple[str, dict[str, Any]]] = []
+    found = 0
     for source, text in _manifest_texts(args.filename):
         try:
             loaded = load_documents(text)
         except yaml.YAMLError as exc:
             raise CliError(f"error parsing {source}: {' '.join(str(exc).split())}") from None
-        for index, doc in enumerate(loaded, start=1):
-            where = f"{source} (document {index})"
-            if not isinstance(doc, dict):
-                raise CliError(f"{where}: a manifest must be an object, not {type(doc).__name__}")
-            if doc.get("kind") != "Gslb":
-                print(f"skipping {where}: kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
-                continue
-            docs.append((where, doc))
+        for index, document in enumerate(loaded, start=1):
+            for label, doc in _objects(f"document {index}", document):
+                found += 1
+                where = f"{source} ({label})"
+                if not isinstance(doc, dict):
+                    raise CliError(f"{where}: a manifest must be an object, not {type(doc).__name__}")
+                if doc.get("kind") != "Gslb":
+                    print(f"skipping {where}: kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
+                    continue
+                docs.append((where, doc))
+    if not found:
+        raise CliError("no objects passed to apply")
     return docs
 
 
@@ -289,9 +304,23 @@ def _target(args: argparse.Namespace, where: str, doc: dict[str, Any]) -> tuple[
     return group, str(namespace), str(name)
 
 
+def _validate(where: str, target: tuple[str, str, str], doc: dict[str, Any]) -> None:
+    """Check a manifest with the model and rules the server writes with, so a bad one is named by file,
+    document and field before anything is sent, not a 422 after the documents before it were applied."""
+    from app.api.errors import ApiError
+    from app.api.gslb_ops import to_gslb
+
+    group, namespace, name = target
+    try:
+        to_gslb(doc, group=group, namespace=namespace, name=name)
+    except ApiError as exc:
+        raise CliError(f"{where}: {exc.status.message}") from None
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    docs = _gslb_documents(args)
-    targets = [(_target(args, where, doc), where, doc) for where, doc in docs]
+    targets = [(_target(args, where, doc), where, doc) for where, doc in _gslb_documents(args)]
+    for target, where, doc in targets:
+        _validate(where, target, doc)
     rc = 0
     with _client(args) as client:
         for (group, namespace, name), where, doc in targets:
@@ -301,11 +330,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 response = client.post(_collection(group, namespace), json=doc)
                 verb = "created"
             elif current.is_success:
+                before = current.json()["metadata"]["resourceVersion"]
                 meta = doc["metadata"]
                 if meta.get("resourceVersion") in (None, ""):  # the manifest's own one is a precondition
-                    meta["resourceVersion"] = current.json()["metadata"]["resourceVersion"]
+                    meta["resourceVersion"] = before
                 response = client.put(url, json=doc)
-                verb = "configured"
+                same = response.is_success and response.json()["metadata"]["resourceVersion"] == before
+                verb = "unchanged" if same else "configured"
             else:
                 rc = _fail(current)
                 continue

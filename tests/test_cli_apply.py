@@ -26,11 +26,20 @@ metadata:
 {metadata}spec:
   strategy:
     type: roundRobin
-"""
+{spec}"""
 
 
-def manifest(name: str, *, api_version: str = "k8gb.io/v1beta1", metadata: str = "") -> str:
-    return GSLB.format(name=name, api_version=api_version, metadata=metadata)
+LIST = "apiVersion: v1\nkind: List\nitems:\n{items}"
+
+
+def as_item(text: str) -> str:
+    """A manifest indented as an item of a List's `items`."""
+    lines = text.splitlines()
+    return "\n".join(["- " + lines[0], *("  " + line for line in lines[1:])]) + "\n"
+
+
+def manifest(name: str, *, api_version: str = "k8gb.io/v1beta1", metadata: str = "", spec: str = "") -> str:
+    return GSLB.format(name=name, api_version=api_version, metadata=metadata, spec=spec)
 
 
 async def gslb_cli(*args: str, stdin: str | None = None, **env: str) -> tuple[int, str, str]:
@@ -127,6 +136,20 @@ MISTAKES = {
     ),
     "bad YAML": ([], "kind: Gslb\nmetadata: {name: [\n", "error: error parsing <stdin>:"),
     "second document wrong": ([], manifest("first") + "---\n- not an object\n", "(document 2)"),
+    # Checked with the server's own model: the document and the field are named, the first is not sent.
+    "second document's name invalid": (
+        [],
+        manifest("first") + "---\n" + manifest("Pre_4"),
+        'error: <stdin> (document 2): Gslb.k8gb.io "Pre_4" is invalid: metadata.name: must be a lowercase',
+    ),
+    "field invalid in a List's item": (
+        [],
+        LIST.format(
+            items=as_item(manifest("first")) + as_item(manifest("ttl", spec="    dnsTtlSeconds: -5\n"))
+        ),
+        'error: <stdin> (document 1, item 2): Gslb.k8gb.io "ttl" is invalid: spec.strategy.dnsTtlSeconds: ',
+    ),
+    "no objects": ([], "# nothing here\n---\n", "error: no objects passed to apply"),
 }
 
 
@@ -196,3 +219,20 @@ async def test_get_and_delete_refuse_a_name_that_is_not_an_object_name_and_send_
         assert (code, out) == (1, ""), err
         assert err.startswith("error: invalid namespace '../t1'"), err
         assert await names(gslb.api) == ["k8gb.io:cli/x12", "k8gb.io:t1/x12"]
+
+
+async def test_apply_expands_lists_reports_unchanged_and_refuses_nothing_to_apply(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listed = LIST.format(
+        items=as_item(manifest("a")) + as_item(manifest("b", api_version="k8gb.absa.oss/v1beta1"))
+    )
+    async with running(tmp_path) as gslb:
+        code, out, err = await gslb_cli("apply", "-f", str(empty), "--server", gslb.api)
+        assert (code, out, err) == (1, "", "error: no objects passed to apply\n")
+        code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=listed)
+        assert (code, out) == (0, "gslb.k8gb.io/a created\ngslb.k8gb.absa.oss/b created\n"), err
+        assert await names(gslb.api) == ["k8gb.absa.oss:default/b", "k8gb.io:default/a"]
+        changed = listed.replace("roundRobin", "failover\n      primaryGeoTag: eu", 1)
+        code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=changed)
+        assert (code, out) == (0, "gslb.k8gb.io/a configured\ngslb.k8gb.absa.oss/b unchanged\n"), err
