@@ -390,7 +390,9 @@ def cmd_get(args: argparse.Namespace) -> int:
         print(f'Error from server (NotFound): gslbs "{args.name}" not found', file=sys.stderr)
         return 1
     if args.output in ("json", "yaml"):
-        doc: Any = items[0] if args.name else {"apiVersion": "v1", "kind": "List", "items": items}
+        # One object as itself; a name both API groups hold is a List of both, as kubectl prints several.
+        one = args.name and len(items) == 1
+        doc: Any = items[0] if one else {"apiVersion": "v1", "kind": "List", "items": items}
         print(
             json.dumps(doc, indent=2)
             if args.output == "json"
@@ -421,18 +423,22 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    """Without --group, the object of that name in every group, as `get NAME` lists them all."""
     groups = [args.group] if args.group else list(GROUPS)
     name, namespace = _name(args), _namespace(args)
+    rc, deleted = 0, 0
     with _client(args) as client:
         for group in groups:
             response = client.delete(_item(group, namespace, name))
             if response.is_success:
                 print(f'gslb.{group} "{name}" deleted')
-                return 0
-            if response.status_code != 404:
-                return _fail(response)
-    print(f'Error from server (NotFound): gslbs "{args.name}" not found', file=sys.stderr)
-    return 1
+                deleted += 1
+            elif response.status_code != 404:
+                rc = _fail(response)
+    if not deleted and not rc:
+        print(f'Error from server (NotFound): gslbs "{name}" not found', file=sys.stderr)
+        return 1
+    return rc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -494,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(get)
     get.set_defaults(func=cmd_get)
 
-    delete = sub.add_parser("delete", help="delete a Gslb")
+    delete = sub.add_parser("delete", help="delete a Gslb (in both API groups unless --group)")
     delete.add_argument("name")
     client_args(delete)
     delete.set_defaults(func=cmd_delete)

@@ -5,6 +5,7 @@ traceback, with nothing sent when a manifest is wrong."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -236,3 +237,26 @@ async def test_apply_expands_lists_reports_unchanged_and_refuses_nothing_to_appl
         changed = listed.replace("roundRobin", "failover\n      primaryGeoTag: eu", 1)
         code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=changed)
         assert (code, out) == (0, "gslb.k8gb.io/a configured\ngslb.k8gb.absa.oss/b unchanged\n"), err
+
+
+async def test_a_name_both_groups_hold_is_got_and_deleted_in_both(tmp_path: Path) -> None:
+    both = manifest("c1") + "---\n" + manifest("c1", api_version="k8gb.absa.oss/v1beta1")
+    async with running(tmp_path) as gslb:
+        code, _, err = await gslb_cli("apply", "-f", "-", "-n", "t2", "--server", gslb.api, stdin=both)
+        assert code == 0, err
+        code, out, err = await gslb_cli("get", "c1", "-n", "t2", "-o", "json", "--server", gslb.api)
+        assert code == 0, err
+        listed = json.loads(out)
+        assert listed["kind"] == "List", out
+        assert [i["apiVersion"] for i in listed["items"]] == ["k8gb.io/v1beta1", "k8gb.absa.oss/v1beta1"]
+        code, out, err = await gslb_cli("get", "c1", "-n", "t2", "-o", "yaml", "--server", gslb.api)
+        assert (code, len(yaml.safe_load(out)["items"])) == (0, 2), err
+        code, out, err = await gslb_cli(
+            "get", "c1", "-n", "t2", "--group", "k8gb.io", "-o", "json", "--server", gslb.api
+        )
+        assert (code, json.loads(out)["kind"]) == (0, "Gslb"), err
+        code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
+        assert (code, out) == (0, 'gslb.k8gb.io "c1" deleted\ngslb.k8gb.absa.oss "c1" deleted\n'), err
+        assert await names(gslb.api) == []
+        code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
+        assert (code, out, err) == (1, "", 'Error from server (NotFound): gslbs "c1" not found\n')
