@@ -236,14 +236,17 @@ def _manifest_texts(filename: str) -> list[tuple[str, str]]:
     return texts
 
 
-def _objects(label: str, doc: Any) -> list[tuple[str, Any]]:
-    """A document's objects: itself, or the items of a List (lists in it too), as kubectl expands them."""
+def _objects(source: str, label: str, doc: Any) -> list[tuple[str, Any]]:
+    """A document's objects, each with where it is (`FILE (document 1, item 2)`): itself, or the items
+    of a List (lists in it too), as kubectl expands them."""
     if not (isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List") and "items" in doc):
-        return [(label, doc)]
+        return [(f"{source} ({label})", doc)]
     items = doc["items"]
     if not isinstance(items, list):
-        raise CliError(f"{label}: items of a {doc['kind']} must be a list")
-    return [found for i, item in enumerate(items, start=1) for found in _objects(f"{label}, item {i}", item)]
+        raise CliError(f"{source} ({label}): items of a {doc['kind']} must be a list")
+    return [
+        found for i, item in enumerate(items, 1) for found in _objects(source, f"{label}, item {i}", item)
+    ]
 
 
 def _gslb_documents(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
@@ -258,9 +261,8 @@ def _gslb_documents(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]
         except yaml.YAMLError as exc:
             raise CliError(f"error parsing {source}: {' '.join(str(exc).split())}") from None
         for index, document in enumerate(loaded, start=1):
-            for label, doc in _objects(f"document {index}", document):
+            for where, doc in _objects(source, f"document {index}", document):
                 found += 1
-                where = f"{source} ({label})"
                 if not isinstance(doc, dict):
                     raise CliError(f"{where}: a manifest must be an object, not {type(doc).__name__}")
                 if doc.get("kind") != "Gslb":

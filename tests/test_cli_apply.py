@@ -150,6 +150,11 @@ MISTAKES = {
         ),
         'error: <stdin> (document 1, item 2): Gslb.k8gb.io "ttl" is invalid: spec.strategy.dnsTtlSeconds: ',
     ),
+    "List without items": (
+        [],
+        "kind: List\nitems: {}\n",
+        "error: <stdin> (document 1): items of a List must be a list",
+    ),
     "no objects": ([], "# nothing here\n---\n", "error: no objects passed to apply"),
 }
 
