@@ -425,22 +425,38 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    """Without --group, the object of that name in every group, as `get NAME` lists them all."""
-    groups = [args.group] if args.group else list(GROUPS)
+    """Without --group, the one group that holds NAME; a name both groups hold (the same Gslb while
+    migrating from the legacy group, say) is refused until --group says which: deleting both would take
+    the host out of DNS, which neither delete alone does."""
     name, namespace = _name(args), _namespace(args)
-    rc, deleted = 0, 0
     with _client(args) as client:
+        groups = [args.group] if args.group else _holders(client, namespace, name)
+        if len(groups) > 1:
+            raise CliError(
+                f'gslb "{name}" exists in both {" and ".join(groups)} in namespace {namespace}: '
+                "say which to delete with --group"
+            )
         for group in groups:
             response = client.delete(_item(group, namespace, name))
             if response.is_success:
                 print(f'gslb.{group} "{name}" deleted')
-                deleted += 1
-            elif response.status_code != 404:
-                rc = _fail(response)
-    if not deleted and not rc:
-        print(f'Error from server (NotFound): gslbs "{name}" not found', file=sys.stderr)
-        return 1
-    return rc
+                return 0
+            if response.status_code != 404:
+                return _fail(response)
+    print(f'Error from server (NotFound): gslbs "{name}" not found', file=sys.stderr)
+    return 1
+
+
+def _holders(client: httpx.Client, namespace: str, name: str) -> list[str]:
+    """The API groups that hold a Gslb of this name."""
+    found = []
+    for group in GROUPS:
+        response = client.get(_item(group, namespace, name))
+        if response.is_success:
+            found.append(group)
+        elif response.status_code != 404:
+            raise CliError(f"cannot read {_item(group, namespace, name)}: HTTP {response.status_code}")
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -502,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(get)
     get.set_defaults(func=cmd_get)
 
-    delete = sub.add_parser("delete", help="delete a Gslb (in both API groups unless --group)")
+    delete = sub.add_parser("delete", help="delete a Gslb (--group when both API groups hold the name)")
     delete.add_argument("name")
     client_args(delete)
     delete.set_defaults(func=cmd_delete)

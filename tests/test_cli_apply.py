@@ -244,7 +244,7 @@ async def test_apply_expands_lists_reports_unchanged_and_refuses_nothing_to_appl
         assert (code, out) == (0, "gslb.k8gb.io/a configured\ngslb.k8gb.absa.oss/b unchanged\n"), err
 
 
-async def test_a_name_both_groups_hold_is_got_and_deleted_in_both(tmp_path: Path) -> None:
+async def test_a_name_both_groups_hold_is_got_in_both_and_deleted_only_with_group(tmp_path: Path) -> None:
     both = manifest("c1") + "---\n" + manifest("c1", api_version="k8gb.absa.oss/v1beta1")
     async with running(tmp_path) as gslb:
         code, _, err = await gslb_cli("apply", "-f", "-", "-n", "t2", "--server", gslb.api, stdin=both)
@@ -261,7 +261,15 @@ async def test_a_name_both_groups_hold_is_got_and_deleted_in_both(tmp_path: Path
         )
         assert (code, json.loads(out)["kind"]) == (0, "Gslb"), err
         code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
-        assert (code, out) == (0, 'gslb.k8gb.io "c1" deleted\ngslb.k8gb.absa.oss "c1" deleted\n'), err
+        assert (code, out) == (1, ""), err  # which one? deleting both would take the host out of DNS
+        assert "exists in both k8gb.io and k8gb.absa.oss" in err and "--group" in err
+        assert len(await names(gslb.api)) == 2
+        code, out, err = await gslb_cli(
+            "delete", "c1", "-n", "t2", "--group", "k8gb.absa.oss", "--server", gslb.api
+        )
+        assert (code, out) == (0, 'gslb.k8gb.absa.oss "c1" deleted\n'), err
+        code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
+        assert (code, out) == (0, 'gslb.k8gb.io "c1" deleted\n'), err
         assert await names(gslb.api) == []
         code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
         assert (code, out, err) == (1, "", 'Error from server (NotFound): gslbs "c1" not found\n')
