@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from app.gcfreeze import WarmUp
 from app.health.config import ServicesFileError
 from app.providers.wrappers import Traced
 from app.settings import Settings
-from app.stores.base import GslbStore
+from app.stores.base import GslbStore, Unavailable
 from app.telemetry.setup import TracingHandle, setup_tracing
 
 log = logging.getLogger("pygslb")
@@ -77,6 +78,20 @@ def check_listen_address(settings: Settings) -> None:
             f"refusing to listen on {host} without GSLB_API_TOKEN (or GSLB_API_TOKEN_FILE); "
             "set one, or pass --insecure to accept unauthenticated writes"
         )
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound here rather than by uvicorn: a taken port is an OSError naming
+    API_ADDRESS (a "cannot start" line), where uvicorn would log it and exit the process itself."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"API_ADDRESS {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 @dataclass
@@ -260,7 +275,8 @@ class Runtime:
             ssl_keyfile=str(s.gslb_tls_key_file) if s.gslb_tls_key_file else None,
         )
         self.server = uvicorn.Server(config)
-        self.extra_tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
+        api_socket = bind_api_socket(host, port)
+        self.extra_tasks.append(asyncio.create_task(self.server.serve(sockets=[api_socket]), name="uvicorn"))
         while not self.server.started:
             if self.extra_tasks[-1].done():
                 self.extra_tasks[-1].result()
@@ -318,7 +334,7 @@ class Runtime:
         else:
             from app.stores.sqlite import SqliteStore
 
-            store = SqliteStore(s.gslb_data_dir)
+            store = SqliteStore(s.gslb_data_dir, exclusive=True)
         await store.start()
         return store
 
@@ -425,7 +441,7 @@ async def serve(settings: Settings) -> None:
         # A failed start (the API port taken, the API server unreachable) still stops what did start and
         # flushes the traces recorded so far, before the error ends the process.
         await runtime.stop(grace=5.0)
-        if isinstance(exc, OSError | ServicesFileError | WorkerFailed):
+        if isinstance(exc, OSError | ServicesFileError | WorkerFailed | Unavailable):
             raise CannotStart(str(exc)) from exc
         raise
     host, port = settings.api_host_port

@@ -148,3 +148,52 @@ def test_an_error_after_the_start_is_a_crash_not_a_setup_problem(
     monkeypatch.setattr(app.runtime, "serve", serving_then_failing)
     with pytest.raises(ConnectionResetError):
         main(["serve"])
+
+
+def test_a_taken_api_port_is_one_line_naming_api_address(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = serve(tmp_path, API_ADDRESS=f"127.0.0.1:{port}")
+    assert busy.returncode == 1, busy.stderr
+    assert (
+        f"error: gslb serve cannot start: [Errno 98] API_ADDRESS 127.0.0.1:{port}: Address already in use"
+        in (busy.stderr)
+    ), busy.stderr
+    assert "Traceback" not in busy.stderr, busy.stderr
+
+
+def test_an_unusable_data_directory_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    result = serve(tmp_path, GSLB_DATA_DIR=str(a_file))
+    assert result.returncode == 1, result.stderr
+    assert f"error: gslb serve cannot start: data directory {a_file} is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "gslb.db").write_bytes(bytes(range(256)) * 64)
+    result = serve(tmp_path, GSLB_DATA_DIR=str(garbage))
+    assert result.returncode == 1, result.stderr
+    assert "error: gslb serve cannot start:" in result.stderr and str(garbage / "gslb.db") in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+async def test_a_second_server_on_one_data_directory_is_refused(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.support.instance import running
+
+    async with running(tmp_path, "first") as first:
+        data = tmp_path / "first" / "data"
+        second = await asyncio.to_thread(serve, tmp_path, GSLB_DATA_DIR=str(data))
+        assert second.returncode == 1, second.stderr
+        pid = first.process.pid if first.process else None
+        assert f"data directory {data} is in use by another gslb serve (pid {pid})" in second.stderr, (
+            second.stderr
+        )
+        assert "Traceback" not in second.stderr, second.stderr
+    async with running(tmp_path, "first") as again:  # once the first has stopped, it is free again
+        assert again.process is not None and again.process.returncode is None

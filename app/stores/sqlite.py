@@ -11,7 +11,9 @@ own thread: in WAL mode they never wait for a writer, so while the file is locke
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import secrets
 import sqlite3
 import string
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from app.domain.gslb import Gslb, GslbStatus
 from app.stores.base import (
@@ -73,11 +75,36 @@ def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
     return {k: v for k, v in annotations.items() if k.startswith(_TRACKED_ANNOTATION_PREFIX)}
 
 
+def _hold(path: Path) -> IO[str]:
+    """An exclusive flock on `path`, kept while the returned file is open; the kernel drops it when the
+    process ends however it ends (SIGKILL included), so a restart never finds a stale lock."""
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise Unavailable(
+            f"data directory {path.parent} is in use by another gslb serve ({holder}); "
+            "give each server its own GSLB_DATA_DIR"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 class SqliteStore:
     """`GslbStore` over `<data_dir>/gslb.db`. Call `start()` before use and `close()` at the end."""
 
-    def __init__(self, data_dir: Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, data_dir: Path, *, busy_timeout_ms: int = 5000, exclusive: bool = False) -> None:
+        """`exclusive`: hold the data directory for this process (`gslb serve` does): a second server on
+        it would reconcile every Gslb too without hearing of the first's writes."""
         self.path = Path(data_dir) / "gslb.db"
+        self._exclusive = exclusive
+        self._lock: IO[str] | None = None
         self._busy_timeout_ms = busy_timeout_ms
         self._locked_at: float | None = None  # when a write last found the file locked by someone else
         self._executor: ThreadPoolExecutor | None = None
@@ -115,7 +142,12 @@ class SqliteStore:
         self._feed.close()
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data_dir = self.path.parent
+        if data_dir.exists() and not data_dir.is_dir():
+            raise Unavailable(f"data directory {data_dir} is not a directory")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if self._exclusive:
+            self._lock = _hold(data_dir / "serve.lock")
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
@@ -126,6 +158,7 @@ class SqliteStore:
             conn.executescript(_SCHEMA)
         except BaseException:
             conn.close()
+            self._close_connection()  # and the lock
             raise
         self._conn = conn
 
@@ -138,6 +171,9 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock is not None:
+            self._lock.close()  # the flock goes with the descriptor
+            self._lock = None
 
     def _close_reader(self) -> None:
         if self._read_conn is not None:

@@ -70,12 +70,13 @@ async def test_a_failed_start_stops_what_started_and_exits_cleanly(tmp_path: Pat
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    port_taken = taken.getsockname()[1]
     (tmp_path / "gslb").mkdir()
     with taken, OtlpHttpReceiver() as receiver:
         env = instance_env(
             tmp_path,
             "gslb",
-            API_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}",
+            API_ADDRESS=f"127.0.0.1:{port_taken}",
             DNS_WORKERS="1",
             TRACING_ENABLED="true",
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.host_port,
@@ -85,7 +86,7 @@ async def test_a_failed_start_stops_what_started_and_exits_cleanly(tmp_path: Pat
             await gslb.start(timeout=30)
     assert gslb.process is not None and gslb.process.returncode not in (0, None)
     log = gslb.log()
-    assert "address already in use" in log
+    assert f"cannot start: [Errno 98] API_ADDRESS 127.0.0.1:{port_taken}: Address already in use" in log
     assert "Traceback" not in log and "Exception ignored" not in log, log
     host, port = gslb.dns
 
