@@ -72,12 +72,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop_factory = uvloop.new_event_loop  # for this run only, not as the process-wide policy
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
         pass
-    from app.runtime import CannotStart
+    from app.runtime import CannotStart, Stopped
 
     try:
         asyncio.run(serve(settings), loop_factory=loop_factory)
     except CannotStart as exc:  # a port taken, a file missing: the setup, not a crash
         print(f"error: gslb serve cannot start: {exc}", file=sys.stderr)
+        return 1
+    except Stopped as exc:
+        print(f"error: gslb serve stopped: {exc}", file=sys.stderr)
         return 1
     return 0
 

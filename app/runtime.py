@@ -112,11 +112,14 @@ class Runtime:
     extra_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _closers: list[Any] = field(default_factory=list)
     fatal: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal_reason: str = ""
     warm_up: WarmUp = field(default_factory=WarmUp)
 
     async def _lost_leadership(self) -> None:
-        """As controller-runtime does: a replica that lost its Lease exits and comes back as a follower."""
+        """As controller-runtime does: a replica that lost its Lease exits, non-zero, and its restart comes
+        back as a follower."""
         log.error("leader election lost: exiting so the next leader rebuilds its queue from a list")
+        self.fatal_reason = "leader election lost"
         self.fatal.set()
 
     async def start(self) -> None:
@@ -457,3 +460,9 @@ async def serve(settings: Settings) -> None:
     await asyncio.wait([asyncio.create_task(stop.wait()), fatal], return_when=asyncio.FIRST_COMPLETED)
     log.info("shutting down")
     await runtime.stop()
+    if runtime.fatal.is_set() and not stop.is_set():
+        raise Stopped(runtime.fatal_reason)
+
+
+class Stopped(Exception):
+    """The instance stopped itself (a lost Lease): the process exits non-zero so it is restarted."""

@@ -65,7 +65,8 @@ class LeaderElector:
         """Campaign, lead while the Lease is held, and campaign again after losing it; until cancelled.
 
         `on_started_leading()` runs as a task while leading (cancelled when leadership is lost);
-        `on_stopped_leading()` is called each time leadership ends.
+        `on_stopped_leading()` is called each time leadership is lost, not when this is cancelled (the
+        caller is stopping; the Lease is released for the next leader).
         """
         try:
             while True:
@@ -78,7 +79,7 @@ class LeaderElector:
                     work.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await work
-                    await _call(on_stopped_leading)
+                await _call(on_stopped_leading)
         finally:
             await asyncio.shield(self._release())
 

@@ -76,7 +76,7 @@ async def test_one_leader_and_a_handover_on_release(kube_api: KubeApi, candidate
     assert not b.leading and holder(kube_api) == "replica-a"
 
     await a.stop()
-    assert a.log == ["started", "stopped"]
+    assert a.log == ["started"]  # stopped, not lost: nothing to step down from
     await until(lambda: b.leading and b.log == ["started"])
     assert holder(kube_api) == "replica-b"
     lease = kube_api.get_object("coordination.k8s.io", "leases", NS, "pygslb")
@@ -149,3 +149,51 @@ async def test_a_crashed_leader_process_is_replaced(kube_api: KubeApi) -> None:
             if proc is not None and proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_gslb_serve_as_leader_stops_quietly_on_sigterm_and_exits_non_zero_when_the_lease_is_lost(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM is a shutdown (exit 0, the Lease released, no "lost" error); a Lease it can no longer
+    renew ends the process with an error and a non-zero status, so its supervisor restarts it."""
+    from tests.stores.kube.conftest import CRD_DOCUMENTS
+    from tests.support.instance import Instance, instance_env
+    from tests.support.kmockapi import running_api
+
+    async with running_api(tmp_path) as api:
+        api.install_crds(CRD_DOCUMENTS)
+        for run in ("sigterm", "lost"):
+            (tmp_path / run).mkdir()
+            env = instance_env(
+                tmp_path,
+                run,
+                GSLB_MODE="kubernetes",
+                GSLB_LEADER_ELECTION="true",
+                POD_NAME=f"replica-{run}",
+                KUBECONFIG=str(api.kubeconfig),
+                POD_NAMESPACE=NS,
+                CLUSTER_GEO_TAG="eu",
+                DNS_ZONES="example.com:cloud.example.com:30",
+            )
+            instance = Instance(env, tmp_path / run / "serve.log")
+            await instance.start()
+            try:
+                identity = f"replica-{run}"
+                await until(lambda: holder_of(api) == identity, timeout=20)  # noqa: B023 - awaited here
+                if run == "sigterm":
+                    assert await instance.stop() == 0
+                    assert "leader election lost" not in instance.log() and "ERROR" not in instance.log()
+                    assert holder_of(api) in ("", None)  # released for the next leader
+                else:
+                    api[kmock.resource("coordination.k8s.io", "v1", "leases")] << 503
+                    assert instance.process is not None
+                    code = await asyncio.wait_for(instance.process.wait(), 30)
+                    assert code == 1, instance.log()
+                    assert "error: gslb serve stopped: leader election lost" in instance.log()
+            finally:
+                await instance.stop()
+
+
+def holder_of(api: KubeApi) -> str | None:
+    lease = api.get_object("coordination.k8s.io", "leases", NS, "pygslb-controller")
+    return lease["spec"].get("holderIdentity") if lease else None
