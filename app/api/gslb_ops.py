@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from app.api.bodies import merge_patch
 from app.api.errors import ApiError, bad_request, store_errors
 from app.api.tracemark import stamp_trace, traceparent_of
+from app.domain import objectmeta
 from app.domain.gslb import (
     KIND,
     TRACE_GENERATION_ANNOTATION,
@@ -140,7 +141,20 @@ def to_gslb(body: Mapping[str, Any], *, group: str, namespace: str, name: str | 
             )
             cause = StatusCause(reason="FieldValueInvalid", field="metadata.generateName", message=message)
             raise _invalid(group, prefix, [cause])
+    _check_metadata(gslb, group, shown)
     return with_defaults(gslb)
+
+
+def _check_metadata(gslb: Gslb, group: str, shown: str) -> None:
+    """422 unless labels and annotations pass the API server's checks.
+
+    Here, not in the model: the model also reads stored objects, and one stored before these checks
+    must stay readable. Run on the client's object and again on the object to store, whose trace
+    annotations this server adds (as the API server validates after mutating admission).
+    """
+    causes = objectmeta.metadata_causes(gslb.metadata.labels, gslb.metadata.annotations)
+    if causes:
+        raise _invalid(group, shown, causes)
 
 
 def _spec(gslb: Gslb) -> dict[str, Any]:
@@ -177,6 +191,7 @@ async def create_gslb(
         headers=headers,
         caller_marker=_marker(gslb.metadata.annotations),
     )
+    _check_metadata(gslb, group, gslb.name or gslb.metadata.generate_name or "")
     with store_errors(group, gslb.name or gslb.metadata.generate_name or ""):
         return await store.create(_with_resource_version(gslb, None), dry_run=dry_run)
 
@@ -215,6 +230,7 @@ async def _update_in_turn(
                     headers=headers,
                     caller_marker=desired.caller_marker,
                 )
+                _check_metadata(gslb, key.group, key.name)
             pinned = desired.pinned_resource_version
             gslb = _with_resource_version(gslb, pinned or current.metadata.resource_version)
             try:
