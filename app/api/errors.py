@@ -55,7 +55,9 @@ def from_store_error(exc: StoreError, group: str, name: str) -> ApiError:
     resource = f'{PLURAL}.{group} "{name}"'
     details = StatusDetails(name=name, group=group, kind=PLURAL)
     headers = None
-    if isinstance(exc, NotFound):
+    if exc.server_message:  # the API server worded it: shown once, as kubectl shows it
+        message = exc.server_message
+    elif isinstance(exc, NotFound):
         message = f"{resource} not found"
     elif isinstance(exc, AlreadyExists):
         message = f"{resource} already exists"
@@ -64,12 +66,11 @@ def from_store_error(exc: StoreError, group: str, name: str) -> ApiError:
             f"Operation cannot be fulfilled on {resource}: the object has been modified; "
             f"please apply your changes to the latest version and try again ({exc})"
         )
-    elif isinstance(exc, Unavailable):
-        message = str(exc)
-        details.retry_after_seconds = 1
-        headers = {"Retry-After": "1"}
     else:
         message = str(exc) or type(exc).__name__
+    if isinstance(exc, Unavailable):
+        details.retry_after_seconds = 1
+        headers = {"Retry-After": "1"}
     return ApiError(failure(exc.code, exc.reason, message, details), headers)
 
 

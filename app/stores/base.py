@@ -29,10 +29,18 @@ class ObjectKey:
 
 
 class StoreError(Exception):
-    """Base of the store's errors; `reason` is the Kubernetes Status reason."""
+    """Base of the store's errors; `reason` is the Kubernetes Status reason.
+
+    `server_message` is the API server's own Status message when one answered (kubernetes mode): the
+    REST API shows it as is, as kubectl does, instead of wrapping it in a message of its own.
+    """
 
     reason = "InternalError"
     code = 500
+
+    def __init__(self, message: str = "", *, server_message: str | None = None) -> None:
+        super().__init__(message)
+        self.server_message = server_message
 
 
 class NotFound(StoreError):

@@ -9,8 +9,9 @@ everything before it is in the list. Updates follow k8gb's update predicate: one
 only reader, ignores them): a cold start's status writes would otherwise each be parsed for nothing.
 
 Kubernetes errors map onto the store's: 404 NotFound, 409 AlreadyExists/Conflict, 422 Invalid,
-unreachable or 5xx Unavailable. Status goes through the status subresource as a whole (PUT), so hosts
-that disappeared from `serviceHealth` disappear from the object too.
+unreachable or 5xx Unavailable; each keeps the server's own message, which the REST API shows as is.
+Status goes through the status subresource as a whole (PUT), so hosts that disappeared from
+`serviceHealth` disappear from the object too.
 """
 
 from __future__ import annotations
@@ -61,19 +62,23 @@ class Forbidden(StoreError):
 
 
 def store_error(exc: KubeApiError, what: object) -> StoreError:
-    """The store error for an API error, keeping the server's message."""
-    message = f"{what}: {exc.message}"
+    """The store error for an API error: `what` for the log, the server's message for the REST API."""
+    kind = _error_kind(exc)
+    return kind(f"{what}: {exc.message}", server_message=exc.message if exc.status else None)
+
+
+def _error_kind(exc: KubeApiError) -> type[StoreError]:
     if exc.status == 404:
-        return NotFound(message)
+        return NotFound
     if exc.status == 409:
-        return AlreadyExists(message) if exc.reason == "AlreadyExists" else Conflict(message)
+        return AlreadyExists if exc.reason == "AlreadyExists" else Conflict
     if exc.status in (400, 422):
-        return Invalid(message)
+        return Invalid
     if exc.status in (401, 403):
-        return Forbidden(message)
+        return Forbidden
     if exc.unreachable:
-        return Unavailable(message)
-    return StoreError(message)
+        return Unavailable
+    return StoreError
 
 
 def tracked_annotations(obj: Obj | None) -> dict[str, str]:

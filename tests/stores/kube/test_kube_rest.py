@@ -1,0 +1,52 @@
+"""The REST API in kubernetes mode, in process: what a caller sees when the API server answers with an
+error, or does not answer at all."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from app.api.main import create_app
+from app.stores.kube.auth import KubeAuthorizer
+from app.stores.kube.client import KubeClient
+from app.stores.kube.store import KubeGslbStore
+from tests.stores.kube.conftest import kube_settings
+from tests.support.gslb_factory import gslb_body
+from tests.support.kmockapi import KubeApi
+
+NS = "test-gslb"
+COLLECTION = f"/apis/k8gb.io/v1beta1/namespaces/{NS}/gslbs"
+TOKEN = "alice-token-5b7e"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def rest(
+    kube_api: KubeApi, kube: KubeClient, kube_store: KubeGslbStore
+) -> AsyncIterator[httpx.AsyncClient]:
+    kube_api.access.add_token(TOKEN, "alice")
+    kube_api.access.allow("alice", ["*"], namespace=NS)
+    authorizer = KubeAuthorizer(kube)
+    app = create_app(settings=kube_settings(), store=kube_store, authorizer=authorizer)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gslb", headers=AUTH) as client:
+        yield client
+
+
+async def test_a_stale_put_shows_the_api_servers_conflict_message_once(rest: httpx.AsyncClient) -> None:
+    created = await rest.post(COLLECTION, json=gslb_body("rest-one", namespace=NS))
+    assert created.status_code == 201, created.text
+    body = created.json()
+    body["spec"]["ingress"]["rules"][0]["host"] = "changed.cloud.example.com"
+    assert (await rest.put(f"{COLLECTION}/rest-one", json=body)).status_code == 200
+
+    stale = await rest.put(f"{COLLECTION}/rest-one", json=body)  # still names the first resourceVersion
+
+    assert stale.status_code == 409, stale.text
+    assert (stale.json()["reason"], stale.json()["message"]) == (
+        "Conflict",
+        'Operation cannot be fulfilled on gslbs.k8gb.io "rest-one": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+    )
