@@ -107,6 +107,18 @@ def _error(status: int, payload: bytes) -> KubeApiError:
     return KubeApiError(status, reason, message, body)
 
 
+def _unreachable(method: str, path: str, exc: BaseException, limit: aiohttp.ClientTimeout) -> KubeApiError:
+    """No answer from the API server (status 0), saying why: aiohttp's total timeout is a bare
+    TimeoutError whose text is empty, and a refused connection names its errno only in passing."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
+        why = f"cannot connect to {exc.host}:{exc.port}: {os.strerror(exc.os_error.errno).lower()}"
+    elif isinstance(exc, TimeoutError) and not str(exc) and limit.total is not None:
+        why = f"timed out after {limit.total:g} s"
+    else:
+        why = str(exc) or type(exc).__name__
+    return KubeApiError(0, "ServiceUnavailable", f"{method} {path}: {why}")
+
+
 def _dry(dry_run: bool) -> dict[str, str]:
     """The query of a write: `dryRun=All` asks the API server to check and answer, not to store."""
     return {"dryRun": "All"} if dry_run else {}
@@ -139,9 +151,7 @@ class KubeClient:
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         if params:
             url += "?" + urllib.parse.urlencode(params)
-        limit = timeout if timeout is not None else self.request_timeout
-        if not isinstance(limit, aiohttp.ClientTimeout):
-            limit = aiohttp.ClientTimeout(total=limit)
+        limit = self._timeout(timeout)
         rest = api.rest_client
         extra: dict[str, Any] = {}
         if rest.proxy:
@@ -160,10 +170,12 @@ class KubeClient:
                 **extra,
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise KubeApiError(
-                0, "ServiceUnavailable", f"{method} {path}: {exc or type(exc).__name__}"
-            ) from exc
+            raise _unreachable(method, path, exc, limit) from exc
         return response
+
+    def _timeout(self, timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
+        limit = timeout if timeout is not None else self.request_timeout
+        return limit if isinstance(limit, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(total=limit)
 
     async def request(
         self,
@@ -173,12 +185,17 @@ class KubeClient:
         query: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        timeout: float | None = None,
     ) -> Obj:
-        response = await self._call(method, path, query=query, body=body, content_type=content_type)
+        """One request and its decoded answer; `timeout` (seconds, whole request) overrides the client's."""
+        limit = self._timeout(timeout)
+        response = await self._call(
+            method, path, query=query, body=body, content_type=content_type, timeout=limit
+        )
         try:
             payload = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeApiError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
+            raise _unreachable(method, path, exc, limit) from exc
         finally:
             response.release()
         if not 200 <= response.status < 300:
@@ -213,8 +230,18 @@ class KubeClient:
         query = {"labelSelector": label_selector, "fieldSelector": field_selector}
         return await self.request("GET", res.path(namespace), query={k: v for k, v in query.items() if v})
 
-    async def create(self, res: Resource, namespace: str | None, body: Obj, *, dry_run: bool = False) -> Obj:
-        return await self.request("POST", res.path(namespace), body=body, query=_dry(dry_run))
+    async def create(
+        self,
+        res: Resource,
+        namespace: str | None,
+        body: Obj,
+        *,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> Obj:
+        return await self.request(
+            "POST", res.path(namespace), body=body, query=_dry(dry_run), timeout=timeout
+        )
 
     async def replace(
         self,
@@ -297,7 +324,9 @@ class KubeClient:
                     try:
                         line = await response.content.readline()
                     except (aiohttp.ClientError, TimeoutError) as exc:
-                        raise KubeApiError(0, "ServiceUnavailable", f"watch {res.plural}: {exc}") from exc
+                        raise KubeApiError(
+                            0, "ServiceUnavailable", f"watch {res.plural}: {str(exc) or type(exc).__name__}"
+                        ) from exc
                     if not line:
                         return
                     if line.strip():

@@ -4,10 +4,13 @@ and the short cache in front of both (a fake clock moves time; nothing here wait
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock
 import pytest
+from kubernetes_asyncio import client as k8s_client
 
 from app.stores.base import Unavailable
 from app.stores.kube.auth import KubeAuthorizer, TtlCache, token_digest
@@ -183,3 +186,31 @@ async def test_an_api_server_that_cannot_answer_makes_it_unavailable_not_allowed
         await authorizer.authorize(TOKEN, "create", "k8gb.io", "gslbs", NS, None)
     kube_api.access.allow("alice", ["create"])
     assert (await authorizer.authorize(TOKEN, "create", "k8gb.io", "gslbs", NS, None)).allowed
+
+
+@pytest.fixture
+async def refusing() -> AsyncIterator[KubeClient]:
+    """A client of an API server whose port refuses connections (bound, then closed: nothing listens)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = k8s_client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    client = KubeClient(k8s_client.ApiClient(configuration))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_an_api_server_that_refuses_the_connection_is_named_as_the_reason(
+    refusing: KubeClient,
+) -> None:
+    authorizer = KubeAuthorizer(refusing)
+    with pytest.raises(Unavailable) as refused:
+        await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")
+    host = refusing.api_client.configuration.host.removeprefix("http://")
+    assert str(refused.value) == (
+        "TokenReview failed: ServiceUnavailable: POST /apis/authentication.k8s.io/v1/tokenreviews: "
+        f"cannot connect to {host}: connection refused"
+    )
