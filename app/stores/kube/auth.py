@@ -7,9 +7,10 @@ There are no anonymous requests: without a token, or with one the review rejects
 
 Both reviews are cached briefly (`ttl`, default 10 s; at most `capacity` entries each, least recently
 used evicted), so a burst of requests costs one review of each kind; concurrent misses share one
-request. Tokens are cached under their SHA-256 digest: a token is never a key, and never logged.
-The controller's service account needs `create` on tokenreviews and subjectaccessreviews (the
-`system:auth-delegator` ClusterRole).
+request. A review gets `REVIEW_TIMEOUT`, not the client's 30 s: a request waits on it. Tokens are
+cached under their SHA-256 digest: a token is never a key, and never logged. The controller's service
+account needs `create` on tokenreviews and subjectaccessreviews (the `system:auth-delegator`
+ClusterRole).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ TOKEN_REVIEW = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenRev
 ACCESS_REVIEW = Resource(
     "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
 )
+
+# The API server answers a review from memory in milliseconds; one with no answer in 5 s is down or
+# cut off, and every request waiting on it (and, through the shared miss, every request of that token)
+# is better served by a prompt 503 with Retry-After than by hanging for the client's 30 s.
+REVIEW_TIMEOUT = 5.0
 
 
 class TtlCache[K: Hashable, V]:
@@ -117,9 +123,11 @@ class KubeAuthorizer:
         *,
         ttl: float = 10.0,
         capacity: int = 4096,
+        review_timeout: float = REVIEW_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.review_timeout = review_timeout
         self.identities: TtlCache[bytes, Identity | None] = TtlCache(ttl, capacity, clock=clock)
         self.verdicts: TtlCache[tuple[object, ...], tuple[bool, str]] = TtlCache(ttl, capacity, clock=clock)
 
@@ -200,7 +208,7 @@ class KubeAuthorizer:
     async def _create(self, res: Resource, body: Obj) -> Obj:
         """POST a review; any failure to get an answer is `Unavailable` (503), never a silent allow."""
         try:
-            answer = await self.client.create(res, None, body)
+            answer = await self.client.create(res, None, body, timeout=self.review_timeout)
         except KubeApiError as exc:
             log.error("%s failed: %s", res.kind, exc)
             raise Unavailable(f"{res.kind} failed: {exc.reason or exc.status}: {exc.message}") from exc

@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio import client as k8s_client
 
 from app.stores.base import Unavailable
-from app.stores.kube.auth import KubeAuthorizer, TtlCache, token_digest
+from app.stores.kube.auth import REVIEW_TIMEOUT, KubeAuthorizer, TtlCache, token_digest
 from app.stores.kube.client import KubeClient
 from tests.support.kmockapi import KubeApi
 
@@ -214,3 +214,5 @@ async def test_an_api_server_that_refuses_the_connection_is_named_as_the_reason(
         "TokenReview failed: ServiceUnavailable: POST /apis/authentication.k8s.io/v1/tokenreviews: "
         f"cannot connect to {host}: connection refused"
     )
+    # and one that does not answer would be given up on long before the client's own timeout
+    assert authorizer.review_timeout == REVIEW_TIMEOUT < refusing.request_timeout / 5

@@ -3,9 +3,12 @@ error, or does not answer at all."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
+import kmock
 import pytest
 
 from app.api.main import create_app
@@ -28,7 +31,7 @@ async def rest(
 ) -> AsyncIterator[httpx.AsyncClient]:
     kube_api.access.add_token(TOKEN, "alice")
     kube_api.access.allow("alice", ["*"], namespace=NS)
-    authorizer = KubeAuthorizer(kube)
+    authorizer = KubeAuthorizer(kube, review_timeout=0.3)  # REVIEW_TIMEOUT's 5 s, shortened for the test
     app = create_app(settings=kube_settings(), store=kube_store, authorizer=authorizer)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gslb", headers=AUTH) as client:
@@ -50,3 +53,23 @@ async def test_a_stale_put_shows_the_api_servers_conflict_message_once(rest: htt
         'Operation cannot be fulfilled on gslbs.k8gb.io "rest-one": the object has been modified; '
         "please apply your changes to the latest version and try again",
     )
+
+
+async def test_a_review_the_api_server_does_not_answer_fails_fast_and_says_why(
+    kube_api: KubeApi, rest: httpx.AsyncClient
+) -> None:
+    never = asyncio.Event()
+    kube_api.next_request(kmock.resource("authentication.k8s.io", "v1", "tokenreviews")) << never.wait
+
+    started = time.monotonic()
+    response = await rest.get(f"{COLLECTION}/anything")
+    elapsed = time.monotonic() - started
+
+    never.set()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["message"] == (
+        "cannot authorize the request now: TokenReview failed: ServiceUnavailable: "
+        "POST /apis/authentication.k8s.io/v1/tokenreviews: timed out after 0.3 s"
+    )
+    assert elapsed < 5
