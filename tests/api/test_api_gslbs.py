@@ -350,3 +350,15 @@ async def test_list_selectors_filter_as_kubectl_expects(api: Api) -> None:
         refused = await api.client.get(everywhere, params=params)
         assert refused.status_code == 400, refused.text
         assert refused.json()["reason"] == "BadRequest"
+
+
+@pytest.mark.parametrize("path", [collection(GROUP), f"/apis/{GROUP}/v1beta1/gslbs"])
+@pytest.mark.parametrize("value", ["true", "1"])
+async def test_a_watch_is_refused_not_answered_with_a_list(api: Api, path: str, value: str) -> None:
+    response = await api.client.get(path, params={"watch": value})
+    assert response.status_code == 405
+    assert (
+        response.json()["reason"] == "MethodNotAllowed"
+        and "watch is not served" in response.json()["message"]
+    )
+    assert (await api.client.get(path, params={"watch": "false"})).status_code == 200

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from app.api import gslb_ops
 from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from app.api.deps import StoreDep, WriterDep
-from app.api.errors import bad_request, store_errors
+from app.api.errors import ApiError, bad_request, store_errors
 from app.api.gslb_ops import GENERATE_NAME_MAX_LENGTH, GENERATE_NAME_PATTERN
 from app.domain.gslb import KIND, NAME_RE, NAMESPACE_RE, PLURAL, VERSION, Gslb, GslbList
 from app.domain.selectors import (
@@ -27,7 +27,7 @@ from app.domain.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from app.domain.status import Status
+from app.domain.status import Status, failure
 from app.stores.base import ObjectKey
 
 _DESCRIPTIONS = {
@@ -133,6 +133,17 @@ Namespace = Annotated[str, Path(pattern=NAMESPACE_RE.pattern, max_length=63, des
 Name = Annotated[str, Path(pattern=NAME_RE.pattern, max_length=253, description="RFC 1123 subdomain")]
 
 
+def _no_watch(request: Request) -> None:
+    """A list asked to watch (`kubectl get -w`, an informer) is refused, not answered with a plain list
+    the client would take for the start of a stream: this API lists, and clients poll."""
+    if request.query_params.get("watch", "").lower() in ("true", "1"):
+        message = (
+            "the server does not allow this method on the requested resource: watch is not served; "
+            "list and poll"
+        )
+        raise ApiError(failure(405, "MethodNotAllowed", message))
+
+
 def _selectors(label_selector: str, field_selector: str) -> tuple[LabelSelector, FieldSelector]:
     try:
         return parse_label_selector(label_selector), parse_field_selector(field_selector)
@@ -219,9 +230,13 @@ def gslb_router(group: str) -> APIRouter:
         responses=_errors(400, 503),
     )
     async def list_all(
-        store: StoreDep, label_selector: LabelSelectorQuery = "", field_selector: FieldSelectorQuery = ""
+        request: Request,
+        store: StoreDep,
+        label_selector: LabelSelectorQuery = "",
+        field_selector: FieldSelectorQuery = "",
     ) -> JSONResponse:
         """List Gslbs of every namespace, sorted by namespace and name."""
+        _no_watch(request)
         selectors = _selectors(label_selector, field_selector)
         with store_errors(group, ""):
             listed = await store.list(group)
@@ -236,11 +251,13 @@ def gslb_router(group: str) -> APIRouter:
     )
     async def list_namespaced(
         namespace: Namespace,
+        request: Request,
         store: StoreDep,
         label_selector: LabelSelectorQuery = "",
         field_selector: FieldSelectorQuery = "",
     ) -> JSONResponse:
         """List the Gslbs of one namespace, sorted by name."""
+        _no_watch(request)
         selectors = _selectors(label_selector, field_selector)
         with store_errors(group, ""):
             listed = await store.list(group, namespace)
