@@ -1,9 +1,11 @@
-"""Request body size limit as a pure ASGI middleware (style.md §A5): 413 before the app sees too much.
+"""Request body limits as a pure ASGI middleware (style.md §A5): 413 before the app sees too much, 408
+when the body takes too long.
 
 Content-Length is only a hint: a chunked or lying client is cut off by counting the bytes actually
 received, so no handler ever buffers more than the limit. Before the 413 the rest of the body is read
 and dropped (up to a bound): closing a connection with unread data resets it, and a client still sending
-would see the reset instead of the answer.
+would see the reset instead of the answer. A body must arrive whole within `BODY_SECONDS` of the request:
+a client trickling it a byte at a time would otherwise hold a connection and a handler for ever.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from app.domain.status import failure
 
 _DRAIN_BYTES = 1_048_576
 _DRAIN_SECONDS = 1.0
+BODY_SECONDS = 30.0  # for at most GSLB_MAX_BODY_BYTES (1 MiB): generous for any client that is sending
 
 
 async def _drain(receive: Receive) -> None:
@@ -36,10 +39,15 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, body_seconds: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_seconds = BODY_SECONDS if body_seconds is None else body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,10 +64,17 @@ class BodyLimitMiddleware:
         received = 0
         body_complete = False
         response_started = False
+        deadline = asyncio.get_running_loop().time() + self.body_seconds
 
         async def counting_receive() -> Message:
             nonlocal received, body_complete
-            message = await receive()
+            if body_complete:  # after the body: the disconnect a handler may wait for, unbounded
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 body_complete = not message.get("more_body", False)
@@ -81,6 +96,13 @@ class BodyLimitMiddleware:
             if not body_complete:
                 await _drain(receive)
             await self._reject(scope, receive, send)
+        except _TooSlow:
+            if response_started:
+                raise
+            message = f"the request body did not arrive within {self.body_seconds:g} s"
+            await status_response(failure(408, "Timeout", message), {"Connection": "close"})(
+                scope, receive, send
+            )
 
     @staticmethod
     def _expects_continue(scope: Scope) -> bool:

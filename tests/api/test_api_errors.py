@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -250,3 +251,40 @@ async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
     assert any("client went away during POST" in r.getMessage() for r in caplog.records)
     listed = await api.client.get(f"/apis/{GROUP}/v1beta1/gslbs")
     assert listed.status_code == 200 and listed.json()["items"] == []
+
+
+async def test_a_body_that_trickles_in_too_slowly_is_408_and_the_connection_is_closed(
+    serve: ServeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client sending a byte now and then (slowloris) no longer holds a handler for ever."""
+    import app.api.limits
+
+    monkeypatch.setattr(app.api.limits, "BODY_SECONDS", 0.5)
+    api = await serve()
+    host, port = api.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = f"POST /apis/{GROUP}/v1beta1/namespaces/default/gslbs HTTP/1.1\r\nHost: x\r\n"
+    writer.write(f"{head}content-type: application/json\r\ncontent-length: 5000\r\n\r\n".encode() + b"{")
+    await writer.drain()
+
+    async def trickle() -> None:  # a byte every 0.1 s, past the deadline, until the server hangs up
+        with contextlib.suppress(ConnectionError):
+            for byte in b'"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb"':
+                await asyncio.sleep(0.1)
+                writer.write(bytes([byte]))
+                await writer.drain()
+
+    sending = asyncio.create_task(trickle())
+    async with asyncio.timeout(5):
+        answer = await reader.read()  # the server answers, then closes
+    sending.cancel()
+    writer.close()
+    head_text, _, body = answer.partition(b"\r\n\r\n")
+    assert head_text.startswith(b"HTTP/1.1 408 "), answer
+    assert b"connection: close" in head_text.lower()
+    status = json.loads(body)
+    assert (status["reason"], status["message"]) == (
+        "Timeout",
+        "the request body did not arrive within 0.5 s",
+    )
+    await assert_nothing_stored(api)
