@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.domain import objectmeta
 from app.domain.gslb import GEOTAG_RE, NAME_RE, NAMESPACE_RE, StrategyType
 
 
@@ -33,6 +34,23 @@ def refine_schemas(schemas: dict[str, Any]) -> None:
         option.update(pattern=f"^$|{NAME_RE.pattern}", maxLength=253)
     for option in _non_null(meta["namespace"]):
         option.update(pattern=f"^$|{NAMESPACE_RE.pattern}", maxLength=63)
+    # Labels and annotations as the API server checks them (objectmeta); annotations' 256 KiB total
+    # is the one rule JSON Schema cannot say.
+    for option in _non_null(meta["labels"]):
+        option["propertyNames"] = {
+            "pattern": objectmeta.LABEL_KEY_PATTERN,
+            "maxLength": objectmeta.KEY_MAX_LENGTH,
+        }
+        option["additionalProperties"] = {
+            "type": "string",
+            "pattern": objectmeta.LABEL_VALUE_PATTERN,
+            "maxLength": objectmeta.LABEL_VALUE_MAX_LENGTH,
+        }
+    for option in _non_null(meta["annotations"]):
+        option["propertyNames"] = {
+            "pattern": objectmeta.ANNOTATION_KEY_PATTERN,
+            "maxLength": objectmeta.KEY_MAX_LENGTH,
+        }
 
 
 def _gslb_responses(operation: dict[str, Any]) -> list[dict[str, Any]]:

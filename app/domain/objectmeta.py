@@ -35,6 +35,14 @@ _DNS1123_SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
     "and must start and end with an alphanumeric character"
 )
+# The same rules as JSON Schema patterns (for the OpenAPI document): a key is an optional DNS-subdomain
+# prefix and '/', then a name part of at most 63 characters; annotation keys are checked lower-cased.
+_NAME_PART = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY_PATTERN = f"^({_SUBDOMAIN}/)?{_NAME_PART}$"
+ANNOTATION_KEY_PATTERN = f"^({_SUBDOMAIN.replace('a-z0-9', 'A-Za-z0-9')}/)?{_NAME_PART}$"
+LABEL_VALUE_PATTERN = f"^({_NAME_PART})?$"
+KEY_MAX_LENGTH = DNS1123_SUBDOMAIN_MAX_LENGTH + 1 + QUALIFIED_NAME_MAX_LENGTH
 # Go's regexp anchors `^...$` at the ends of the text; Python's fullmatch does the same.
 _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
 _LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
