@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from opentelemetry import trace
 
 from app.domain.gslb import TRACE_GENERATION_ANNOTATION, TRACEPARENT_ANNOTATION, TRACESTATE_ANNOTATION, Gslb
-from app.telemetry.carry import Cause, annotations_from_context
+from app.telemetry.carry import Cause, annotations_from_context, context_from_annotations
 
 
 def traceparent_of(gslb: Gslb) -> str | None:
@@ -38,6 +38,8 @@ def stamp_trace(
     annotations = dict(gslb.metadata.annotations or {})
     if caller_set and caller_marker is not None and caller_marker != str(generation):
         caller_set = False
+    if caller_set and context_from_annotations(annotations) is None:
+        caller_set = False  # not a traceparent: the request's own context is recorded in its place
     if caller_set:
         annotations[TRACE_GENERATION_ANNOTATION] = str(generation)
     else:

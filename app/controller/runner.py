@@ -115,12 +115,17 @@ class Controller:
 
     # --- triggers ---------------------------------------------------------------------------------
 
-    def _enqueue_object(self, gslb: Gslb, reason: str) -> None:
+    def _enqueue_object(self, gslb: Gslb, reason: str, *, trace_written: bool = False) -> None:
+        """Queue a Gslb with the cause its annotations record for this generation; at start-up one
+        already reconciled (observed) is queued without it, but keeps it as the last write that
+        resyncs and health changes link to."""
         key = ObjectKey.of(gslb)
-        cause = cause_from_annotations(gslb.metadata.annotations, gslb.metadata.generation)
-        observed = gslb.status.observed_generation if gslb.status else None
-        if cause is not None and (reason != "startup" or observed != gslb.metadata.generation):
+        meta = gslb.metadata
+        cause = cause_from_annotations(meta.annotations, meta.generation, written_now=trace_written)
+        if cause is not None:
             self._last_write[key] = cause
+        observed = gslb.status.observed_generation if gslb.status else None
+        if cause is not None and (reason != "startup" or observed != meta.generation):
             self.queue.add(key, cause, reason)
         else:
             self.queue.add(key, None, reason)
@@ -194,7 +199,7 @@ class Controller:
                 self._last_write.pop(key, None)
                 self.queue.add(key, cause, "deleted")
             elif event.spec_changed:
-                self._enqueue_object(event.object, "write")
+                self._enqueue_object(event.object, "write", trace_written=event.trace_written)
 
     # --- workers ----------------------------------------------------------------------------------
 

@@ -78,6 +78,9 @@ class WatchEvent:
     type: EventType
     object: Gslb
     spec_changed: bool = True  # False for status-only writes: the reconciler ignores those
+    # This write set or changed `k8gb.io/traceparent`: without a generation marker (kubectl), it is this
+    # write's cause; unchanged and unmarked, it belongs to some earlier write.
+    trace_written: bool = False
 
 
 class GslbStore(Protocol):

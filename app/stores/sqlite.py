@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from app.domain.gslb import Gslb, GslbStatus
+from app.domain.gslb import TRACEPARENT_ANNOTATION, Gslb, GslbStatus
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -68,6 +68,10 @@ def _now() -> str:
 
 def _spec(gslb: Gslb) -> dict[str, Any]:
     return gslb.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _traceparent(gslb: Gslb) -> str | None:
+    return (gslb.metadata.annotations or {}).get(TRACEPARENT_ANNOTATION)
 
 
 def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
@@ -352,7 +356,8 @@ class SqliteStore:
             if self._load(ObjectKey.of(created)) is not None:
                 raise AlreadyExists(f"{ObjectKey.of(created)} already exists")
             self._store_row(conn, created, revision)
-            return created, WatchEvent(EventType.ADDED, created, spec_changed=True)
+            written = _traceparent(created) is not None
+            return created, WatchEvent(EventType.ADDED, created, spec_changed=True, trace_written=written)
 
         created = await self._run(lambda: self._write(mutate, dry_run=dry_run))
         if not dry_run:
@@ -379,7 +384,10 @@ class SqliteStore:
             updated = stored.model_copy(update={"metadata": metadata, "spec": gslb.spec})
             self._store_row(conn, updated, revision)
             relevant = spec_changed or _tracked_annotations(updated) != _tracked_annotations(stored)
-            return updated, WatchEvent(EventType.MODIFIED, updated, spec_changed=relevant)
+            written = _traceparent(updated) != _traceparent(stored)
+            return updated, WatchEvent(
+                EventType.MODIFIED, updated, spec_changed=relevant, trace_written=written
+            )
 
         return await self._run(lambda: self._write(mutate, dry_run=dry_run))
 

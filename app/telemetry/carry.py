@@ -104,16 +104,22 @@ def cause_from_current(reason: str = "write") -> Cause:
 
 
 def cause_from_annotations(
-    annotations: Mapping[str, str] | None, generation: int | None, reason: str = "write"
+    annotations: Mapping[str, str] | None,
+    generation: int | None,
+    reason: str = "write",
+    *,
+    written_now: bool = False,
 ) -> Cause | None:
     """The cause recorded on an object for exactly this `generation`, else None.
 
     A marker for another generation means the annotation belongs to an older write: using it would
-    attribute this change to the wrong caller.
+    attribute this change to the wrong caller. Without a marker (kubectl users write only the
+    traceparent), the annotation is this write's cause when this very write set it (`written_now`).
     """
     if not annotations or generation is None:
         return None
-    if annotations.get(TRACE_GENERATION) != str(generation):
+    marker = annotations.get(TRACE_GENERATION)
+    if marker != str(generation) and not (marker is None and written_now):
         return None
     cause = Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), reason)
     return cause if cause.context() is not None else None

@@ -107,21 +107,22 @@ async def test_a_saved_manifest_does_not_bring_back_an_older_writes_trace(api: A
     del edited["metadata"]["resourceVersion"]
     replaced = (await api.client.put(ITEM, json=edited, headers={"traceparent": traceparent(3)})).json()
     assert replaced["metadata"]["generation"] == 3
-    assert annotations(replaced)[TP] == traceparent(3) and annotations(replaced)[GEN] == "3"
+    assert trace_id(annotations(replaced)[TP]) == f"{3:032x}" and annotations(replaced)[GEN] == "3"
 
     # The same as a merge patch carrying the saved annotations.
     patch = {"metadata": {"annotations": annotations(saved)}, "spec": {"strategy": {"type": "failover"}}}
     patched = (
         await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(4)})
     ).json()
-    assert annotations(patched)[TP] == traceparent(4) and annotations(patched)[GEN] == "4"
+    assert trace_id(annotations(patched)[TP]) == f"{4:032x}" and annotations(patched)[GEN] == "4"
 
 
 async def test_a_marker_for_another_generation_is_ignored_on_create(api: Api) -> None:
     body = gslb_body("app")
     body["metadata"]["annotations"] = {TP: traceparent(9), GEN: "7"}
     created = await api.client.post(COLLECTION, json=body, headers={"traceparent": traceparent(1)})
-    assert annotations(created.json()) == {TP: traceparent(1), GEN: "1"}
+    recorded = annotations(created.json())  # the request's context: the caller's, or its server span's
+    assert (trace_id(recorded[TP]), recorded[GEN]) == (f"{1:032x}", "1")
 
 
 async def test_malformed_traceparent_never_fails_a_write(api: Api) -> None:
@@ -145,3 +146,12 @@ def test_no_context_drops_stale_annotations() -> None:
     gslb.metadata.annotations = {TP: traceparent(1), GEN: "1", "other": "x"}
     stamped = stamp_trace(gslb, generation=2, caller_set=False, headers={})
     assert stamped.metadata.annotations == {"other": "x"}
+
+
+async def test_a_malformed_annotation_does_not_displace_the_callers_own_context(api: Api) -> None:
+    body = gslb_body("app")
+    body["metadata"]["annotations"] = {TP: "not-a-traceparent"}
+    created = await api.client.post(COLLECTION, json=body, headers={"traceparent": traceparent(7)})
+    assert created.status_code == 201
+    recorded = annotations(created.json())
+    assert trace_id(recorded[TP]) == f"{7:032x}" and recorded[GEN] == "1"

@@ -85,3 +85,73 @@ async def test_resync_and_health_change_start_new_roots_linked_to_last_write(har
     harness.controller.service_changed("test-gslb", "frontend-podinfo")
     spans = await receiver.wait_for(lambda spans: roots_linked(spans, "health-change"))
     assert roots_linked(spans, "health-change")[0].trace_id != t1
+
+
+def unmarked(tp: str, dnsTtlSeconds: int = 30) -> Gslb:  # noqa: N803 - the wire name
+    """What a kubectl user writes: the traceparent annotation alone, no generation marker."""
+    body = gslb_body("traced", dnsTtlSeconds=dnsTtlSeconds)
+    body["metadata"]["annotations"] = {TRACEPARENT: tp}
+    return Gslb.model_validate(body)
+
+
+async def test_an_unmarked_traceparent_is_the_cause_of_the_write_that_sets_it_only(
+    harness, global_otlp_receiver
+):
+    receiver = global_otlp_receiver
+    t1, s1, tp1 = traceparent()
+    await harness.store.create(unmarked(tp1))
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    assert reconciles(spans, t1)[0].parent_span_id == s1
+
+    # A later spec change that leaves the annotation as it was: an older write's context, not this one's.
+    later = unmarked(tp1, dnsTtlSeconds=60)
+    later.metadata.resource_version = (await harness.store.get(KEY)).metadata.resource_version
+    changed = await harness.store.update(later)
+    assert changed.metadata.generation == 2
+
+    def generation_2(spans):
+        return [s for s in reconciles(spans) if s.attributes.get("k8gb.gslb.generation") == 2]
+
+    spans = await receiver.wait_for(generation_2)
+    assert generation_2(spans)[0].trace_id != t1 and generation_2(spans)[0].parent_span_id == ""
+
+    # Changed with the spec: this write's cause again.
+    t3, s3, tp3 = traceparent()
+    third = unmarked(tp3, dnsTtlSeconds=90)
+    third.metadata.resource_version = (await harness.store.get(KEY)).metadata.resource_version
+    await harness.store.update(third)
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t3))
+    assert reconciles(spans, t3)[0].parent_span_id == s3
+
+
+@pytest.mark.parametrize("harness", [{"requeue": 0.3}], indirect=True)
+async def test_after_a_restart_resyncs_still_link_to_the_last_write(harness, global_otlp_receiver):
+    """The write was reconciled before the restart (observed): the new process does not reconcile it
+    again in the caller's trace, but its resyncs link to it as they did before."""
+    from app.controller.runner import Controller
+
+    receiver = global_otlp_receiver
+    t1, s1, tp1 = traceparent()
+    await harness.store.create(annotated(1, tp1))
+    await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    await harness.controller.wait_idle()
+    await harness.controller.stop(grace=2)
+
+    restarted = Controller(
+        store=harness.store,
+        reconciler=harness.controller.reconciler,
+        metrics=harness.metrics,
+        requeue_seconds=0.3,
+    )
+    harness.controller = restarted  # stopped by the fixture
+    await restarted.start()
+
+    def linked_resyncs(spans):
+        return [
+            s
+            for s in reconciles(spans)
+            if s.attributes.get("pygslb.reconcile.trigger") == "resync" and (t1, s1) in s.links
+        ]
+
+    spans = await receiver.wait_for(linked_resyncs)
+    assert linked_resyncs(spans)[0].parent_span_id == "" and linked_resyncs(spans)[0].trace_id != t1

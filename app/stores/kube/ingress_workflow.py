@@ -21,6 +21,9 @@ from app.domain.gslb import (
     DEFAULT_DNS_TTL_SECONDS,
     EXPOSED_IPS_ANNOTATION,
     GROUP,
+    TRACE_GENERATION_ANNOTATION,
+    TRACEPARENT_ANNOTATION,
+    TRACESTATE_ANNOTATION,
     VERSION,
     Gslb,
     GslbSpec,
@@ -112,6 +115,8 @@ def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
             **(metadata.annotations or {}),
             EXPOSED_IPS_ANNOTATION: annotations[EXPOSED_IPS_ANNOTATION],
         }
+    if TRACEPARENT_ANNOTATION in annotations:
+        metadata.annotations = _with_trace(metadata.annotations or {}, annotations)
     owner = OwnerReference(
         api_version=INGRESS.api_version,
         kind=INGRESS.kind,
@@ -132,6 +137,26 @@ def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
         strategy=strategy,
     )
     return Gslb(api_version=f"{GROUP}/{VERSION}", metadata=metadata, spec=spec)
+
+
+def _with_trace(gslb_annotations: dict[str, str], ingress_annotations: dict[str, str]) -> dict[str, str]:
+    """The Ingress's trace context on its Gslb, so the reconcile of the change it caused joins that trace.
+
+    Without a generation marker (the Ingress's generation is not the Gslb's): a changed traceparent is
+    the cause of the Gslb write it comes with; an unchanged one belongs to an earlier write.
+    """
+    copied = {k: v for k, v in gslb_annotations.items() if k not in _TRACE_ANNOTATIONS}
+    copied.update(
+        {
+            k: ingress_annotations[k]
+            for k in (TRACEPARENT_ANNOTATION, TRACESTATE_ANNOTATION)
+            if k in ingress_annotations
+        }
+    )
+    return copied
+
+
+_TRACE_ANNOTATIONS = (TRACEPARENT_ANNOTATION, TRACESTATE_ANNOTATION, TRACE_GENERATION_ANNOTATION)
 
 
 def _same(a: Gslb, b: Gslb) -> bool:

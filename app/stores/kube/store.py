@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.domain.gslb import GROUPS, Gslb, GslbStatus
+from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb, GslbStatus
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -84,6 +84,10 @@ def _error_kind(exc: KubeApiError) -> type[StoreError]:
 def tracked_annotations(obj: Obj | None) -> dict[str, str]:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     return {k: v for k, v in annotations.items() if k.startswith(TRACKED_ANNOTATION_PREFIXES)}
+
+
+def _traceparent(obj: Obj | None) -> str | None:
+    return (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(TRACEPARENT_ANNOTATION)
 
 
 def spec_changed(new: Obj, old: Obj | None) -> bool:
@@ -337,7 +341,9 @@ class KubeGslbStore:
         except ValidationError as exc:
             self._report_invalid(group, event.object, exc)
             return
-        self._feed.publish(WatchEvent(kind, gslb))
+        self._feed.publish(
+            WatchEvent(kind, gslb, trace_written=_traceparent(event.object) != _traceparent(event.old))
+        )
 
     def _report_invalid(self, group: str, obj: Obj, exc: ValidationError) -> None:
         """A CR our models reject cannot be reconciled: say so once per version, in the log and an Event."""

@@ -255,3 +255,18 @@ async def test_a_gslb_our_model_refuses_gets_an_event_on_the_ingress_not_a_trace
     assert "the Gslb cannot be read" in event["message"] and "weight" in event["message"]
     await triggers.idle()
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_the_ingress_traceparent_goes_onto_its_gslb_without_a_marker(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    """So the reconcile of the Gslb write it caused joins the Ingress writer's trace (an unmarked
+    traceparent is the cause of the write that sets it); the Ingress's own marker names the Ingress's
+    generation, not the Gslb's, and is not copied."""
+    tp = f"00-{7:032x}-{7:016x}-01"
+    trace = {"k8gb.io/traceparent": tp, "k8gb.io/tracestate": "v=1", "k8gb.io/traceparent-generation": "1"}
+    kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin", **trace})
+    )
+    gslb = await eventually(lambda: gslb_or_none(kube_store))
+    assert gslb.metadata.annotations == {"k8gb.io/traceparent": tp, "k8gb.io/tracestate": "v=1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import kmock
 import pytest
@@ -107,6 +108,31 @@ async def test_a_delete_passes_its_propagation_policy_on(
     assert "owned" not in [
         i["metadata"]["name"] for i in kube_api.objects("networking.k8s.io", "ingresses", NS)
     ]
+
+
+async def test_the_feed_says_whether_a_write_set_the_traceparent(
+    kube_store: KubeGslbStore, kube_api: KubeApi
+) -> None:
+    """What kubectl users write is the traceparent alone: it is a write's cause only if that write set it."""
+    feed = kube_store.watch()
+    body = gslb_body("app", namespace=NS)
+    body["metadata"]["annotations"] = {"k8gb.io/traceparent": f"00-{1:032x}-{1:016x}-01"}
+    kube_api.create_object("k8gb.io", "v1beta1", "gslbs", body)
+    assert (await next_event(feed)).trace_written
+
+    def edit(change: Any) -> None:
+        obj = kube_api.get_object("k8gb.io", "gslbs", NS, "app")
+        assert obj is not None
+        change(obj)
+        kube_api.update_object("k8gb.io", "gslbs", obj)
+
+    edit(lambda obj: obj["spec"]["strategy"].update(dnsTtlSeconds=60))  # the annotation stays as it was
+    assert not (await next_event(feed)).trace_written
+    edit(
+        lambda obj: obj["metadata"]["annotations"].update({"k8gb.io/traceparent": f"00-{2:032x}-{2:016x}-01"})
+    )
+    assert (await next_event(feed)).trace_written
+    await feed.aclose()
 
 
 async def test_status_is_replaced_through_the_subresource(
