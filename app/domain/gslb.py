@@ -7,6 +7,7 @@ persist them, and `gslb crds` generates the CustomResourceDefinitions from them.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,20 @@ TRACESTATE_ANNOTATION = "k8gb.io/tracestate"
 TRACE_GENERATION_ANNOTATION = "k8gb.io/traceparent-generation"
 EXPOSED_IPS_ANNOTATION = "k8gb.io/exposed-ip-addresses"
 HOSTNAME_ANNOTATION = "k8gb.io/hostname"
+TRACE_ANNOTATIONS = frozenset({TRACEPARENT_ANNOTATION, TRACESTATE_ANNOTATION, TRACE_GENERATION_ANNOTATION})
+_RECONCILED_PREFIXES = ("k8gb.io/", "k8gb.absa.oss/")
+
+
+def reconciled_annotations(annotations: Mapping[str, str] | None) -> dict[str, str]:
+    """The annotations a change of which needs a reconcile, as k8gb's update predicate has it (its
+    `k8gb.io/` ones), except the trace annotations: they say who caused a change and are no change
+    themselves (a traced DELETE records its caller on the object without a reconcile first)."""
+    return {
+        k: v
+        for k, v in (annotations or {}).items()
+        if k.startswith(_RECONCILED_PREFIXES) and k not in TRACE_ANNOTATIONS
+    }
+
 
 GEOTAG_RE = re.compile(r"^[a-zA-Z\-\d]+$")
 # RFC 1123 subdomain, as Kubernetes validates metadata.name.

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from app.domain.gslb import TRACEPARENT_ANNOTATION, Gslb, GslbStatus
+from app.domain.gslb import TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -58,7 +58,6 @@ INSERT OR IGNORE INTO revision (id, value) VALUES (1, 0);
 
 # Metadata that a client may change with update(); the rest is owned by the store.
 _USER_METADATA = ("labels", "annotations", "finalizers", "owner_references")
-_TRACKED_ANNOTATION_PREFIX = "k8gb.io/"
 _NAME_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -75,8 +74,7 @@ def _traceparent(gslb: Gslb) -> str | None:
 
 
 def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
-    annotations = gslb.metadata.annotations or {}
-    return {k: v for k, v in annotations.items() if k.startswith(_TRACKED_ANNOTATION_PREFIX)}
+    return reconciled_annotations(gslb.metadata.annotations)
 
 
 def _hold(path: Path) -> IO[str]:

@@ -201,3 +201,10 @@ async def test_update_patch_and_gslb_apply_annotation_each_join_their_callers_tr
     withdrawal = next(s for s in spans if s.name == "Reconcile" and s.attributes.get("pygslb.deleted"))
     assert withdrawal.trace_id == delete_trace
     assert withdrawal.parent_span_id == server_of(delete_trace, delete_span).span_id
+    # The DELETE recorded its caller on the object without a reconcile of its own first: one
+    # Reconcile in its trace, the withdrawal.
+    assert [
+        s.attributes.get("pygslb.reconcile.trigger")
+        for s in spans
+        if s.name == "Reconcile" and s.trace_id == delete_trace
+    ] == ["delete"]

@@ -21,7 +21,7 @@ from app.domain.gslb import (
     DEFAULT_DNS_TTL_SECONDS,
     EXPOSED_IPS_ANNOTATION,
     GROUP,
-    TRACE_GENERATION_ANNOTATION,
+    TRACE_ANNOTATIONS,
     TRACEPARENT_ANNOTATION,
     TRACESTATE_ANNOTATION,
     VERSION,
@@ -145,7 +145,7 @@ def _with_trace(gslb_annotations: dict[str, str], ingress_annotations: dict[str,
     Without a generation marker (the Ingress's generation is not the Gslb's): a changed traceparent is
     the cause of the Gslb write it comes with; an unchanged one belongs to an earlier write.
     """
-    copied = {k: v for k, v in gslb_annotations.items() if k not in _TRACE_ANNOTATIONS}
+    copied = {k: v for k, v in gslb_annotations.items() if k not in TRACE_ANNOTATIONS}
     copied.update(
         {
             k: ingress_annotations[k]
@@ -154,9 +154,6 @@ def _with_trace(gslb_annotations: dict[str, str], ingress_annotations: dict[str,
         }
     )
     return copied
-
-
-_TRACE_ANNOTATIONS = (TRACEPARENT_ANNOTATION, TRACESTATE_ANNOTATION, TRACE_GENERATION_ANNOTATION)
 
 
 def _same(a: Gslb, b: Gslb) -> bool:

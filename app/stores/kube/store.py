@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb, GslbStatus
+from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -45,7 +45,6 @@ from app.stores.kube.watch import Informer, ResourceEvent
 
 log = logging.getLogger("pygslb.kube.store")
 
-TRACKED_ANNOTATION_PREFIXES = ("k8gb.io/", "k8gb.absa.oss/")
 STATUS_RETRIES = 3
 
 
@@ -82,8 +81,7 @@ def _error_kind(exc: KubeApiError) -> type[StoreError]:
 
 
 def tracked_annotations(obj: Obj | None) -> dict[str, str]:
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return {k: v for k, v in annotations.items() if k.startswith(TRACKED_ANNOTATION_PREFIXES)}
+    return reconciled_annotations(((obj or {}).get("metadata") or {}).get("annotations"))
 
 
 def _traceparent(obj: Obj | None) -> str | None:

@@ -128,10 +128,17 @@ async def test_the_feed_says_whether_a_write_set_the_traceparent(
 
     edit(lambda obj: obj["spec"]["strategy"].update(dnsTtlSeconds=60))  # the annotation stays as it was
     assert not (await next_event(feed)).trace_written
-    edit(
-        lambda obj: obj["metadata"]["annotations"].update({"k8gb.io/traceparent": f"00-{2:032x}-{2:016x}-01"})
-    )
-    assert (await next_event(feed)).trace_written
+
+    def trace(n: int) -> Any:
+        return lambda obj: obj["metadata"]["annotations"].update(
+            {"k8gb.io/traceparent": f"00-{n:032x}-{n:016x}-01"}
+        )
+
+    # Alone, a new traceparent changes nothing to reconcile (no event); with a change, it is its cause.
+    edit(trace(2))
+    edit(lambda obj: (trace(3)(obj), obj["spec"]["strategy"].update(dnsTtlSeconds=90)))
+    event = await next_event(feed)
+    assert event.object.spec.strategy.dns_ttl_seconds == 90 and event.trace_written
     await feed.aclose()
 
 
