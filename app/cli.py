@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import urllib.parse
 from collections.abc import Callable
@@ -42,6 +43,10 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(**overrides)
 
 
+#: A rule checked across settings whose message starts with one environment name: it is about that one.
+_ONE_SETTING = re.compile(r"^[A-Z][A-Z0-9_]*: ")
+
+
 def _settings_errors(exc: Any) -> str:
     """A pydantic ValidationError of Settings, one line per setting, named as the environment names it."""
     lines = []
@@ -49,6 +54,8 @@ def _settings_errors(exc: Any) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["loc"]:
             lines.append(f"error: invalid setting {str(error['loc'][0]).upper()}: {message}")
+        elif _ONE_SETTING.match(message):  # checked with the others (OTLP endpoints, secret files)
+            lines.append(f"error: invalid setting {message}")
         else:  # a rule across settings; the message names them
             lines.append(f"error: invalid settings: {message}")
     return "\n".join(lines)

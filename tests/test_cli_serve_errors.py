@@ -45,19 +45,19 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ({"DNS_ZONES": "bad"}, "error: invalid setting DNS_ZONES: DNS_ZONES entry 'bad' must be"),
         (
             {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:0"},
-            "error: invalid settings: OTEL_EXPORTER_OTLP_ENDPOINT: OTLP endpoint '127.0.0.1:0': bad port",
+            "error: invalid setting OTEL_EXPORTER_OTLP_ENDPOINT: OTLP endpoint '127.0.0.1:0': bad port",
         ),
         (
             {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector/v1/traces"},
-            "error: invalid settings: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
+            "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
         ),
         (
             {"RFC2136_TSIG_SECRET_FILE": "/nonexistent/tsig"},
-            "error: invalid settings: RFC2136_TSIG_SECRET_FILE: cannot read /nonexistent/tsig: No such file",
+            "error: invalid setting RFC2136_TSIG_SECRET_FILE: cannot read /nonexistent/tsig: No such file",
         ),
         (
             {"GSLB_API_TOKEN_FILE": "/"},
-            "error: invalid settings: GSLB_API_TOKEN_FILE: cannot read /: Is a directory",
+            "error: invalid setting GSLB_API_TOKEN_FILE: cannot read /: Is a directory",
         ),
         (
             {"GLUEA_PREFIX": "gslb_ns-"},
