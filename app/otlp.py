@@ -1,10 +1,13 @@
-"""Where OTLP spans go: an endpoint given the k8gb way (`host:port`) or the OpenTelemetry way (a URL).
+"""Where OTLP spans go (an endpoint given the k8gb way, `host:port`, or the OpenTelemetry way, a URL) and
+how many the batch processor holds.
 
-Plain string rules, kept apart from the SDK wiring so settings can check an endpoint at start-up.
+Plain rules, kept apart from the SDK wiring so settings can check them at start-up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS: dict[str, int] = {"http/protobuf": 4318, "grpc": 4317}
@@ -53,3 +56,57 @@ def otlp_endpoint(value: str, protocol: str, *, as_given: bool = False) -> str:
         return base + parts.path
     path = parts.path.rstrip("/")
     return base + (path if path.endswith(_TRACES_PATH) else path + _TRACES_PATH)
+
+
+#: Spans held while the collector is slow or away (the SDK's own default is 2048 too); beyond it new spans
+#: are dropped, never waited for.
+MAX_QUEUE_SIZE = 2048
+#: The SDK's default export batch, used unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says otherwise.
+MAX_EXPORT_BATCH_SIZE = 512
+_QUEUE = "OTEL_BSP_MAX_QUEUE_SIZE"
+_BATCH = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+_DELAY = "OTEL_BSP_SCHEDULE_DELAY"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """The batch span processor's sizes, checked before the SDK sees them (it raises a bare ValueError
+    at start-up for what it refuses). `capped`: the default batch was cut down to a small queue."""
+
+    max_queue_size: int
+    max_export_batch_size: int
+    capped: bool = False
+
+
+def _positive(environ: Mapping[str, str], name: str) -> int | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) == 0:
+        raise ValueError(f"{name}: {raw!r} is not a positive whole number")
+    return int(raw)
+
+
+def batch_limits(environ: Mapping[str, str]) -> BatchLimits:
+    """The queue and batch sizes from the standard OTEL_BSP_* variables.
+
+    Only a queue given smaller than the default batch (512) cuts the batch down to the queue, as the Go
+    SDK (k8gb's) does: the user asked for a small queue, not for 512-span batches. A batch given larger
+    than the queue is a contradiction between two settings the user wrote, and is refused (ValueError
+    naming both). OTEL_BSP_SCHEDULE_DELAY is only checked; the SDK reads it itself.
+    """
+    _positive(environ, _DELAY)
+    queue = _positive(environ, _QUEUE)
+    batch = _positive(environ, _BATCH)
+    max_queue = queue if queue is not None else MAX_QUEUE_SIZE
+    if batch is None:
+        return BatchLimits(
+            max_queue, min(MAX_EXPORT_BATCH_SIZE, max_queue), MAX_EXPORT_BATCH_SIZE > max_queue
+        )
+    if batch > max_queue:
+        given = "" if queue is not None else ", the default"
+        raise ValueError(
+            f"{_BATCH}, {_QUEUE}: an export batch of {batch} spans cannot exceed the queue of "
+            f"{max_queue}{given}"
+        )
+    return BatchLimits(max_queue, batch)

@@ -8,6 +8,7 @@ API_ADDRESS, DNS_ADDRESS, DNS_WORKERS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.domain.gslb import GEOTAG_RE
 from app.domain.locations import parse_geo_cidrs
 from app.domain.zones import ZoneConfig, parse_dns_zones, valid_name
+from app.otlp import batch_limits
 
 GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
@@ -251,6 +253,7 @@ class Settings(BaseSettings):
             self.edge_dns_type = "infoblox"
         if self.tracing_enabled:
             self.otlp_traces_url  # noqa: B018 - a bad endpoint stops start-up here, naming the setting
+            batch_limits(os.environ)  # so do batch sizes the SDK would refuse with a traceback
         for zone in self.zones:
             for tag in dict.fromkeys([self.cluster_geo_tag, *self.ext_gslb_clusters_geo_tags]):
                 glue = zone.glue_name(self.gluea_prefix, tag)

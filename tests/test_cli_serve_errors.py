@@ -52,6 +52,19 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
         ),
         (
+            {
+                "TRACING_ENABLED": "true",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "5",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "10",
+            },
+            "error: invalid settings: OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE: an export "
+            "batch of 10 spans cannot exceed the queue of 5",
+        ),
+        (
+            {"TRACING_ENABLED": "true", "OTEL_BSP_MAX_QUEUE_SIZE": "0"},
+            "error: invalid setting OTEL_BSP_MAX_QUEUE_SIZE: '0' is not a positive whole number",
+        ),
+        (
             {"RFC2136_TSIG_SECRET_FILE": "/nonexistent/tsig"},
             "error: invalid setting RFC2136_TSIG_SECRET_FILE: cannot read /nonexistent/tsig: No such file",
         ),
@@ -99,6 +112,8 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "zones",
         "otlp-port",
         "otlp-traces-scheme",
+        "otel-bsp-batch-over-queue",
+        "otel-bsp-queue-zero",
         "secret-file-missing",
         "secret-file-directory",
         "glue-prefix",

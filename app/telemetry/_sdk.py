@@ -6,6 +6,7 @@ when full) and shipped by the batch processor's own thread, each export bounded 
 
 from __future__ import annotations
 
+import logging
 import os
 from importlib import metadata
 
@@ -14,11 +15,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
+from app.otlp import batch_limits
+
+log = logging.getLogger("pygslb.telemetry")
+
 #: Seconds one export (retries included) may take unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says
 #: otherwise; the SDK's 10 s would keep a dead collector's batches in flight needlessly long.
 EXPORT_TIMEOUT_S = 3.0
-#: Spans held while the collector is slow or away; beyond it new spans are dropped, never waited for.
-MAX_QUEUE_SIZE = 2048
 
 
 def service_version() -> str:
@@ -63,7 +66,20 @@ def build_provider(
     # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
     # shutdown is bounded instead.
     provider = TracerProvider(sampler=sampler(sampling_ratio), resource=resource, shutdown_on_exit=False)
-    # OTEL_BSP_MAX_QUEUE_SIZE, when set, wins (the SDK reads it only when no size is passed).
-    queue = None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else MAX_QUEUE_SIZE
-    provider.add_span_processor(BatchSpanProcessor(exporter(endpoint, protocol), max_queue_size=queue))
+    provider.add_span_processor(_batch_processor(exporter(endpoint, protocol)))
     return provider
+
+
+def _batch_processor(span_exporter: SpanExporter) -> BatchSpanProcessor:
+    """Sizes from OTEL_BSP_* (checked by settings), passed explicitly so the SDK never refuses them."""
+    limits = batch_limits(os.environ)
+    if limits.capped:
+        log.info(
+            "OTEL_BSP_MAX_QUEUE_SIZE is %d: export batches hold at most that many spans too",
+            limits.max_queue_size,
+        )
+    return BatchSpanProcessor(
+        span_exporter,
+        max_queue_size=limits.max_queue_size,
+        max_export_batch_size=limits.max_export_batch_size,
+    )

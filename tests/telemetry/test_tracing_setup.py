@@ -93,6 +93,20 @@ def test_gzip_compression_from_the_standard_variable(
     assert [s.name for s in otlp_receiver.spans] == ["compressed"]
 
 
+def test_a_queue_smaller_than_the_default_batch_cuts_the_batch(
+    otlp_receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_BSP_MAX_QUEUE_SIZE=5 alone (the batch left at its default, 512) starts and exports: the
+    batch is cut to the queue, where the SDK refused to start with a bare ValueError."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "5")
+    with tracing_to(otlp_receiver) as handle:
+        for i in range(3):
+            with handle.tracer().start_as_current_span(f"small-queue-{i}"):
+                pass
+        assert handle.force_flush()
+    assert sorted(s.name for s in otlp_receiver.spans) == [f"small-queue-{i}" for i in range(3)]
+
+
 def test_service_name_comes_from_settings(otlp_receiver: OtlpHttpReceiver) -> None:
     settings = Settings(
         tracing_enabled=True, otel_exporter_otlp_endpoint=otlp_receiver.host_port, otel_service_name="gslb-eu"
