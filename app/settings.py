@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         "pygslb",
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
-        description="service.name of exported spans",
+        description="service.name of exported spans; unset, a service.name in OTEL_RESOURCE_ATTRIBUTES wins",
     )
     log_level: Literal["trace", "debug", "info", "warn", "error"] = Field("info", description="log level")
     log_format: Literal["simple", "json"] = Field("simple", description="simple (console) or json")

@@ -10,7 +10,7 @@ import logging
 import os
 from importlib import metadata
 
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
@@ -59,13 +59,31 @@ def exporter(endpoint: str, protocol: str) -> SpanExporter:
     return HttpExporter(endpoint=endpoint, timeout=_export_timeout())
 
 
+def resource(service_name: str, *, name_given: bool = True) -> Resource:
+    """The resource of every span. A `service_name` not `name_given` (the settings' default, OTEL_SERVICE_NAME
+    unset) gives way to OTEL_RESOURCE_ATTRIBUTES' `service.name`: the standard's order is OTEL_SERVICE_NAME,
+    then the attributes, then a default."""
+    attributes: dict[str, str] = {SERVICE_VERSION: service_version()}
+    if name_given or not OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
+        attributes[SERVICE_NAME] = service_name
+    return Resource.create(attributes)
+
+
 def build_provider(
-    *, service_name: str, endpoint: str, protocol: str, sampling_ratio: float
+    *,
+    service_name: str,
+    service_name_given: bool = True,
+    endpoint: str,
+    protocol: str,
+    sampling_ratio: float,
 ) -> TracerProvider:
-    resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: service_version()})
     # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
     # shutdown is bounded instead.
-    provider = TracerProvider(sampler=sampler(sampling_ratio), resource=resource, shutdown_on_exit=False)
+    provider = TracerProvider(
+        sampler=sampler(sampling_ratio),
+        resource=resource(service_name, name_given=service_name_given),
+        shutdown_on_exit=False,
+    )
     provider.add_span_processor(_batch_processor(exporter(endpoint, protocol)))
     return provider
 

@@ -106,6 +106,8 @@ def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHand
     endpoint = settings.otlp_traces_url
     provider = _sdk.build_provider(
         service_name=settings.otel_service_name,
+        # unset, the default gives way to OTEL_RESOURCE_ATTRIBUTES' service.name
+        service_name_given="otel_service_name" in settings.model_fields_set,
         endpoint=endpoint,
         protocol=settings.otel_exporter_otlp_protocol,
         sampling_ratio=settings.tracing_sampling_ratio,

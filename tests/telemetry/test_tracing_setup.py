@@ -119,6 +119,41 @@ def test_service_name_comes_from_settings(otlp_receiver: OtlpHttpReceiver) -> No
 
 
 @pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "pygslb"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,deployment.environment=prod"}, "from-attrs"),
+        (
+            {
+                "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,deployment.environment=prod",
+                "OTEL_SERVICE_NAME": "from-service-name",
+            },
+            "from-service-name",
+        ),
+    ],
+    ids=["default", "resource-attributes", "service-name-wins"],
+)
+def test_service_name_follows_the_standard_order(
+    otlp_receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    """OTEL_SERVICE_NAME, then `service.name` in OTEL_RESOURCE_ATTRIBUTES, then pygslb's default."""
+    for name in ("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(tracing_enabled=True, otel_exporter_otlp_endpoint=otlp_receiver.host_port)
+    handle = setup_tracing(settings, set_global=False)
+    with handle.tracer().start_as_current_span("named"):
+        pass
+    assert handle.shutdown(timeout_s=5)
+    resource = otlp_receiver.spans_named("named")[0].resource
+    assert resource["service.name"] == expected
+    assert resource["service.version"]
+    if "OTEL_RESOURCE_ATTRIBUTES" in env:
+        assert resource["deployment.environment"] == "prod"
+
+
+@pytest.mark.parametrize(
     ("ratio", "parent_flags", "exported"),
     [
         (0.0, "01", True),  # a sampled caller is always sampled
