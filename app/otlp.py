@@ -23,7 +23,9 @@ def otlp_endpoint(value: str, protocol: str, *, as_given: bool = False) -> str:
       (a hosted back end's base URL such as `https://gateway/otlp` exports to `.../otlp/v1/traces`); a
       path that already ends in `/v1/traces` is used as given, so a full URL keeps working.
     - gRPC: `scheme://host:port`; a path means nothing to gRPC and is dropped.
-    - `as_given` (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, the signal's own URL): HTTP keeps the path as it is.
+    - `as_given` (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, the signal's own URL): HTTP keeps the path as it is,
+      and needs a http(s) URL: `host:port` would post to `/`, which no collector serves (gRPC has no path,
+      so it keeps taking `host:port`).
 
     Raises ValueError with the reason for anything else.
     """
@@ -33,6 +35,11 @@ def otlp_endpoint(value: str, protocol: str, *, as_given: bool = False) -> str:
     if not raw:
         raise ValueError("OTLP endpoint is empty: expected host:port or a http(s) URL")
     is_url = "://" in raw
+    if as_given and protocol == "http/protobuf" and not is_url:
+        raise ValueError(
+            f"OTLP endpoint {value!r}: must be a URL such as http://host:4318/v1/traces, used as given "
+            "(host:port belongs in OTEL_EXPORTER_OTLP_ENDPOINT)"
+        )
     parts = urlsplit(raw if is_url else f"http://{raw}")
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"OTLP endpoint {value!r}: scheme must be http or https")

@@ -52,6 +52,11 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint",
         ),
         (
+            {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:41801"},
+            "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: OTLP endpoint '127.0.0.1:41801': "
+            "must be a URL such as http://host:4318/v1/traces",
+        ),
+        (
             {
                 "TRACING_ENABLED": "true",
                 "OTEL_BSP_MAX_QUEUE_SIZE": "5",
@@ -112,6 +117,7 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "zones",
         "otlp-port",
         "otlp-traces-scheme",
+        "otlp-traces-host-port",
         "otel-bsp-batch-over-queue",
         "otel-bsp-queue-zero",
         "secret-file-missing",

@@ -63,3 +63,18 @@ def test_normalises(value: str, protocol: str, expected: str) -> None:
 def test_rejects_with_the_reason(value: str, protocol: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         otlp_endpoint(value, protocol)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:41801", "foo", "collector:4318/v1/traces"])
+def test_the_traces_endpoint_must_be_a_url_for_http(value: str) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as given: `host:port` would post to `/`."""
+    with pytest.raises(ValueError, match=r"must be a URL such as http://host:4318/v1/traces"):
+        otlp_endpoint(value, HTTP, as_given=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1:41801", "http://127.0.0.1:41801"), ("collector", "http://collector:4317")],
+)
+def test_grpc_keeps_taking_host_port_for_the_traces_endpoint(value: str, expected: str) -> None:
+    assert otlp_endpoint(value, GRPC, as_given=True) == expected
