@@ -11,6 +11,10 @@ request. A review gets `REVIEW_TIMEOUT`, not the client's 30 s: a request waits 
 cached under their SHA-256 digest: a token is never a key, and never logged. The controller's service
 account needs `create` on tokenreviews and subjectaccessreviews (the `system:auth-delegator`
 ClusterRole).
+
+The reviews run with the caller's W3C baggage cleared: the instrumented client would otherwise copy
+whatever `baggage` an unauthenticated caller sent onto the server's own requests to the API server.
+The trace context stays, so the review spans remain in the caller's trace.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+
+from opentelemetry import baggage, context
 
 from app.stores.base import Unavailable
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, Resource
@@ -207,11 +213,14 @@ class KubeAuthorizer:
 
     async def _create(self, res: Resource, body: Obj) -> Obj:
         """POST a review; any failure to get an answer is `Unavailable` (503), never a silent allow."""
+        token = context.attach(baggage.clear())  # the caller's baggage is not ours to forward
         try:
             answer = await self.client.create(res, None, body, timeout=self.review_timeout)
         except KubeApiError as exc:
             log.error("%s failed: %s", res.kind, exc)
             raise Unavailable(f"{res.kind} failed: {exc.reason or exc.status}: {exc.message}") from exc
+        finally:
+            context.detach(token)
         status = answer.get("status")
         if not isinstance(status, dict):
             raise Unavailable(f"{res.kind} answer has no status")

@@ -1,17 +1,22 @@
 """A request to the Kubernetes API server carries the caller's trace onward (W3C `traceparent`), with the
-aiohttp client span as its parent, in the caller's trace."""
+aiohttp client span as its parent, in the caller's trace; the reviews that authenticate a caller do not
+carry its baggage."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import baggage
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from app.stores.kube.auth import KubeAuthorizer
 from app.stores.kube.client import GSLB, connect
 from app.telemetry.http import instrument_aiohttp
 from tests.support.kmockapi import KubeApi
@@ -47,3 +52,33 @@ async def test_a_kubernetes_api_request_names_its_client_span_as_parent(
     assert int(trace_id, 16) == caller.get_span_context().trace_id == http_span.context.trace_id
     assert int(parent_id, 16) == http_span.context.span_id
     assert http_span.parent is not None and http_span.parent.span_id == caller.get_span_context().span_id
+
+
+async def test_the_reviews_of_a_request_carry_its_trace_but_not_its_baggage(
+    kube_api: KubeApi, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """A REST caller's `baggage` is arbitrary text from someone not yet authenticated: the TokenReview and
+    SubjectAccessReview made to judge that very request do not forward it to the API server. They stay
+    in the caller's trace, and the request keeps its baggage afterwards."""
+    provider, _ = spans
+    kube_api.access.add_token("alice-token", "alice")
+    kube_api.access.allow("alice", ["get"])
+    client = await connect(str(kube_api.kubeconfig))
+    caller = baggage.set_baggage("tenant", "'; DROP TABLE --", context=Context())
+    token = otel_context.attach(caller)
+    try:
+        with provider.get_tracer("test").start_as_current_span("GET /apis/.../gslbs/{name}") as server:
+            decision = await KubeAuthorizer(client).authorize(
+                "alice-token", "get", "k8gb.io", "gslbs", "ns", "a"
+            )
+            assert baggage.get_baggage("tenant") == "'; DROP TABLE --"
+    finally:
+        otel_context.detach(token)
+        await client.close()
+    assert decision.allowed
+    sent = [r for r in kube_api if r.resource is not None and r.resource.plural.endswith("reviews")]
+    assert sorted(r.resource.plural for r in sent) == ["subjectaccessreviews", "tokenreviews"]
+    for request in sent:
+        assert "baggage" not in {name.lower() for name in request.headers}
+        _, trace_id, _, _ = request.headers["traceparent"].split("-")
+        assert int(trace_id, 16) == server.get_span_context().trace_id
