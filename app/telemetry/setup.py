@@ -26,6 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from app.otlp import otlp_endpoint as otlp_endpoint  # re-exported: the rule's historical home
 from app.settings import Settings
+from app.telemetry.logs import bound_caller_header_warnings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -99,6 +100,7 @@ def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHand
     set only once per process); tests use that to get a fresh provider each, via `handle.tracer()`.
     """
     install_propagator()
+    bound_caller_header_warnings()  # the propagators run either way, and echo what callers send
     if not settings.tracing_enabled:
         return TracingHandle(enabled=False)
     from app.telemetry import _sdk  # only now: a disabled process never imports the SDK
