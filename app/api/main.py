@@ -13,12 +13,12 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 
+from app.api import openapi_refine
 from app.api.auth import Authorizer, TokenAuthorizer
 from app.api.deps import authorize_request
 from app.api.docs import mount_docs
 from app.api.errors import install_error_handlers
 from app.api.limits import BodyLimitMiddleware
-from app.api.openapi_refine import add_links, refine_schemas
 from app.api.routes import api_router
 from app.settings import Settings
 from app.stores.base import GslbStore
@@ -45,8 +45,9 @@ def _refine_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()  # cached by generate(): refined in place once
-            refine_schemas(document["components"]["schemas"])
-            add_links(document["paths"])
+            openapi_refine.refine_schemas(document["components"]["schemas"])
+            openapi_refine.add_links(document["paths"])
+            openapi_refine.drop_unused_validation_errors(document)
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]

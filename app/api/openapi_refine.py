@@ -7,6 +7,7 @@ constants the validators use, and the links between the operations on one Gslb.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.domain import objectmeta
@@ -82,3 +83,21 @@ def add_links(paths: dict[str, Any]) -> None:
                     target["operationId"]: {"operationId": target["operationId"], "parameters": parameters}
                     for target in targets
                 }
+
+
+def drop_unused_validation_errors(document: dict[str, Any]) -> None:
+    """Drop FastAPI's generic 422 (`HTTPValidationError`, a shape this API never sends) and its schemas.
+
+    A route whose input FastAPI validates declares its 422 itself, as the Kubernetes Status it is; a
+    generic one is left only on routes whose parameters accept any value (the all-namespaces lists).
+    """
+    generic = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for item in document["paths"].values():
+        for operation in item.values():
+            response = operation.get("responses", {}).get("422", {})
+            if response.get("content", {}).get("application/json", {}).get("schema") == generic:
+                del operation["responses"]["422"]
+    schemas = document["components"]["schemas"]
+    if "HTTPValidationError" not in json.dumps(document["paths"]):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)

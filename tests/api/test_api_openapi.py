@@ -68,3 +68,37 @@ async def test_the_documented_examples_work_as_they_are(api: Api) -> None:
         for media, content in replace.items():
             replaced = await api.client.put(f"{url}/{name}", json=content["example"])
             assert replaced.status_code == 200, (group, media, replaced.text)
+
+
+def _served_operations(document: dict[str, Any], group: str) -> dict[str, dict[str, Any]]:
+    """The Gslb operations of one group by (method, suffix after the collection), as Swagger UI lists them."""
+    collection = f"/apis/{group}/v1beta1/namespaces/{{namespace}}/gslbs"
+    paths = document["paths"]
+    return {
+        "list all": paths[f"/apis/{group}/v1beta1/gslbs"]["get"],
+        "list": paths[collection]["get"],
+        "create": paths[collection]["post"],
+        "replace": paths[f"{collection}/{{name}}"]["put"],
+        "patch": paths[f"{collection}/{{name}}"]["patch"],
+        "delete": paths[f"{collection}/{{name}}"]["delete"],
+        "status": paths[f"{collection}/{{name}}/status"]["put"],
+    }
+
+
+async def test_every_refusal_is_documented_as_a_status(api: Api) -> None:
+    """No operation documents FastAPI's `{"detail": [...]}` (the API never sends it), and a list's 400
+    names its own cause: a selector, not a body."""
+    document = (await api.client.get("/openapi.json")).json()
+    status = {"$ref": "#/components/schemas/Status"}
+    for item in document["paths"].values():
+        for operation in item.values():
+            for code, response in operation["responses"].items():
+                if code.startswith("4"):
+                    assert response["content"]["application/json"]["schema"] == status, (operation, code)
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+    for group in (GROUP, LEGACY_GROUP):
+        operations = _served_operations(document, group)
+        for operation in ("list all", "list"):
+            described = operations[operation]["responses"]["400"]["description"]
+            assert "labelSelector" in described, (group, operation)
+        assert "422" not in operations["list all"]["responses"]  # its query parameters take any value

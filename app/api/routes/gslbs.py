@@ -42,8 +42,13 @@ _DESCRIPTIONS = {
 }
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Status, "description": _DESCRIPTIONS[code]} for code in codes}
+def _errors(*codes: int, **described: str) -> dict[int | str, dict[str, Any]]:
+    """Status responses for `codes`, described as a write's unless `described` (`e400=...`) says otherwise."""
+    descriptions = {code: described.get(f"e{code}", _DESCRIPTIONS[code]) for code in codes}
+    return {code: {"model": Status, "description": text} for code, text in descriptions.items()}
+
+
+_BAD_SELECTOR = "Bad request: unparsable labelSelector or fieldSelector"
 
 
 def _body(media_types: frozenset[str] | tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +232,7 @@ def gslb_router(group: str) -> APIRouter:
         name=f"list{ids}GslbForAllNamespaces",
         summary="List Gslbs in all namespaces",
         response_model=GslbList,
-        responses=_errors(400, 503),
+        responses=_errors(400, 503, e400=_BAD_SELECTOR),
     )
     async def list_all(
         request: Request,
@@ -247,7 +252,7 @@ def gslb_router(group: str) -> APIRouter:
         name=f"list{ids}NamespacedGslb",
         summary="List Gslbs",
         response_model=GslbList,
-        responses=_errors(400, 422, 503),
+        responses=_errors(400, 422, 503, e400=_BAD_SELECTOR),
     )
     async def list_namespaced(
         namespace: Namespace,
