@@ -85,6 +85,34 @@ def _served_operations(document: dict[str, Any], group: str) -> dict[str, dict[s
     }
 
 
+WRITES = ("create", "replace", "patch", "delete", "status")
+W3C_EXAMPLE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_writes_document_the_trace_headers_swagger_ui_sends(api: Api) -> None:
+    """Every write offers optional `traceparent` and `tracestate` header fields, pre-filled with the W3C
+    example; what Swagger UI then sends joins the caller's trace, and a malformed value fails nothing."""
+    document = (await api.client.get("/openapi.json")).json()
+    for group in (GROUP, LEGACY_GROUP):
+        for operation, spec in _served_operations(document, group).items():
+            headers = {p["name"]: p for p in spec["parameters"] if p["in"] == "header"}
+            if operation not in WRITES:
+                assert not headers, (group, operation)
+                continue
+            assert set(headers) == {"traceparent", "tracestate"}, (group, operation)
+            assert all(not p["required"] and p["schema"] == {"type": "string"} for p in headers.values())
+            assert headers["traceparent"]["example"] == W3C_EXAMPLE
+            assert "new trace" in headers["traceparent"]["description"]
+    url = f"/apis/{GROUP}/v1beta1/namespaces/team-a/gslbs"
+    create = _served_operations(document, GROUP)["create"]["requestBody"]["content"]["application/json"]
+    created = await api.client.post(url, json=create["example"], headers={"traceparent": W3C_EXAMPLE})
+    assert created.json()["metadata"]["annotations"]["k8gb.io/traceparent"].split("-")[1] == W3C_EXAMPLE[3:35]
+    malformed = await api.client.put(
+        f"{url}/roundrobin/status", json={"status": {}}, headers={"traceparent": "not-a-trace"}
+    )
+    assert malformed.status_code == 200, malformed.text
+
+
 async def test_every_refusal_is_documented_as_a_status(api: Api) -> None:
     """No operation documents FastAPI's `{"detail": [...]}` (the API never sends it), and a list's 400
     names its own cause: a selector, not a body."""

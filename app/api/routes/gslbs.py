@@ -59,6 +59,51 @@ def _body(media_types: frozenset[str] | tuple[str, ...], schema: dict[str, Any])
 # Writes are open when no token is configured: the bearer token is documented as optional ({}).
 _OPTIONAL_AUTH: dict[str, Any] = {"security": [{}]}
 
+# The W3C Trace Context specification's own example, so "Try it out" shows (and sends) the format.
+TRACEPARENT_EXAMPLE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+_ANY_VALUE = " Optional; a malformed value starts a new trace and never fails the request."
+_RECORDED = (
+    "W3C Trace Context of the caller (`00-<trace-id>-<parent-id>-<flags>`): recorded on the Gslb "
+    "(annotation `k8gb.io/traceparent`), and the reconcile this write causes joins that trace. The "
+    "`traceresponse` response header names the trace the request joined."
+)
+_STATUS_ONLY = (
+    "W3C Trace Context of the caller (`00-<trace-id>-<parent-id>-<flags>`): the request joins that trace "
+    "(the `traceresponse` response header names it). A status write does not record it on the Gslb, so "
+    "no reconcile joins it."
+)
+
+
+def _trace_headers(traceparent: str, tracestate: str) -> dict[str, Any]:
+    """Optional `traceparent`/`tracestate` header parameters: any string, as the server takes any value."""
+    headers = [
+        ("traceparent", traceparent, TRACEPARENT_EXAMPLE),
+        ("tracestate", tracestate, "congo=t61rcWkgMzE"),
+    ]
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "description": description + _ANY_VALUE,
+                "schema": {"type": "string"},
+                "example": example,
+            }
+            for name, description, example in headers
+        ]
+    }
+
+
+_TRACESTATE = "W3C vendor trace state that goes with `traceparent`"
+_WRITE_TRACE = _trace_headers(_RECORDED, f"{_TRACESTATE}; recorded with it (`k8gb.io/tracestate`).")
+_STATUS_TRACE = _trace_headers(_STATUS_ONLY, f"{_TRACESTATE}.")
+
+
+def _write(body: dict[str, Any], trace: dict[str, Any] = _WRITE_TRACE) -> dict[str, Any]:
+    """A write operation's OpenAPI extras: its request body, optional auth and the trace headers."""
+    return {**body, **_OPTIONAL_AUTH, **trace}
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -104,7 +149,7 @@ def _object_body(group: str, operation: Literal["create", "replace", "status"]) 
     if operation != "status":  # what Swagger UI's "Try it out" fills in: a body that works as it is
         for media in body["requestBody"]["content"].values():
             media["example"] = _example(group, named=operation == "create")
-    return {**body, **_OPTIONAL_AUTH}
+    return _write(body, _STATUS_TRACE if operation == "status" else _WRITE_TRACE)
 
 
 def _example(group: str, *, named: bool) -> dict[str, Any]:
@@ -122,15 +167,16 @@ def _example(group: str, *, named: bool) -> dict[str, Any]:
     }
 
 
-_PATCH_BODY = _body(
-    PATCH_TYPES,
-    {
-        "type": "object",
-        "description": f"RFC 7386 merge patch of a Gslb ({MERGE_PATCH}); null deletes a field",
-        "additionalProperties": True,
-    },
+_PATCH_BODY = _write(
+    _body(
+        PATCH_TYPES,
+        {
+            "type": "object",
+            "description": f"RFC 7386 merge patch of a Gslb ({MERGE_PATCH}); null deletes a field",
+            "additionalProperties": True,
+        },
+    )
 )
-_PATCH_BODY.update(_OPTIONAL_AUTH)
 _READ_ERRORS = _errors(404, 422, 503)
 
 # Path parameters validated as Kubernetes validates names (422 naming `path.name` otherwise).
@@ -362,7 +408,7 @@ def gslb_router(group: str) -> APIRouter:
 
     @router.delete(
         item,
-        openapi_extra=_OPTIONAL_AUTH,
+        openapi_extra=_write({}),
         name=f"delete{ids}NamespacedGslb",
         summary="Delete a Gslb",
         response_model=Gslb,
