@@ -113,6 +113,29 @@ async def test_writes_document_the_trace_headers_swagger_ui_sends(api: Api) -> N
     assert malformed.status_code == 200, malformed.text
 
 
+async def test_status_and_patch_examples_work_on_the_created_example(api: Api) -> None:
+    """Swagger UI's "Try it out" on PUT status and PATCH fills in bodies that succeed unedited on the
+    created example, and the patch visibly changes it (a `{}` pre-fill would be a silent no-op)."""
+    document = (await api.client.get("/openapi.json")).json()
+    for group in (GROUP, LEGACY_GROUP):
+        operations = _served_operations(document, group)
+        url = f"/apis/{group}/v1beta1/namespaces/team-b/gslbs"
+        create = operations["create"]["requestBody"]["content"]["application/json"]["example"]
+        assert (await api.client.post(url, json=create)).status_code == 201
+        item = f"{url}/{create['metadata']['name']}"
+        for media, content in operations["status"]["requestBody"]["content"].items():
+            written = await api.client.put(f"{item}/status", json=content["example"])
+            assert written.status_code == 200, (group, media, written.text)
+            assert written.json()["status"]["serviceHealth"] == content["example"]["status"]["serviceHealth"]
+        for media, content in operations["patch"]["requestBody"]["content"].items():
+            assert content["example"], (group, media)
+            headers = {"Content-Type": media}
+            patched = await api.client.patch(item, content=json.dumps(content["example"]), headers=headers)
+            assert patched.status_code == 200, (group, media, patched.text)
+            assert patched.json()["metadata"]["labels"] == {"team": "web"}
+            assert patched.json()["spec"]["strategy"]["dnsTtlSeconds"] == 60
+
+
 async def test_every_refusal_is_documented_as_a_status(api: Api) -> None:
     """No operation documents FastAPI's `{"detail": [...]}` (the API never sends it), and a list's 400
     names its own cause: a selector, not a body."""

@@ -146,9 +146,14 @@ def _object_body(group: str, operation: Literal["create", "replace", "status"]) 
     body["requestBody"]["description"] = (
         "metadata.namespace (and metadata.name on replace) default to the URL's and must match it"
     )
-    if operation != "status":  # what Swagger UI's "Try it out" fills in: a body that works as it is
-        for media in body["requestBody"]["content"].values():
-            media["example"] = _example(group, named=operation == "create")
+    # What Swagger UI's "Try it out" fills in: a body that works as it is (else it generates one from the
+    # schema, whose made-up namespace, uid and resourceVersion a write refuses).
+    if operation == "status":
+        example = _status_example(group)
+    else:
+        example = _example(group, named=operation == "create")
+    for media in body["requestBody"]["content"].values():
+        media["example"] = example
     return _write(body, _STATUS_TRACE if operation == "status" else _WRITE_TRACE)
 
 
@@ -167,8 +172,25 @@ def _example(group: str, *, named: bool) -> dict[str, Any]:
     }
 
 
-_PATCH_BODY = _write(
-    _body(
+def _status_example(group: str) -> dict[str, Any]:
+    """A status as the controller writes it for the round-robin example; no resourceVersion (so no
+    precondition) and namespace and name left to the URL, so it succeeds on any existing Gslb."""
+    host = "roundrobin.cloud.example.com"
+    status = {
+        "serviceHealth": {host: "Healthy"},
+        "healthyRecords": {host: ["172.18.0.5", "172.18.0.6"]},
+        "geoTag": "eu",
+        "hosts": host,
+    }
+    return {"apiVersion": f"{group}/{VERSION}", "kind": KIND, "metadata": {}, "status": status}
+
+
+# A label and a TTL change: a patch that visibly changes the Gslb (an empty one would be a silent no-op).
+PATCH_EXAMPLE = {"metadata": {"labels": {"team": "web"}}, "spec": {"strategy": {"dnsTtlSeconds": 60}}}
+
+
+def _patch_body() -> dict[str, Any]:
+    body = _body(
         PATCH_TYPES,
         {
             "type": "object",
@@ -176,7 +198,11 @@ _PATCH_BODY = _write(
             "additionalProperties": True,
         },
     )
-)
+    for media in body["requestBody"]["content"].values():
+        media["example"] = PATCH_EXAMPLE
+    return _write(body)
+
+
 _READ_ERRORS = _errors(404, 422, 503)
 
 # Path parameters validated as Kubernetes validates names (422 naming `path.name` otherwise).
@@ -382,7 +408,7 @@ def gslb_router(group: str) -> APIRouter:
         summary="Patch a Gslb",
         response_model=Gslb,
         responses=_WRITE_ERRORS,
-        openapi_extra=_PATCH_BODY,
+        openapi_extra=_patch_body(),
     )
     async def patch(
         namespace: Namespace,
