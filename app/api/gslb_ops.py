@@ -337,15 +337,14 @@ async def delete_gslb(
     caller's trace like any other write.
     """
     options = options or {}
-    preconditions = options.get("preconditions") or {}
-    if not isinstance(preconditions, dict):
-        raise bad_request("preconditions must be an object")
-    dry_run = dry_run_of(options.get("dryRun"), "DeleteOptions.dryRun") or dry_run
+    uid, resource_version = _preconditions(options.get("preconditions"))
+    body_dry_run = options.get("dryRun")
+    if body_dry_run is not None and not isinstance(body_dry_run, list):
+        raise bad_request("DeleteOptions.dryRun must be an array of strings")
+    dry_run = dry_run_of(body_dry_run, "DeleteOptions.dryRun") or dry_run
     propagation = (
         propagation_of(options.get("propagationPolicy"), "DeleteOptions.propagationPolicy") or propagation
     )
-    resource_version = preconditions.get("resourceVersion")
-    uid = preconditions.get("uid")
     key = ObjectKey(group, namespace, name)
     with store_errors(group, name):
         current = await store.get(key)
@@ -354,7 +353,7 @@ async def delete_gslb(
                 f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current.metadata.uid}"
             )
             raise ApiError(failure(409, "Conflict", message))
-        pinned = None if resource_version is None else str(resource_version)
+        pinned = resource_version
         if pinned is not None and pinned != current.metadata.resource_version:
             return await store.delete(key, pinned)  # the store answers the stale precondition
         if dry_run:
@@ -367,6 +366,20 @@ async def delete_gslb(
         return await store.delete(
             key, current.metadata.resource_version if pinned else None, propagation=propagation
         )
+
+
+def _preconditions(given: Any) -> tuple[str | None, str | None]:
+    """DeleteOptions.preconditions as (uid, resourceVersion): an object of strings or nulls, as the API
+    server decodes it (a wrong type is a 400, never a precondition silently dropped or coerced)."""
+    if given is None:
+        return None, None
+    if not isinstance(given, dict):
+        raise bad_request("DeleteOptions.preconditions must be an object")
+    uid, resource_version = given.get("uid"), given.get("resourceVersion")
+    for field, value in (("uid", uid), ("resourceVersion", resource_version)):
+        if value is not None and not isinstance(value, str):
+            raise bad_request(f"DeleteOptions.preconditions.{field} must be a string")
+    return uid, resource_version
 
 
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")

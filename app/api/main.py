@@ -45,7 +45,9 @@ def _refine_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()  # cached by generate(): refined in place once
-            openapi_refine.refine_schemas(document["components"]["schemas"])
+            schemas = document["components"]["schemas"]
+            openapi_refine.refine_schemas(schemas)
+            openapi_refine.add_delete_options(schemas)
             openapi_refine.add_links(document["paths"])
             openapi_refine.drop_unused_validation_errors(document)
         return app.openapi_schema or generate()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from app.api.gslb_ops import PROPAGATION_POLICIES
 from app.domain import objectmeta
 from app.domain.gslb import GEOTAG_RE, NAME_RE, NAMESPACE_RE, StrategyType
 
@@ -83,6 +84,30 @@ def add_links(paths: dict[str, Any]) -> None:
                     target["operationId"]: {"operationId": target["operationId"], "parameters": parameters}
                     for target in targets
                 }
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def add_delete_options(schemas: dict[str, Any]) -> None:
+    """DeleteOptions, the optional body of a DELETE: read by hand, so no model puts it in the document."""
+    precondition = _nullable({"type": "string"})
+    preconditions = {
+        "type": "object",
+        "description": "delete only if the Gslb still has this resourceVersion (else 409) or uid",
+        "properties": {"resourceVersion": precondition, "uid": precondition},
+    }
+    schemas["DeleteOptions"] = {
+        "type": "object",
+        "title": "DeleteOptions",
+        "description": "How to delete; other Kubernetes DeleteOptions fields are accepted and ignored",
+        "properties": {
+            "preconditions": _nullable(preconditions),
+            "dryRun": _nullable({"type": "array", "items": {"type": "string", "enum": ["All"]}}),
+            "propagationPolicy": _nullable({"type": "string", "enum": list(PROPAGATION_POLICIES)}),
+        },
+    }
 
 
 def drop_unused_validation_errors(document: dict[str, Any]) -> None:

@@ -153,3 +153,33 @@ async def test_every_refusal_is_documented_as_a_status(api: Api) -> None:
             described = operations[operation]["responses"]["400"]["description"]
             assert "labelSelector" in described, (group, operation)
         assert "422" not in operations["list all"]["responses"]  # its query parameters take any value
+
+
+async def test_delete_documents_its_delete_options_body(api: Api) -> None:
+    """DELETE offers an optional DeleteOptions body whose example works, and whose fields are honoured."""
+    document = (await api.client.get("/openapi.json")).json()
+    options = document["components"]["schemas"]["DeleteOptions"]["properties"]
+    assert {"preconditions", "dryRun", "propagationPolicy"} <= set(options)
+    for group in (GROUP, LEGACY_GROUP):
+        operations = _served_operations(document, group)
+        body = operations["delete"]["requestBody"]
+        assert body["required"] is False
+        content = body["content"]["application/json"]
+        assert content["schema"] == {"$ref": "#/components/schemas/DeleteOptions"}
+        url = f"/apis/{group}/v1beta1/namespaces/team-c/gslbs"
+        create = operations["create"]["requestBody"]["content"]["application/json"]["example"]
+        assert (await api.client.post(url, json=create)).status_code == 201
+        item = f"{url}/{create['metadata']['name']}"
+        for refused, code in (
+            ({"preconditions": {"resourceVersion": "999999"}}, 409),
+            ({"preconditions": []}, 400),
+            ({"preconditions": {"uid": 5}}, 400),
+            ({"dryRun": "All"}, 400),
+        ):
+            response = await api.client.request("DELETE", item, json=refused)
+            assert response.status_code == code, (group, refused, response.text)
+        dry = await api.client.request("DELETE", item, json={"dryRun": ["All"]})
+        assert dry.status_code == 200 and (await api.client.get(item)).status_code == 200
+        deleted = await api.client.request("DELETE", item, json=content["example"])
+        assert deleted.status_code == 200, (group, deleted.text)
+        assert (await api.client.get(item)).status_code == 404

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from app.api import gslb_ops
-from app.api.bodies import MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
+from app.api.bodies import JSON, MERGE_PATCH, OBJECT_TYPES, PATCH_TYPES, read_object, read_optional_object
 from app.api.deps import StoreDep, WriterDep
 from app.api.errors import ApiError, bad_request, store_errors
 from app.api.gslb_ops import GENERATE_NAME_MAX_LENGTH, GENERATE_NAME_PATTERN
@@ -204,6 +204,18 @@ def _patch_body() -> dict[str, Any]:
 
 
 _READ_ERRORS = _errors(404, 422, 503)
+
+# DeleteOptions, as `kubectl delete` sends them; optional (an empty body deletes unconditionally).
+_DELETE_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "DeleteOptions: `preconditions` make the delete conditional; `dryRun` and "
+        "`propagationPolicy` as the query's (the body's propagationPolicy wins)",
+        "content": {
+            JSON: {"schema": _ref("DeleteOptions"), "example": {"propagationPolicy": "Background"}},
+        },
+    }
+}
 
 # Path parameters validated as Kubernetes validates names (422 naming `path.name` otherwise).
 Namespace = Annotated[str, Path(pattern=NAMESPACE_RE.pattern, max_length=63, description="RFC 1123 label")]
@@ -434,7 +446,7 @@ def gslb_router(group: str) -> APIRouter:
 
     @router.delete(
         item,
-        openapi_extra=_write({}),
+        openapi_extra=_write(_DELETE_BODY),
         name=f"delete{ids}NamespacedGslb",
         summary="Delete a Gslb",
         response_model=Gslb,
