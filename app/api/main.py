@@ -49,6 +49,7 @@ def _refine_openapi(app: FastAPI) -> None:
             openapi_refine.refine_schemas(schemas)
             openapi_refine.add_delete_options(schemas)
             openapi_refine.add_links(document["paths"])
+            openapi_refine.unnull_query_parameters(document["paths"])
             openapi_refine.drop_unused_validation_errors(document)
         return app.openapi_schema or generate()
 

@@ -110,6 +110,19 @@ def add_delete_options(schemas: dict[str, Any]) -> None:
     }
 
 
+def unnull_query_parameters(paths: dict[str, Any]) -> None:
+    """An optional query parameter (`str | None` in the handler, so an empty value is told from none) is
+    never null on the wire: absent is how it is left out. Its schema keeps only the non-null type."""
+    for item in paths.values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                if parameter["in"] == "query" and "anyOf" in schema:
+                    (only,) = _non_null(schema)
+                    del schema["anyOf"]
+                    schema.update(only)
+
+
 def drop_unused_validation_errors(document: dict[str, Any]) -> None:
     """Drop FastAPI's generic 422 (`HTTPValidationError`, a shape this API never sends) and its schemas.
 

@@ -178,6 +178,8 @@ async def test_delete_documents_its_delete_options_body(api: Api) -> None:
         ):
             response = await api.client.request("DELETE", item, json=refused)
             assert response.status_code == code, (group, refused, response.text)
+        empty = await api.client.delete(f"{item}?propagationPolicy=")  # not "none given": outside the enum
+        assert empty.status_code == 400, (group, empty.text)
         dry = await api.client.request("DELETE", item, json={"dryRun": ["All"]})
         assert dry.status_code == 200 and (await api.client.get(item)).status_code == 200
         deleted = await api.client.request("DELETE", item, json=content["example"])

@@ -266,7 +266,7 @@ DryRunQuery = Annotated[
     ),
 ]
 PropagationQuery = Annotated[
-    str,
+    str | None,
     Query(
         alias="propagationPolicy",
         description="what happens to the objects the Gslb owns (kubernetes mode: its Ingress and "
@@ -459,12 +459,12 @@ def gslb_router(group: str) -> APIRouter:
         store: StoreDep,
         _auth: WriterDep,
         dry_run: DryRunQuery = (),
-        propagation_policy: PropagationQuery = "",
+        propagation_policy: PropagationQuery = None,
     ) -> JSONResponse:
         """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`,
         `dryRun` and `propagationPolicy`."""
         dry = gslb_ops.dry_run_of(list(dry_run) or None)
-        propagation = gslb_ops.propagation_of(propagation_policy or None)
+        propagation = gslb_ops.propagation_of(propagation_policy)  # an empty one is a 400, as k8s
         options = await read_optional_object(request)
         deleted = await gslb_ops.delete_gslb(
             store=store,
