@@ -23,11 +23,12 @@ pytestmark = pytest.mark.skipif(
     shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
 )
 
-W3C_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"  # of the documented example traceparent
+CALLER_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+CALLER = f"00-{CALLER_TRACE_ID}-b7ad6b7169203331-01"
 COLLECTION = f"/apis/{GROUP}/v1beta1/namespaces/team-a/gslbs"
 
-# Expand the PATCH operation, press "Try it out", type the path parameters, press "Execute"; the
-# traceparent field and the body keep what Swagger UI filled in.
+# Expand the PATCH operation, press "Try it out", type the path parameters and a traceparent (Swagger UI
+# leaves that field empty), press "Execute"; the body keeps what Swagger UI filled in.
 TRY_IT_OUT = r"""
 (async () => {
   const wait = async (find) => {
@@ -46,13 +47,16 @@ TRY_IT_OUT = r"""
   type(await wait(() => field("namespace")), "team-a");
   type(field("name"), "roundrobin");
   await new Promise(r => setTimeout(r, 600));  // Swagger UI debounces its inputs
+  const prefilled = field("traceparent").value;
+  type(field("traceparent"), "CALLER");
+  await new Promise(r => setTimeout(r, 600));
   const traceparent = field("traceparent").value;
   block.querySelector(".btn.execute").click();
   const status = await wait(() => {
     const cell = block.querySelector(".live-responses-table tbody .response-col_status");
     return cell && cell.textContent.match(/\d{3}/);
   });
-  return JSON.stringify({traceparent, status: status[0]});
+  return JSON.stringify({prefilled, traceparent, status: status[0]});
 })()
 """
 
@@ -105,7 +109,9 @@ async def _call(
             return message["result"]
 
 
-async def test_try_it_out_sends_the_documented_traceparent(api: Api, tmp_path: Path) -> None:
+async def test_try_it_out_sends_the_callers_traceparent_and_the_prefilled_patch(
+    api: Api, tmp_path: Path
+) -> None:
     document = (await api.client.get("/openapi.json")).json()
     create = document["paths"][f"/apis/{GROUP}/v1beta1/namespaces/{{namespace}}/gslbs"]["post"]
     example = create["requestBody"]["content"]["application/json"]["example"]
@@ -116,12 +122,20 @@ async def test_try_it_out_sends_the_documented_traceparent(api: Api, tmp_path: P
         async with http.ws_connect(page, max_msg_size=0) as ws:
             await _call(ws, ids, "Page.navigate", url=f"{api.base_url}/docs")
             result = await asyncio.wait_for(
-                _call(ws, ids, "Runtime.evaluate", expression=TRY_IT_OUT, awaitPromise=True), 60
+                _call(
+                    ws,
+                    ids,
+                    "Runtime.evaluate",
+                    expression=TRY_IT_OUT.replace("CALLER", CALLER),
+                    awaitPromise=True,
+                ),
+                60,
             )
     assert "exceptionDetails" not in result, result
     clicked = json.loads(result["result"]["value"])
-    assert clicked["traceparent"].split("-")[1] == W3C_TRACE_ID, clicked
+    assert clicked["prefilled"] == "", clicked  # no made-up trace shared by every user of the page
+    assert clicked["traceparent"] == CALLER, clicked
     assert clicked["status"] == "200", clicked
     patched = (await api.client.get(f"{COLLECTION}/roundrobin")).json()
     assert patched["metadata"]["labels"] == {"team": "web"}  # the pre-filled patch, sent as it was
-    assert patched["metadata"]["annotations"]["k8gb.io/traceparent"].split("-")[1] == W3C_TRACE_ID
+    assert patched["metadata"]["annotations"]["k8gb.io/traceparent"].split("-")[1] == CALLER_TRACE_ID

@@ -75,7 +75,11 @@ _STATUS_ONLY = (
 
 
 def _trace_headers(traceparent: str, tracestate: str) -> dict[str, Any]:
-    """Optional `traceparent`/`tracestate` header parameters: any string, as the server takes any value."""
+    """Optional `traceparent`/`tracestate` header parameters: any string, as the server takes any value.
+
+    The example is in the description, not an `example` Swagger UI would fill in: every "Try it out"
+    would send the same made-up trace, and all of its users' writes would land in one trace.
+    """
     headers = [
         ("traceparent", traceparent, TRACEPARENT_EXAMPLE),
         ("tracestate", tracestate, "congo=t61rcWkgMzE"),
@@ -86,9 +90,8 @@ def _trace_headers(traceparent: str, tracestate: str) -> dict[str, Any]:
                 "name": name,
                 "in": "header",
                 "required": False,
-                "description": description + _ANY_VALUE,
+                "description": f"{description}{_ANY_VALUE} For example `{example}`.",
                 "schema": {"type": "string"},
-                "example": example,
             }
             for name, description, example in headers
         ]
