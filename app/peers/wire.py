@@ -137,7 +137,7 @@ def client_span(
 
 
 def record_response(span: Span, response: dns.message.Message, answers: Sequence[str]) -> None:
-    span.set_attribute("dns.rcode", dns.rcode.to_text(response.rcode()))
+    span.set_attribute("dns.response_code", dns.rcode.to_text(response.rcode()))
     span.set_attribute("dns.answers", list(answers))
 
 

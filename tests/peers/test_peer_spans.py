@@ -47,7 +47,7 @@ async def test_peer_query_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver
         "server.address": "127.0.0.2",
         "server.port": dns_net.port,
         "peer.geo_tag": "us",
-        "dns.rcode": "NOERROR",
+        "dns.response_code": "NOERROR",
         "dns.answers": ["10.2.0.1"],
     }
     assert ok.status_code != ERROR
@@ -64,4 +64,4 @@ async def test_notify_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) ->
         await send_notify([LOCALTARGETS], [("127.0.0.2", dns_net.port)], tracer=handle.tracer("pygslb.peers"))
         span = await otlp_receiver.wait_for_span("peer.notify")
     assert span.kind == CLIENT and span.status_code != ERROR
-    assert span.attributes["dns.question.type"] == "SOA" and span.attributes["dns.rcode"] == "NOERROR"
+    assert span.attributes["dns.question.type"] == "SOA" and span.attributes["dns.response_code"] == "NOERROR"
