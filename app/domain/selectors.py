@@ -1,7 +1,8 @@
 """Kubernetes label and field selectors, as `?labelSelector=` and `?fieldSelector=` on a list read them.
 
 Label selectors have the API server's grammar: requirements joined by commas, each `key`, `!key`,
-`key=value`, `key==value`, `key!=value`, `key in (a,b)` or `key notin (a,b)`, all of which must hold.
+`key=value`, `key==value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key>N` or `key<N` (N an
+integer; a label whose value is not one does not match), all of which must hold.
 Keys and values are checked as label keys and values are. Field selectors on a custom resource take
 `metadata.name` and `metadata.namespace` with `=`, `==` or `!=`, as the API server allows for a CRD
 without selectable fields. A selector that does not parse is a SelectorError, never ignored: a client
@@ -21,6 +22,7 @@ _VALUE_RE = rf"({_NAME})?"
 _REQUIREMENT_RE = (
     rf"(!? *{_KEY_RE}"
     rf"|{_KEY_RE} *(==|=|!=) *{_VALUE_RE}"
+    rf"|{_KEY_RE} *(>|<) *-?[0-9]{{1,19}}"
     rf"|{_KEY_RE} +(in|notin) *\( *{_NAME}( *, *{_VALUE_RE})* *\))"
 )
 LABEL_SELECTOR_PATTERN = rf"^ *({_REQUIREMENT_RE}( *, *{_REQUIREMENT_RE})*)? *$"
@@ -31,6 +33,8 @@ FIELD_SELECTOR_PATTERN = rf"^({_FIELD_TERM_RE}( *, *{_FIELD_TERM_RE})*)? *$"
 _SET = re.compile(r"^(?P<key>\S+) +(?P<op>in|notin) *\((?P<values>[^()]*)\)$")
 _COMPARE = re.compile(r"^(?P<key>[^=! ]+) *(?P<op>==|=|!=) *(?P<value>[^ ]*)$")
 _EXISTS = re.compile(r"^(?P<neg>!?) *(?P<key>[^=! ]+)$")
+_ORDER = re.compile(r"^(?P<key>[^<> ]+) *(?P<op>[<>]) *(?P<value>-?[0-9]+)$")
+_INT64 = range(-(2**63), 2**63)
 
 FIELDS: Mapping[str, Callable[[Mapping[str, object]], str]] = {
     "metadata.name": lambda meta: str(meta.get("name") or ""),
@@ -49,8 +53,9 @@ class SelectorError(ValueError):
 @dataclass(frozen=True, slots=True)
 class _Requirement:
     key: str
-    op: str  # "=" (also `in`), "!=" (also `notin`), "exists", "!exists"
+    op: str  # "=" (also `in`), "!=" (also `notin`), "exists", "!exists", ">", "<"
     values: frozenset[str] = frozenset()
+    bound: int = 0  # of ">" and "<"
 
     def holds(self, labels: Mapping[str, str]) -> bool:
         present = self.key in labels
@@ -61,8 +66,19 @@ class _Requirement:
                 return not present
             case "=":
                 return present and labels[self.key] in self.values
+            case ">" | "<":
+                number = _integer(labels.get(self.key))
+                return number is not None and (number > self.bound if self.op == ">" else number < self.bound)
             case _:  # "!=" (and `notin`) holds for a missing key too, as the API server has it
                 return not present or labels[self.key] not in self.values
+
+
+def _integer(value: str | None) -> int | None:
+    """A label value as Go's strconv.ParseInt(value, 10, 64) reads it, or None."""
+    if value is None or not re.fullmatch(r"[-+]?[0-9]+", value):
+        return None
+    number = int(value)
+    return number if number in _INT64 else None
 
 
 def _split(text: str) -> list[str]:
@@ -85,6 +101,11 @@ def _requirement(part: str) -> _Requirement:
     if found := _SET.match(part):
         values = frozenset(v.strip() for v in found["values"].split(","))
         return _Requirement(found["key"], "=" if found["op"] == "in" else "!=", values)
+    if found := _ORDER.match(part):
+        bound = int(found["value"])
+        if bound not in _INT64:
+            raise SelectorError(f"for 'Gt', 'Lt' operators, the value must be an integer: {part!r}")
+        return _Requirement(found["key"], found["op"], bound=bound)
     if found := _COMPARE.match(part):
         return _Requirement(found["key"], "!=" if found["op"] == "!=" else "=", frozenset({found["value"]}))
     found = _EXISTS.match(part)

@@ -6,7 +6,7 @@ import pytest
 
 from app.domain.selectors import SelectorError, parse_field_selector, parse_label_selector
 
-LABELS = {"app": "web", "tier": "front", "k8gb.io/team": "net"}
+LABELS = {"app": "web", "tier": "front", "k8gb.io/team": "net", "replicas": "3"}
 
 
 @pytest.mark.parametrize(
@@ -28,6 +28,12 @@ LABELS = {"app": "web", "tier": "front", "k8gb.io/team": "net"}
         ("k8gb.io/team=net,tier in (front,back),!missing", True),
         ("app=web,tier=back", False),
         ("app=", False),  # an empty value is a value
+        ("replicas>2", True),  # Gt and Lt compare integers, as the API server's parser has them
+        ("replicas > 3", False),
+        ("replicas<4,app=web", True),
+        ("replicas<-1", False),
+        ("app>1", False),  # a value that is not an integer does not match
+        ("missing<1", False),
     ],
 )
 def test_label_selector_meaning(selector: str, selected: bool) -> None:
@@ -51,6 +57,10 @@ def test_nothing_matches_a_requirement_on_no_labels() -> None:
         "Bad Key=1",
         "a=" + "v" * 64,
         "in (x)",
+        "replicas>x",
+        "replicas>",
+        "replicas>>1",
+        "replicas>1.5",
     ],
 )
 def test_label_selector_syntax_errors(selector: str) -> None:
