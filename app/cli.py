@@ -441,11 +441,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
     name, namespace = _name(args), _namespace(args)
     with _client(args) as client:
         groups = [args.group] if args.group else _holders(client, namespace, name)
-        if len(groups) > 1:
-            raise CliError(
-                f'gslb "{name}" exists in both {" and ".join(groups)} in namespace {namespace}: '
-                "say which to delete with --group"
-            )
         for group in groups:
             response = client.delete(_item(group, namespace, name))
             if response.is_success:
@@ -458,15 +453,21 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _holders(client: httpx.Client, namespace: str, name: str) -> list[str]:
-    """The API groups that hold a Gslb of this name."""
-    found = []
+    """The groups to delete NAME from, in order: those known to hold it, then those that would not say
+    (a reader without `get` rights is still allowed its delete, and the server's answer is shown)."""
+    found, unknown = [], []
     for group in GROUPS:
-        response = client.get(_item(group, namespace, name))
-        if response.is_success:
+        status = client.get(_item(group, namespace, name)).status_code
+        if 200 <= status < 300:
             found.append(group)
-        elif response.status_code != 404:
-            raise CliError(f"cannot read {_item(group, namespace, name)}: HTTP {response.status_code}")
-    return found
+        elif status != 404:
+            unknown.append(group)
+    if len(found) > 1:
+        raise CliError(
+            f'gslb "{name}" exists in both {" and ".join(found)} in namespace {namespace}: '
+            "say which to delete with --group"
+        )
+    return found + unknown
 
 
 def build_parser() -> argparse.ArgumentParser:

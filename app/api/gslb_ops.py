@@ -28,6 +28,7 @@ from app.domain.gslb import (
     VERSION,
     Gslb,
     GslbStatus,
+    reconciled_annotations,
     with_defaults,
 )
 from app.domain.status import StatusCause, causes_from_errors, failure, invalid
@@ -157,6 +158,10 @@ def _check_metadata(gslb: Gslb, group: str, shown: str) -> None:
         raise _invalid(group, shown, causes)
 
 
+def _reconciled(gslb: Gslb) -> dict[str, str]:
+    return reconciled_annotations(gslb.metadata.annotations)
+
+
 def _spec(gslb: Gslb) -> dict[str, Any]:
     return gslb.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -221,8 +226,11 @@ async def _update_in_turn(
             current = await store.get(key)
             desired = desired_of(current)
             gslb = desired.gslb
-            if _spec(gslb) != _spec(current):
-                generation = (current.metadata.generation or 1) + 1
+            spec_changed = _spec(gslb) != _spec(current)
+            if spec_changed or _reconciled(gslb) != _reconciled(current):
+                # A change that reconciles (the spec, or an annotation a reconcile reads) records this
+                # caller, for the generation it leaves: the reconcile it causes joins this trace.
+                generation = (current.metadata.generation or 1) + (1 if spec_changed else 0)
                 gslb = stamp_trace(
                     gslb,
                     generation=generation,
@@ -354,10 +362,10 @@ async def delete_gslb(
             )
             raise ApiError(failure(409, "Conflict", message))
         pinned = resource_version
-        if pinned is not None and pinned != current.metadata.resource_version:
-            return await store.delete(key, pinned)  # the store answers the stale precondition
-        if dry_run:
-            return await store.delete(key, pinned, dry_run=True, propagation=propagation)
+        if dry_run or (pinned is not None and pinned != current.metadata.resource_version):
+            # The store checks the precondition itself: a stale one is its 409, and one the object has
+            # reached meanwhile is a delete it makes, so this call is the request's own, dry run and all.
+            return await store.delete(key, pinned, dry_run=dry_run, propagation=propagation)
         stamped = stamp_trace(
             current, generation=current.metadata.generation or 1, caller_set=False, headers=headers or {}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections import defaultdict
@@ -71,6 +72,7 @@ class ZoneSink:
         self.zones = zones
         self._published: dict[Owner, dict[str, dict[RecordKey, Endpoint]]] = {}
         self._holders: dict[tuple[str, RecordKey], set[Owner]] = defaultdict(set)
+        self._lock = asyncio.Lock()
 
     def _by_zone(self, endpoints: Sequence[Endpoint]) -> dict[str, dict[RecordKey, Endpoint]]:
         by_zone: dict[str, dict[RecordKey, Endpoint]] = defaultdict(dict)
@@ -99,17 +101,21 @@ class ZoneSink:
         return merge_endpoints(part for part in parts if part is not None)
 
     async def _converge(self, owner: Owner, desired: dict[str, dict[RecordKey, Endpoint]]) -> None:
-        before = self._published.get(owner, {})
-        for zone in sorted(set(desired) | set(before)):
-            mine_before, mine = before.get(zone, {}), desired.get(zone, {})
-            keys = sorted(mine_before.keys() | mine.keys())
-            served = [self._served(zone, k, owner, mine_before.get(k)) for k in keys]
-            wanted = [self._served(zone, k, owner, mine.get(k)) for k in keys]
-            old = [e for e in served if e is not None]
-            new = [e for e in wanted if e is not None]
-            changes = plan(old, new)
-            if not changes.has_changes:
-                continue
+        """One owner at a time (`_lock`): two owners of one host reconciling at once would each plan the
+        merged record without the other's part. Each zone's bookkeeping follows its own apply, so a zone
+        that fails leaves the ones done before it recorded as done."""
+        async with self._lock:
+            for zone in sorted(set(desired) | set(self._published.get(owner, {}))):
+                await self._converge_zone(owner, zone, desired.get(zone, {}))
+
+    async def _converge_zone(self, owner: Owner, zone: str, mine: dict[RecordKey, Endpoint]) -> None:
+        mine_before = self._published.get(owner, {}).get(zone, {})
+        keys = sorted(mine_before.keys() | mine.keys())
+        served = [self._served(zone, k, owner, mine_before.get(k)) for k in keys]
+        wanted = [self._served(zone, k, owner, mine.get(k)) for k in keys]
+        new = [e for e in wanted if e is not None]
+        changes = plan([e for e in served if e is not None], new)
+        if changes.has_changes:
             try:
                 await self.provider.apply(zone, changes)
             except Exception:
@@ -118,15 +124,17 @@ class ZoneSink:
                 changes = plan(held, new)
                 if changes.has_changes:
                     await self.provider.apply(zone, changes)
-        for zone in set(desired) | set(before):
-            for key in before.get(zone, {}).keys() - desired.get(zone, {}).keys():
-                holders = self._holders[(zone, key)]
-                holders.discard(owner)
-                if not holders:
-                    del self._holders[(zone, key)]
-            for key in desired.get(zone, {}):
-                self._holders[(zone, key)].add(owner)
-        if desired:
-            self._published[owner] = desired
+        for key in mine_before.keys() - mine.keys():
+            holders = self._holders[(zone, key)]
+            holders.discard(owner)
+            if not holders:
+                del self._holders[(zone, key)]
+        for key in mine:
+            self._holders[(zone, key)].add(owner)
+        zones = self._published.setdefault(owner, {})
+        if mine:
+            zones[zone] = mine
         else:
-            self._published.pop(owner, None)
+            zones.pop(zone, None)
+            if not zones:
+                del self._published[owner]

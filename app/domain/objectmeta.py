@@ -39,9 +39,12 @@ _DNS1123_SUBDOMAIN_MSG = (
 # prefix and '/', then a name part of at most 63 characters; annotation keys are checked lower-cased.
 _NAME_PART = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-LABEL_KEY_PATTERN = f"^({_SUBDOMAIN}/)?{_NAME_PART}$"
-ANNOTATION_KEY_PATTERN = f"^({_SUBDOMAIN.replace('a-z0-9', 'A-Za-z0-9')}/)?{_NAME_PART}$"
-LABEL_VALUE_PATTERN = f"^({_NAME_PART})?$"
+# `$(?![\s\S])`: the end of the text, also for Python's `re.search` (jsonschema, hypothesis), where a
+# bare `$` would let a final newline through.
+_END = r"$(?![\s\S])"
+LABEL_KEY_PATTERN = f"^({_SUBDOMAIN}/)?{_NAME_PART}{_END}"
+ANNOTATION_KEY_PATTERN = f"^({_SUBDOMAIN.replace('a-z0-9', 'A-Za-z0-9')}/)?{_NAME_PART}{_END}"
+LABEL_VALUE_PATTERN = f"^({_NAME_PART})?{_END}"
 KEY_MAX_LENGTH = DNS1123_SUBDOMAIN_MAX_LENGTH + 1 + QUALIFIED_NAME_MAX_LENGTH
 # Go's regexp anchors `^...$` at the ends of the text; Python's fullmatch does the same.
 _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)

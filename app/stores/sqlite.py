@@ -124,10 +124,21 @@ class SqliteStore:
         self._loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store-read")
-        await self._run(self._open)
-        await self._run(self._open_reader, read=True)
+        try:
+            await self._run(self._open)
+            await self._run(self._open_reader, read=True)
+        except BaseException:
+            await self._stop_threads()  # a later start() starts afresh; the data directory is free again
+            raise
 
     async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._stop_threads()
+        self._feed.close()
+
+    async def _stop_threads(self) -> None:
+        """Close the connections (and the data directory's lock) on their threads, then end those."""
         executor, self._executor = self._executor, None
         reader, self._reader = self._reader, None
         if executor is None:
@@ -141,7 +152,6 @@ class SqliteStore:
             await asyncio.to_thread(executor.shutdown, True)
             if reader is not None:
                 await asyncio.to_thread(reader.shutdown, True)
-        self._feed.close()
 
     def _open(self) -> None:
         data_dir = self.path.parent
@@ -150,8 +160,9 @@ class SqliteStore:
         data_dir.mkdir(parents=True, exist_ok=True)
         if self._exclusive:
             self._lock = _hold(data_dir / "serve.lock")
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn: sqlite3.Connection | None = None
         try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -159,7 +170,8 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.executescript(_SCHEMA)
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._close_connection()  # and the lock
             raise
         self._conn = conn

@@ -123,3 +123,28 @@ async def test_an_unknown_dry_run_or_propagation_value_is_a_400_and_writes_nothi
     assert (await api.client.get(item(GROUP, "app"))).status_code == 200
     orphaned = await api.client.delete(item(GROUP, "app"), params={"propagationPolicy": "Orphan"})
     assert orphaned.status_code == 200  # a valid policy: embedded mode has no dependents
+
+
+async def test_a_dry_run_delete_stays_dry_when_the_object_reaches_its_precondition_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler reads the object, another write lands, then the store checks the precondition: that
+    delete is the request's own, so it is a dry run too (it deleted for real)."""
+    created = await create(api, gslb_body("app"))
+    next_version = str(int(created["metadata"]["resourceVersion"]) + 1)
+    real_get = api.store.get
+
+    async def get_then_someone_writes(key):  # type: ignore[no-untyped-def]
+        found = await real_get(key)
+        monkeypatch.setattr(api.store, "get", real_get)
+        labelled = found.model_copy(deep=True)
+        labelled.metadata.labels = {"someone": "else"}
+        await api.store.update(labelled)
+        return found
+
+    monkeypatch.setattr(api.store, "get", get_then_someone_writes)
+    options = {"kind": "DeleteOptions", "dryRun": ["All"], "preconditions": {"resourceVersion": next_version}}
+    response = await api.client.request("DELETE", item(GROUP, "app"), json=options)
+    assert response.status_code == 200, response.text
+    kept = await api.client.get(item(GROUP, "app"))
+    assert kept.status_code == 200 and kept.json()["metadata"]["labels"] == {"someone": "else"}

@@ -353,7 +353,7 @@ async def test_list_selectors_filter_as_kubectl_expects(api: Api) -> None:
 
 
 @pytest.mark.parametrize("path", [collection(GROUP), f"/apis/{GROUP}/v1beta1/gslbs"])
-@pytest.mark.parametrize("value", ["true", "1"])
+@pytest.mark.parametrize("value", ["true", "1", "t", "True", "TRUE"])
 async def test_a_watch_is_refused_not_answered_with_a_list(api: Api, path: str, value: str) -> None:
     response = await api.client.get(path, params={"watch": value})
     assert response.status_code == 405

@@ -155,3 +155,22 @@ async def test_a_malformed_annotation_does_not_displace_the_callers_own_context(
     assert created.status_code == 201
     recorded = annotations(created.json())
     assert trace_id(recorded[TP]) == f"{7:032x}" and recorded[GEN] == "1"
+
+
+async def test_an_annotation_change_that_reconciles_records_its_own_caller(api: Api) -> None:
+    """`k8gb.io/exposed-ip-addresses` changes what a reconcile publishes, with no new generation: its
+    caller is recorded for the current generation, so the reconcile is not put in the last spec writer's
+    trace; a label change reconciles nothing and records nothing."""
+    await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    patch = {"metadata": {"annotations": {"k8gb.io/exposed-ip-addresses": "10.0.0.9"}}}
+    patched = (
+        await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
+    ).json()
+    recorded = annotations(patched)
+    assert patched["metadata"]["generation"] == 1
+    assert (trace_id(recorded[TP]), recorded[GEN]) == (f"{2:032x}", "1")
+
+    labelled = await api.client.patch(
+        ITEM, json={"metadata": {"labels": {"a": "b"}}}, headers={**MERGE, "traceparent": traceparent(3)}
+    )
+    assert trace_id(annotations(labelled.json())[TP]) == f"{2:032x}"

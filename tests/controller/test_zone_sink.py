@@ -1,6 +1,8 @@
 """The embedded zone sink: each Gslb owns its records, plans against its own last publication, and
 recovers when the zone was changed behind its back."""
 
+import asyncio
+
 from app.controller.embedded import ZoneSink
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.endpoint import Changes, Endpoint
@@ -95,3 +97,33 @@ async def test_a_gslb_dropping_a_shared_host_leaves_it_to_the_other():
     assert await held_sets(table) == {f"shared.{ZONE}": {"10.0.0.1"}, f"b.{ZONE}": {"10.0.0.2"}}
     await sink.publish(gslb("a"), [])  # a has no healthy record: the host is not served
     assert await held_sets(table) == {f"b.{ZONE}": {"10.0.0.2"}}
+
+
+class Yielding:
+    """The zone table behind a provider that yields on every call, as a remote one does."""
+
+    def __init__(self, table: ZoneTable) -> None:
+        self.table = table
+
+    def adjust(self, endpoints: list[Endpoint]) -> list[Endpoint]:
+        return self.table.adjust(endpoints)
+
+    async def records(self, zone: str) -> list[Endpoint]:
+        await asyncio.sleep(0)
+        return await self.table.records(zone)
+
+    async def apply(self, zone: str, changes: Changes) -> None:
+        await asyncio.sleep(0)
+        await self.table.apply(zone, changes)
+
+
+async def test_owners_of_one_host_publishing_at_once_are_both_served():
+    table = ZoneTable(ZONES)
+    sink = ZoneSink(Yielding(table), ZONES)  # type: ignore[arg-type]
+    await asyncio.gather(
+        sink.publish(gslb("a"), [rec("shared", "10.0.0.1")]),
+        sink.publish(gslb("b"), [rec("shared", "10.0.0.2")]),
+    )
+    assert await held_sets(table) == {f"shared.{ZONE}": {"10.0.0.1", "10.0.0.2"}}
+    await sink.publish(gslb("a"), [rec("shared", "10.0.0.1")])  # a resync changes nothing
+    assert await held_sets(table) == {f"shared.{ZONE}": {"10.0.0.1", "10.0.0.2"}}

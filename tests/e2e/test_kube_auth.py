@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.test_kube_serve import CRDS, kubectl
 from tests.support.gslb_factory import gslb_body
 from tests.support.instance import running
-from tests.support.kmockapi import KubeApi, running_api
+from tests.support.kmockapi import KubeApi, kube_mode_settings, running_api
 
 pytestmark = pytest.mark.e2e
 NS = "test-gslb"
@@ -49,14 +49,7 @@ async def test_rest_api_is_authorized_by_the_api_server(tmp_path) -> None:
         api.access.allow("gslb-editors", ["create", "get", "list"], namespace=NS)
         api.access.allow("bob", ["get", "list"], namespace=NS)
         async with (
-            running(
-                tmp_path,
-                GSLB_MODE="kubernetes",
-                KUBECONFIG=str(api.kubeconfig),
-                POD_NAMESPACE="k8gb",
-                CLUSTER_GEO_TAG="eu",
-                DNS_ZONES="example.com:cloud.example.com:30",
-            ) as gslb,
+            running(tmp_path, **kube_mode_settings(api)) as gslb,
             httpx.AsyncClient(base_url=gslb.api, timeout=10) as client,
         ):
             body = gslb_body("app", namespace=NS)
@@ -108,3 +101,22 @@ async def test_rest_api_is_authorized_by_the_api_server(tmp_path) -> None:
             # Probes, metrics and the API description stay open.
             for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
                 assert (await client.get(path)).status_code == 200, path
+
+
+async def test_gslb_delete_by_a_user_who_may_delete_but_not_read(tmp_path) -> None:
+    """Without --group the CLI first looks for the name in both groups; reads it may not make do not
+    stop a delete it may make."""
+    from tests.test_cli_apply import gslb_cli
+
+    carol = "carol-token-51f0"
+    async with running_api(tmp_path) as api:
+        api.install_crds(CRDS)
+        api.access.add_token(carol, "carol")
+        api.access.allow("carol", ["delete"], namespace=NS)
+        api.create_object("k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS))
+        async with running(tmp_path, **kube_mode_settings(api)) as gslb:
+            code, out, err = await gslb_cli(
+                "delete", "app", "-n", NS, "--server", gslb.api, GSLB_API_TOKEN=carol
+            )
+            assert (code, out) == (0, 'gslb.k8gb.io "app" deleted\n'), err
+            assert api.get_object("k8gb.io", "gslbs", NS, "app") is None

@@ -10,7 +10,7 @@ import pytest
 
 from tests.stores.kube.test_kube_reconcile import get, ready_backend, set_ingress_ip
 from tests.support.instance import ROOT, a_records, eventually, running
-from tests.support.kmockapi import load_yaml_documents, running_api
+from tests.support.kmockapi import kube_mode_settings, load_yaml_documents, running_api
 
 pytestmark = pytest.mark.e2e
 HOST = "roundrobin.cloud.example.com"
@@ -39,14 +39,7 @@ async def test_kubectl_apply_is_served_by_rest_api_and_builtin_dns(tmp_path):
         api.access.add_token("viewer-token", "viewer")  # REST reads are reviewed by the API server
         api.access.allow("viewer", ["get"])
         ready_backend(api, "frontend-podinfo")  # a Service with a ready EndpointSlice, in test-gslb
-        async with running(
-            tmp_path,
-            GSLB_MODE="kubernetes",
-            KUBECONFIG=str(api.kubeconfig),
-            POD_NAMESPACE="k8gb",
-            CLUSTER_GEO_TAG="eu",
-            DNS_ZONES="example.com:cloud.example.com:30",
-        ) as gslb:
+        async with running(tmp_path, **kube_mode_settings(api)) as gslb:
             await kubectl(
                 api.kubeconfig,
                 "apply",

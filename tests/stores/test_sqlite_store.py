@@ -284,3 +284,20 @@ async def test_disk_full_is_unavailable_and_keeps_earlier_objects(store: SqliteS
 async def test_not_started_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         await SqliteStore(tmp_path).get(key("x"))
+
+
+async def test_a_failed_exclusive_start_frees_the_data_directory_and_can_be_retried(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "gslb.db").mkdir(parents=True)  # not a database file: the connection cannot open it
+    store = SqliteStore(data, exclusive=True)
+    with pytest.raises(Unavailable):
+        await store.start()
+    other = SqliteStore(data, exclusive=True)  # the lock went with the failed start
+    (data / "gslb.db").rmdir()
+    await other.start()
+    try:
+        assert (await other.list("k8gb.io"))[0] == []
+    finally:
+        await other.close()
+    await store.start()  # the failed one starts afresh too, once the directory is usable and free
+    await store.close()

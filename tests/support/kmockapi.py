@@ -1362,6 +1362,18 @@ def write_kubeconfig(path: Path, server: str, namespace: str = "default") -> Pat
     return path
 
 
+def kube_mode_settings(api: KubeApi, **extra: str) -> dict[str, str]:
+    """`gslb serve` settings for kubernetes mode against `api` (geo tag eu, zone cloud.example.com)."""
+    return {
+        "GSLB_MODE": "kubernetes",
+        "KUBECONFIG": str(api.kubeconfig),
+        "POD_NAMESPACE": "k8gb",
+        "CLUSTER_GEO_TAG": "eu",
+        "DNS_ZONES": "example.com:cloud.example.com:30",
+        **extra,
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_api(workdir: Path) -> AsyncIterator[KubeApi]:
     """The emulated API server on 127.0.0.1 (a free port), with a kubeconfig in `workdir`; stops on exit."""

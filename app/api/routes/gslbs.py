@@ -225,10 +225,13 @@ Namespace = Annotated[str, Path(pattern=NAMESPACE_RE.pattern, max_length=63, des
 Name = Annotated[str, Path(pattern=NAME_RE.pattern, max_length=253, description="RFC 1123 subdomain")]
 
 
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # what Go's strconv.ParseBool takes as true
+
+
 def _no_watch(request: Request) -> None:
     """A list asked to watch (`kubectl get -w`, an informer) is refused, not answered with a plain list
     the client would take for the start of a stream: this API lists, and clients poll."""
-    if request.query_params.get("watch", "").lower() in ("true", "1"):
+    if request.query_params.get("watch", "") in _GO_TRUE:
         message = (
             "the server does not allow this method on the requested resource: watch is not served; "
             "list and poll"

@@ -22,6 +22,7 @@ from app.domain.gslb import (
     EXPOSED_IPS_ANNOTATION,
     GROUP,
     TRACE_ANNOTATIONS,
+    TRACE_GENERATION_ANNOTATION,
     TRACEPARENT_ANNOTATION,
     TRACESTATE_ANNOTATION,
     VERSION,
@@ -115,7 +116,10 @@ def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
             **(metadata.annotations or {}),
             EXPOSED_IPS_ANNOTATION: annotations[EXPOSED_IPS_ANNOTATION],
         }
-    if TRACEPARENT_ANNOTATION in annotations:
+    if TRACEPARENT_ANNOTATION in annotations and TRACE_GENERATION_ANNOTATION not in (
+        metadata.annotations or {}
+    ):
+        # Over a copy (unmarked), never over a REST write's context (marked): that names a newer write.
         metadata.annotations = _with_trace(metadata.annotations or {}, annotations)
     owner = OwnerReference(
         api_version=INGRESS.api_version,

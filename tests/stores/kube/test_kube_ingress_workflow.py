@@ -270,3 +270,28 @@ async def test_the_ingress_traceparent_goes_onto_its_gslb_without_a_marker(
     )
     gslb = await eventually(lambda: gslb_or_none(kube_store))
     assert gslb.metadata.annotations == {"k8gb.io/traceparent": tp, "k8gb.io/tracestate": "v=1"}
+
+
+async def test_the_ingress_traceparent_never_replaces_a_newer_rest_writes_context(
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+) -> None:
+    old, newer = f"00-{7:032x}-{7:016x}-01", f"00-{8:032x}-{8:016x}-01"
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        annotated({"k8gb.io/strategy": "roundRobin", "k8gb.io/traceparent": old}),
+    )
+    gslb = await eventually(lambda: gslb_or_none(kube_store))
+    gslb.metadata.annotations = {"k8gb.io/traceparent": newer, "k8gb.io/traceparent-generation": "1"}
+    await kube_store.update(gslb)  # as a REST write records its caller
+
+    ingress = kube_api.get_object("networking.k8s.io", "ingresses", NS, "web")
+    assert ingress is not None
+    ingress["metadata"]["annotations"]["k8gb.io/dns-ttl-seconds"] = "60"
+    kube_api.update_object("networking.k8s.io", "ingresses", ingress)
+    updated = await eventually(lambda: _with_ttl(kube_store, 60))
+    assert updated.metadata.annotations == {
+        "k8gb.io/traceparent": newer,
+        "k8gb.io/traceparent-generation": "1",
+    }
