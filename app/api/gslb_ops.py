@@ -23,6 +23,7 @@ from app.api.tracemark import stamp_trace, traceparent_of
 from app.domain import objectmeta
 from app.domain.gslb import (
     KIND,
+    TRACE_ANNOTATIONS,
     TRACE_GENERATION_ANNOTATION,
     TRACEPARENT_ANNOTATION,
     VERSION,
@@ -158,6 +159,20 @@ def _check_metadata(gslb: Gslb, group: str, shown: str) -> None:
         raise _invalid(group, shown, causes)
 
 
+def _keep_trace(gslb: Gslb, current: Gslb) -> Gslb:
+    """A write that changes nothing a reconcile reads leaves the recorded cause of the current generation
+    in place when it names no trace annotation itself: a PUT of a manifest as it was applied
+    (`gslb apply` again) changes nothing, and resyncs keep linking to the write that made the generation."""
+    mine = dict(gslb.metadata.annotations or {})
+    if any(k in TRACE_ANNOTATIONS for k in mine):
+        return gslb
+    kept = {k: v for k, v in (current.metadata.annotations or {}).items() if k in TRACE_ANNOTATIONS}
+    if not kept:
+        return gslb
+    metadata = gslb.metadata.model_copy(update={"annotations": {**mine, **kept}})
+    return gslb.model_copy(update={"metadata": metadata})
+
+
 def _reconciled(gslb: Gslb) -> dict[str, str]:
     return reconciled_annotations(gslb.metadata.annotations)
 
@@ -239,6 +254,8 @@ async def _update_in_turn(
                     caller_marker=desired.caller_marker,
                 )
                 _check_metadata(gslb, key.group, key.name)
+            else:
+                gslb = _keep_trace(gslb, current)
             pinned = desired.pinned_resource_version
             gslb = _with_resource_version(gslb, pinned or current.metadata.resource_version)
             try:

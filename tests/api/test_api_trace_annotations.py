@@ -174,3 +174,15 @@ async def test_an_annotation_change_that_reconciles_records_its_own_caller(api: 
         ITEM, json={"metadata": {"labels": {"a": "b"}}}, headers={**MERGE, "traceparent": traceparent(3)}
     )
     assert trace_id(annotations(labelled.json())[TP]) == f"{2:032x}"
+
+
+async def test_putting_the_manifest_back_as_it_was_changes_nothing(api: Api) -> None:
+    """`gslb apply` of an unchanged manifest: the trace annotations the server recorded are kept (they
+    are its bookkeeping), so nothing changes and the write that made the generation stays its cause."""
+    created = (
+        await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    ).json()
+    again = await api.client.put(ITEM, json=gslb_body("app"), headers={"traceparent": traceparent(2)})
+    assert again.status_code == 200, again.text
+    assert again.json()["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    assert annotations(again.json()) == annotations(created)
