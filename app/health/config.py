@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.alias_generators import to_camel
 
 from app.domain.gslb import NAME_RE, NAMESPACE_RE
+from app.domain.manifests import StrictYamlLoader
 
 _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 _PROBE_TAGS = ("http", "tcp")
@@ -45,7 +46,7 @@ def split_endpoint(value: str) -> tuple[str, int]:
             raise ValueError(f"{value!r}: write IPv6 addresses as [address]:port")
         if not _HOSTNAME.fullmatch(host):
             raise ValueError(f"{value!r}: {host!r} is not an IP address or host name")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
         raise ValueError(f"{value!r}: port must be a number from 1 to 65535")
     return host, int(port_text)
 
@@ -69,11 +70,19 @@ class _Model(BaseModel):
 
 
 class _ProbeTiming(_Model):
-    interval_seconds: float = Field(5.0, gt=0, description="time between two probes of one endpoint")
-    timeout_seconds: float = Field(1.0, gt=0, description="a probe not done by then has failed")
-    success_threshold: int = Field(1, ge=1, description="consecutive passes to turn a failing endpoint ready")
+    # Bounded, finite: an infinite interval probes once, a vanishing one spins a core, and a probe may
+    # not outlast an hour.
+    interval_seconds: float = Field(
+        5.0, ge=0.01, le=3600, allow_inf_nan=False, description="time between two probes of one endpoint"
+    )
+    timeout_seconds: float = Field(
+        1.0, gt=0, le=3600, allow_inf_nan=False, description="a probe not done by then has failed"
+    )
+    success_threshold: int = Field(
+        1, ge=1, strict=True, description="consecutive passes to turn a failing endpoint ready"
+    )
     failure_threshold: int = Field(
-        3, ge=1, description="consecutive failures to turn a ready endpoint failing"
+        3, ge=1, strict=True, description="consecutive failures to turn a ready endpoint failing"
     )
 
 
@@ -81,7 +90,9 @@ class HttpProbe(_ProbeTiming):
     """GET <scheme>://<endpoint><path>; passes on exactly `expectedStatus` (redirects are not followed)."""
 
     type: Literal["http"]
-    path: Annotated[str, Field(pattern=r"^/")] = "/"
+    path: Annotated[str, Field(pattern=r"^/[\x21-\x7e]*$")] = (
+        "/"  # printable ASCII, as a request line takes it
+    )
     scheme: Literal["http", "https"] = "http"
     expected_status: int = Field(200, ge=100, le=599)
 
@@ -160,7 +171,7 @@ def load_services(path: Path | str) -> list[ServiceSpec]:
     except OSError as exc:
         raise ServicesFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictYamlLoader)  # noqa: S506 - a SafeLoader that refuses duplicate keys
     except yaml.YAMLError as exc:
         raise ServicesFileError(f"{path}: not valid YAML: {exc}") from None
     return parse_services(data, str(path))

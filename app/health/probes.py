@@ -9,7 +9,8 @@ when any endpoint is ready), unhealthy otherwise, notFound when it is not declar
 `state()` answers from memory, so reconcile never waits on the network. `on_change` fires only when
 a service's state flips, which lets the controller enqueue the affected Gslbs at once instead of
 waiting for the periodic resync. The first probe of every endpoint runs as soon as it is started,
-and `start()` returns after that first round, so a fresh process publishes real health.
+and `start()` returns after that first round (at most FIRST_ROUND_WAIT_S), so a fresh process
+publishes real health.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from app.domain.health import ServiceState
 from app.health.config import HttpProbe, Probe, ServiceSpec, split_endpoint
 
 log = logging.getLogger(__name__)
+
+#: How long `start()` (and a reload) waits for the first probe of every endpoint; an endpoint still
+#: unanswered then is counted as not ready, as every endpoint starts, until its probe says otherwise.
+FIRST_ROUND_WAIT_S = 5.0
 
 Sleep = Callable[[float], Awaitable[None]]
 OnChange = Callable[[NamespacedName], None]
@@ -103,6 +108,10 @@ class ProbeManager:
                 verify=False,
                 trust_env=False,
                 headers={"User-Agent": "pygslb-probe/1"},
+                # No cap on connections: with httpx's default 100, a probe queued behind 100 others (a
+                # hundred hanging backends, or simply 400 services) spent its timeout waiting for a
+                # connection and failed a healthy endpoint. Each probe's own timeout bounds it.
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
             )
         self._running = True
         await self._launch(list(self._runners.values()))
@@ -154,9 +163,13 @@ class ProbeManager:
         return stale, fresh
 
     async def _launch(self, runners: list[_Runner]) -> None:
+        """Start the runners; wait for their first probes, at most FIRST_ROUND_WAIT_S: an endpoint that
+        hangs for its whole (long) timeout must not hold the API and DNS back that long."""
         for runner in runners:
             runner.task = asyncio.create_task(self._run(runner), name=f"probe {runner.health.endpoint}")
-        await asyncio.gather(*(r.first_done.wait() for r in runners))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_ROUND_WAIT_S):
+                await asyncio.gather(*(r.first_done.wait() for r in runners))
 
     async def _run(self, runner: _Runner) -> None:
         try:
@@ -182,7 +195,7 @@ class ProbeManager:
                 return None
         except TimeoutError:
             return f"no answer within {probe.timeout_seconds:g}s"
-        except (OSError, httpx.HTTPError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is a failed probe, never a dead probe task
             return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
     async def _http(self, probe: HttpProbe, host: str, port: int) -> str | None:

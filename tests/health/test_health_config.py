@@ -59,6 +59,22 @@ BAD_FIELDS = {
     "host": ({"endpoints": ["bad_host:80"]}, f"{ENDPOINT}: 'bad_host:80': 'bad_host' is not"),
     "namespace": ({"namespace": "Bad_NS"}, "services[0].namespace: 'Bad_NS' is not a valid namespace"),
     "name": ({"name": "-x"}, "services[0].name: '-x' is not a valid name"),
+    # A value that would probe wrongly, or not at all, instead of being refused:
+    "path-newline": ({"probe": {"type": "http", "path": "/a\nb"}}, f"{PROBE}.path:"),
+    "bool-threshold": ({"probe": {"type": "tcp", "failureThreshold": True}}, f"{PROBE}.failureThreshold:"),
+    "infinite-timeout": (
+        {"probe": {"type": "tcp", "timeoutSeconds": float("inf")}},
+        f"{PROBE}.timeoutSeconds:",
+    ),
+    "infinite-interval": (
+        {"probe": {"type": "tcp", "intervalSeconds": float("inf")}},
+        f"{PROBE}.intervalSeconds:",
+    ),
+    "spinning-interval": (
+        {"probe": {"type": "tcp", "intervalSeconds": 0.000001}},
+        f"{PROBE}.intervalSeconds:",
+    ),
+    "non-ascii-port": ({"endpoints": ["127.0.0.1:\u0664\u0667\u0661"]}, f"{ENDPOINT}: '127.0.0.1:"),
 }
 
 
@@ -87,6 +103,7 @@ def test_duplicate_service_is_refused() -> None:
         pytest.param("services: [unclosed", "not valid YAML", id="yaml"),
         pytest.param("- just a list\n", "top level must be a mapping", id="toplevel"),
         pytest.param("services: {a: 1}\n", "services:", id="not-a-list"),
+        pytest.param("services: []\nservices: []\n", "not valid YAML", id="duplicate-key"),
     ],
 )
 def test_file_errors_name_the_file(tmp_path: Path, text: str, message: str) -> None:

@@ -271,3 +271,62 @@ async def test_real_sleep_notices_a_change(http_backend: HttpBackend, changes: C
         assert probes.state("test-gslb", "web") == UNHEALTHY
     finally:
         await probes.stop()
+
+
+class Hanging:
+    """Accepts connections and never answers (a backend that hangs)."""
+
+    async def __aenter__(self) -> str:
+        self._held: list[asyncio.StreamWriter] = []
+
+        def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._held.append(writer)
+
+        self._server = await asyncio.start_server(hold, "127.0.0.1", 0)
+        return f"127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self._held:
+            writer.close()
+        self._server.close()
+
+
+async def test_a_healthy_endpoint_stays_ready_among_many_hanging_ones(
+    http_backend: HttpBackend, changes: Changes
+):
+    """150 HTTP probes hang on a dead backend: the healthy one's probes do not queue behind them (with
+    httpx's default pool of 100 connections they waited out their timeout and failed)."""
+    async with Hanging() as hanging:
+        dead = [service(f"dead-{i}", [hanging], timeoutSeconds=3, intervalSeconds=0.2) for i in range(150)]
+        ok = service("ok", [http_backend.endpoint], timeoutSeconds=1, intervalSeconds=0.2, failureThreshold=1)
+        manager = ProbeManager([*dead, ok], changes)
+        await manager.start()
+        try:
+            await asyncio.sleep(2.5)  # several rounds of the healthy probe while the others hang
+            assert manager.state("test-gslb", "ok") is HEALTHY
+            assert "test-gslb/ok" in changes.names()  # became healthy once ...
+            assert changes.names().count("test-gslb/ok") == 1  # ... and never flapped
+        finally:
+            await manager.stop()
+
+
+async def test_start_does_not_wait_out_a_hanging_endpoints_timeout(
+    http_backend: HttpBackend, changes: Changes, monkeypatch: pytest.MonkeyPatch
+):
+    import app.health.probes as probes
+
+    monkeypatch.setattr(probes, "FIRST_ROUND_WAIT_S", 0.5)
+    async with Hanging() as hanging:
+        manager = ProbeManager(
+            [service("slow", [hanging], timeoutSeconds=60), service("ok", [http_backend.endpoint])], changes
+        )
+        began = asyncio.get_running_loop().time()
+        await manager.start()
+        try:
+            assert asyncio.get_running_loop().time() - began < 5  # not the hanging probe's 60 s
+            assert (
+                manager.state("test-gslb", "ok") is HEALTHY
+                and manager.state("test-gslb", "slow") is UNHEALTHY
+            )
+        finally:
+            await manager.stop()
