@@ -296,6 +296,24 @@ class Runtime:
             return True
         return bool(self.controller and self.controller.synced)
 
+    async def reload_services(self) -> None:
+        """Read GSLB_SERVICES_FILE again and probe what it declares now: endpoints that stay keep their
+        readiness, and a service whose health flips reconciles its Gslbs at once. A file that does not
+        load is logged and the running declarations are kept."""
+        path = self.settings.gslb_services_file
+        if path is None or self.settings.gslb_mode != "embedded" or self.health is None:
+            log.info("SIGHUP: no services file to reload")
+            return
+        from app.health.config import ServicesFileError, aload_services
+
+        try:
+            services = await aload_services(path)
+        except ServicesFileError as exc:
+            log.error("services file not reloaded, the previous declarations stay: %s", exc)
+            return
+        await self.health.reload(services)
+        log.info("services file reloaded: %d service(s) from %s", len(services), path)
+
     async def _zone_loaded(self) -> None:
         """The zone is complete once every Gslb that existed at start has been reconciled once."""
         assert self.controller is not None and self.zone is not None
@@ -438,6 +456,14 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def reload_services() -> None:  # SIGHUP, the usual "read your configuration again"
+        task = loop.create_task(runtime.reload_services(), name="services-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_services)
     try:
         await runtime.start()
     except BaseException as exc:

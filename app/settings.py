@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     gslb_data_dir: Path = Field(Path(".gslb-data"), description="where the embedded SQLite store lives")
     gslb_services_file: Path | None = Field(
-        None, description="YAML file declaring services, endpoints and probes"
+        None, description="YAML file declaring services, endpoints and probes; SIGHUP reads it again"
     )
     gslb_api_token: SecretStr | None = Field(
         None, description="bearer token required for writes (or GSLB_API_TOKEN_FILE)"
