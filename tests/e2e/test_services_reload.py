@@ -10,17 +10,14 @@ import httpx
 import pytest
 
 from tests.support.gslb_factory import gslb_body
-from tests.support.instance import Backend, a_records, eventually, running, services_yaml
+from tests.support.instance import a_records, backend_and_services, eventually, running, services_yaml
 
 pytestmark = pytest.mark.e2e
 HOST = "shop.cloud.example.com"
 
 
 async def test_sighup_reloads_the_services_file(tmp_path: Path) -> None:
-    backend = await Backend().start()
-    services = tmp_path / "services.yaml"
-    services.write_text(services_yaml({"test-gslb/other": [f"127.0.0.1:{backend.port}"]}))
-    try:
+    async with backend_and_services(tmp_path, "test-gslb/other") as (backend, services):
         async with running(
             tmp_path,
             GSLB_SERVICES_FILE=str(services),
@@ -48,8 +45,6 @@ async def test_sighup_reloads_the_services_file(tmp_path: Path) -> None:
             gslb.process.send_signal(signal.SIGHUP)
             await eventually(lambda: a_records(gslb.dns, HOST), {"10.0.0.1"}, timeout=10)
             assert "services file reloaded: 2 service(s)" in gslb.log()
-    finally:
-        await backend.stop()
 
 
 async def _logged(gslb, text: str) -> bool:  # type: ignore[no-untyped-def]

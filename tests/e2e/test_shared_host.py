@@ -9,7 +9,7 @@ import pytest
 
 from app.domain.gslb import EXPOSED_IPS_ANNOTATION
 from tests.support.gslb_factory import gslb_body
-from tests.support.instance import Backend, a_records, eventually, running, services_yaml
+from tests.support.instance import a_records, backend_and_services, eventually, running
 
 pytestmark = pytest.mark.e2e
 HOST = "shared.cloud.example.com"
@@ -20,10 +20,7 @@ def collection(group: str) -> str:
 
 
 async def test_deleting_one_of_two_gslbs_with_one_host_keeps_the_others_records(tmp_path: Path):
-    backend = await Backend().start()
-    services = tmp_path / "services.yaml"
-    services.write_text(services_yaml({"test-gslb/frontend-podinfo": [f"127.0.0.1:{backend.port}"]}))
-    try:
+    async with backend_and_services(tmp_path, "test-gslb/frontend-podinfo") as (_, services):
         async with running(
             tmp_path,
             GSLB_SERVICES_FILE=str(services),
@@ -47,5 +44,3 @@ async def test_deleting_one_of_two_gslbs_with_one_host_keeps_the_others_records(
                 await asyncio.sleep(2.5)  # resyncs of the survivor come and go: the records stay
                 assert await a_records(gslb.dns, HOST) == {"10.0.0.2"}
                 assert await a_records(gslb.dns, f"localtargets-{HOST}") == {"10.0.0.2"}
-    finally:
-        await backend.stop()

@@ -195,3 +195,16 @@ def services_yaml(services: Mapping[str, list[str]], interval: float = 0.2) -> s
             f"timeoutSeconds: {max(interval, 1.0)}, successThreshold: 1, failureThreshold: 1}}",
         ]
     return "\n".join(lines) + "\n"
+
+
+@contextlib.asynccontextmanager
+async def backend_and_services(tmp_path: Path, *services: str) -> AsyncIterator[tuple[Backend, Path]]:
+    """A live HTTP backend and a services file declaring `services` ("ns/name") on it, for a `gslb serve`
+    started with GSLB_SERVICES_FILE; the backend stops after."""
+    backend = await Backend().start()
+    path = tmp_path / "services.yaml"
+    path.write_text(services_yaml({ref: [f"127.0.0.1:{backend.port}"] for ref in services}))
+    try:
+        yield backend, path
+    finally:
+        await backend.stop()
