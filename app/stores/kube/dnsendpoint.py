@@ -19,8 +19,10 @@ from app.domain.endpoint import Endpoint
 from app.domain.gslb import Gslb
 from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import DNS_ENDPOINT, KubeApiError, KubeClient, Obj
+from app.stores.kube.events import RECONCILE_ERROR, KubeEvents
 from app.stores.kube.ownwrites import OwnWrites
-from app.stores.kube.servers import claimed_refs, gslb_ref
+from app.stores.kube.refs import ResolveError
+from app.stores.kube.servers import claimed_refs, gslb_object_ref, gslb_ref
 
 log = logging.getLogger("pygslb.kube.dnsendpoint")
 
@@ -85,10 +87,14 @@ class DnsEndpointSink:
         *,
         own_writes: OwnWrites | None = None,
         dnsendpoints: ObjectCache | None = None,
+        events: KubeEvents | None = None,
     ) -> None:
         self.client = client
         self.own_writes = own_writes or OwnWrites()
         self.dnsendpoints = dnsendpoints  # reads from the DNSEndpoint informer; None: every read is a GET
+        self.events = (
+            events  # a DNSEndpoint another Gslb controls is a ReconcileError event, as in servers.py
+        )
 
     async def _read(self, namespace: str, name: str, *, fresh: bool) -> Obj | None:
         if self.dnsendpoints is not None and not fresh:
@@ -115,7 +121,12 @@ class DnsEndpointSink:
                     if create_exc.status == 409 and attempt < WRITE_ATTEMPTS:
                         continue  # created meanwhile: overwrite it
                     raise
-            refs = claimed_refs({"kind": DNS_ENDPOINT.kind, **current}, gslb, adopt=True)
+            try:
+                refs = claimed_refs({"kind": DNS_ENDPOINT.kind, **current}, gslb, adopt=True)
+            except ResolveError as exc:
+                if self.events is not None:
+                    await self.events.warning(gslb_object_ref(gslb), RECONCILE_ERROR, str(exc))
+                raise
             if _managed(current) == _managed(desired) and refs is None:
                 return endpoints_of(current)
             body = copy.deepcopy(current)

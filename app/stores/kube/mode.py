@@ -80,7 +80,9 @@ class KubeParts:
                 edge_servers=settings.edge_servers,
                 events=events,
             ),
-            sink=DnsEndpointSink(client, own_writes=own_writes, dnsendpoints=ObjectCache(dnsendpoints)),
+            sink=DnsEndpointSink(
+                client, own_writes=own_writes, dnsendpoints=ObjectCache(dnsendpoints), events=events
+            ),
             workflow=IngressWorkflow(client, store=store, events=events),
             ingresses=ingresses,
             dnsendpoints=dnsendpoints,

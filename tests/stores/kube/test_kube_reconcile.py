@@ -191,6 +191,42 @@ async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replic
     assert get(kube_api, "externaldns.k8s.io", "dnsendpoints", "broken") is None
 
 
+async def test_twins_referencing_one_ingress_get_a_reconcile_error_event_for_the_dnsendpoint(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    """With resourceRef the twins share no Ingress of their own: the DNSEndpoint of that name is what
+    they would both write, and the second is refused with a ReconcileError event naming its owner."""
+    ready_backend(kube_api, "web")
+    rules = [
+        {
+            "host": HOST,
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web"}}}]},
+        }
+    ]
+    kube_api.create_object(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        {"metadata": {"name": "web", "namespace": NS}, "spec": {"rules": rules}},
+    )
+    set_ingress_ip(kube_api, "web", "198.51.100.4")
+    ref = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
+    for group in ("k8gb.absa.oss", "k8gb.io"):
+        body = gslb_body("twin", group=group, namespace=NS)
+        del body["spec"]["ingress"]
+        body["spec"]["resourceRef"] = ref
+        kube_api.create_object(group, "v1beta1", "gslbs", body)
+        if group == "k8gb.absa.oss":
+            await until(lambda: records(kube_api, "twin"))
+    event = await until(
+        lambda: [e for e in kube_api.objects("", "events", NS) if e["reason"] == "ReconcileError"]
+    )
+    assert event[0]["involvedObject"]["apiVersion"] == "k8gb.io/v1beta1"
+    assert event[0]["message"].startswith(
+        f"DNSEndpoint {NS}/twin is controlled by Gslb twin of k8gb.absa.oss/v1beta1"
+    )
+
+
 async def test_a_loadbalancer_service_reference_is_reconciled_as_k8gb_does(
     kube_api: KubeApi, replica: Any
 ) -> None:
