@@ -159,21 +159,22 @@ def _status_of(api: KubeApi, name: str) -> Any:
     return gslb and gslb.get("status")
 
 
-async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replica: Any) -> None:
-    ready_backend(kube_api, "web")
+def web_ingress(api: KubeApi) -> None:
+    """Ingress `web` for HOST, backed by the ready Service `web`, at 198.51.100.4: what Gslbs reference."""
+    ready_backend(api, "web")
     rules = [
         {
             "host": HOST,
             "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web"}}}]},
         }
     ]
-    kube_api.create_object(
-        "networking.k8s.io",
-        "v1",
-        "ingresses",
-        {"metadata": {"name": "web", "namespace": NS}, "spec": {"rules": rules}},
-    )
-    set_ingress_ip(kube_api, "web", "198.51.100.4")
+    ingress = {"metadata": {"name": "web", "namespace": NS}, "spec": {"rules": rules}}
+    api.create_object("networking.k8s.io", "v1", "ingresses", ingress)
+    set_ingress_ip(api, "web", "198.51.100.4")
+
+
+async def test_referenced_ingress_and_reconcile_errors(kube_api: KubeApi, replica: Any) -> None:
+    web_ingress(kube_api)
     for name, ref in (("ref", "web"), ("broken", "nowhere")):
         body = gslb_body(name, namespace=NS)
         del body["spec"]["ingress"]
@@ -196,20 +197,7 @@ async def test_twins_referencing_one_ingress_get_a_reconcile_error_event_for_the
 ) -> None:
     """With resourceRef the twins share no Ingress of their own: the DNSEndpoint of that name is what
     they would both write, and the second is refused with a ReconcileError event naming its owner."""
-    ready_backend(kube_api, "web")
-    rules = [
-        {
-            "host": HOST,
-            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web"}}}]},
-        }
-    ]
-    kube_api.create_object(
-        "networking.k8s.io",
-        "v1",
-        "ingresses",
-        {"metadata": {"name": "web", "namespace": NS}, "spec": {"rules": rules}},
-    )
-    set_ingress_ip(kube_api, "web", "198.51.100.4")
+    web_ingress(kube_api)
     ref = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
     for group in ("k8gb.absa.oss", "k8gb.io"):
         body = gslb_body("twin", group=group, namespace=NS)
