@@ -371,7 +371,7 @@ def gslb_router(group: str) -> APIRouter:
         namespace: Namespace, request: Request, store: StoreDep, _auth: WriterDep, dry_run: DryRunQuery = ()
     ) -> JSONResponse:
         """Create a Gslb (JSON or YAML); `status` is ignored and dnsTtlSeconds defaults to 30."""
-        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        dry = gslb_ops.dry_run_of(list(dry_run))
         body = await read_object(request)
         created = await gslb_ops.create_gslb(
             store=store, group=group, namespace=namespace, body=body, headers=request.headers, dry_run=dry
@@ -407,7 +407,7 @@ def gslb_router(group: str) -> APIRouter:
         dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Replace metadata and spec; with `metadata.resourceVersion` 409 when stale, else last write wins."""
-        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        dry = gslb_ops.dry_run_of(list(dry_run))
         body = await read_object(request)
         replaced = await gslb_ops.replace_gslb(
             store=store,
@@ -437,7 +437,7 @@ def gslb_router(group: str) -> APIRouter:
         dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Merge-patch a Gslb (RFC 7386; `application/merge-patch+json` or `application/json`)."""
-        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        dry = gslb_ops.dry_run_of(list(dry_run))
         document = await read_object(request, PATCH_TYPES)
         patched = await gslb_ops.patch_gslb(
             store=store,
@@ -469,7 +469,7 @@ def gslb_router(group: str) -> APIRouter:
     ) -> JSONResponse:
         """Delete a Gslb and return it. An optional DeleteOptions body may carry `preconditions`,
         `dryRun` and `propagationPolicy`."""
-        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        dry = gslb_ops.dry_run_of(list(dry_run))
         propagation = gslb_ops.propagation_of(propagation_policy)  # an empty one is a 400, as k8s
         options = await read_optional_object(request)
         deleted = await gslb_ops.delete_gslb(
@@ -512,7 +512,7 @@ def gslb_router(group: str) -> APIRouter:
         dry_run: DryRunQuery = (),
     ) -> JSONResponse:
         """Replace only the status (the rest of the body is ignored); resourceVersion is a precondition."""
-        dry = gslb_ops.dry_run_of(list(dry_run) or None)
+        dry = gslb_ops.dry_run_of(list(dry_run))
         body = await read_object(request)
         updated = await gslb_ops.replace_status(
             store=store, group=group, namespace=namespace, name=name, body=body, dry_run=dry
