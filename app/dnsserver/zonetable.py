@@ -207,14 +207,15 @@ _ADDRESSES: dict[dns.rdatatype.RdataType, type[dns.rdata.Rdata]] = {
 def _rdata(rdtype: dns.rdatatype.RdataType, target: str) -> dns.rdata.Rdata:
     """`dns.rdata.from_text`, with addresses given straight to their class: what from_text does after
     its tokenizer for a plain address, in half the time. Anything else (or a bad address, so the error
-    is from_text's) goes the long way."""
+    is from_text's) goes the long way. Names in rdata are fully qualified, with or without the final
+    dot, as ExternalDNS writes DNSEndpoint targets: they are read relative to the root."""
     address_class = _ADDRESSES.get(rdtype)
     if address_class is not None:
         try:
             return address_class(dns.rdataclass.IN, rdtype, target)  # type: ignore[call-arg]
         except (dns.exception.DNSException, ValueError):
             pass
-    return dns.rdata.from_text(dns.rdataclass.IN, rdtype, target)
+    return dns.rdata.from_text(dns.rdataclass.IN, rdtype, target, origin=dns.name.root, relativize=False)
 
 
 def _weights(endpoint: Endpoint) -> dict[str, int]:

@@ -219,3 +219,22 @@ async def test_a_relist_after_expired_history_keeps_records_and_catches_up(
     assert served.feed.applied == applied + 1  # only the real change was written again
     relisted = [r for r in kube_api if r.resource and r.resource.plural == "dnsendpoints" and not r.name]
     assert len(relisted) > lists and any(r.params.get("watch") is None for r in relisted[lists:])
+
+
+async def test_a_cname_is_served_with_its_target_as_written_by_externaldns_users(
+    kube_api: KubeApi, served: Served
+) -> None:
+    """DNSEndpoint targets are fully qualified names without the trailing dot (ExternalDNS's form)."""
+    alias = f"alias.{ZONE}"
+    create(
+        kube_api,
+        dnsendpoint(
+            "alias",
+            {"dnsName": alias, "targets": ["lb.example.org"], "recordType": "CNAME"},
+            a(f"marker.{ZONE}", "10.5.0.1"),
+        ),
+    )
+    await served.until(f"marker.{ZONE}", {"10.5.0.1"})
+    response = await query(served.address, alias, "CNAME")
+    assert response.rcode() == dns.rcode.NOERROR
+    assert [rr.target.to_text() for rrset in response.answer for rr in rrset] == ["lb.example.org."]
