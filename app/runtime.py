@@ -74,7 +74,7 @@ def check_listen_address(settings: Settings) -> None:
         loopback = host == "localhost"
     authenticated = settings.api_token() or settings.gslb_mode == "kubernetes"  # kube: TokenReview
     if not loopback and not authenticated and not settings.gslb_insecure:
-        raise SystemExit(
+        raise CannotStart(
             f"refusing to listen on {host} without GSLB_API_TOKEN (or GSLB_API_TOKEN_FILE); "
             "set one, or pass --insecure to accept unauthenticated writes"
         )

@@ -87,8 +87,10 @@ def test_refuses_non_loopback_without_token(tmp_path):
         text=True,
         timeout=30,
     )
-    assert result.returncode != 0
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: gslb serve cannot start: refusing to listen on 0.0.0.0")
     assert "GSLB_API_TOKEN" in result.stderr and "--insecure" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 async def test_api_over_tls_when_a_certificate_is_configured(tmp_path):
