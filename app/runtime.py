@@ -14,16 +14,23 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
 
 from app.api.main import create_app
-from app.controller.delegation import DelegationLoop
+from app.controller.delegation import DelegationLoop, StaticGlue
 from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
 from app.controller.metrics import ControllerMetrics
-from app.controller.ports import ExposedIpSource, HealthSource, PeerSource, RecordSink, ServerSource
+from app.controller.ports import (
+    ExposedIpSource,
+    GlueSource,
+    HealthSource,
+    PeerSource,
+    RecordSink,
+    ServerSource,
+)
 from app.controller.reconcile import Reconciler
 from app.controller.runner import Controller
 from app.dnsserver.geo import GeoLocator, GeoSpec
@@ -37,6 +44,9 @@ from app.providers.wrappers import Traced
 from app.settings import Settings
 from app.stores.base import GslbStore, Unavailable
 from app.telemetry.setup import TracingHandle, setup_tracing
+
+if TYPE_CHECKING:
+    from app.stores.kube.mode import KubeParts
 
 log = logging.getLogger("pygslb")
 
@@ -147,7 +157,6 @@ class Runtime:
         zone_sink = ZoneSink(Traced(self.zone), s.zones)
         peers, notifier = self._build_peers()
         self.notifier = notifier
-        self.delegation = self._build_delegation(metrics)
         controller_ref: list[Controller] = []
 
         def enqueue_service(namespace: str, name: str) -> None:
@@ -182,6 +191,11 @@ class Runtime:
                 services, on_change=lambda ref: enqueue_service(ref.namespace, ref.name)
             )
             health = self.health
+        self.delegation = self._build_delegation(metrics, kube)
+        if self.delegation is not None and kube is not None:
+            kube.glue.on_change(self.delegation.kick)
+            await kube.glue.start()
+            self._closers.append(kube.glue.stop)
         reconciler = Reconciler(
             store=kube.reconciler_store if kube is not None else self.store,
             servers=servers,
@@ -370,7 +384,7 @@ class Runtime:
         directory = PeerDirectory(s.zones, s.cluster_geo_tag, s.peer_tags, s.gluea_prefix, s.edge_servers)
         return PeerResolver(directory), PeerNotifier(directory)
 
-    def _build_delegation(self, metrics: ControllerMetrics) -> DelegationLoop | None:
+    def _build_delegation(self, metrics: ControllerMetrics, kube: KubeParts | None) -> DelegationLoop | None:
         s = self.settings
         if s.edge_dns_type == "none":
             return None
@@ -380,19 +394,25 @@ class Runtime:
             metrics.provider_retries.labels(provider).inc()
 
         provider = build_edge_provider(s, registry=self.registry, observer=count_retry)
-        loopback = [ip for ip in s.glue_ips if ipaddress.ip_address(ip).is_loopback]
-        if loopback:
-            log.warning(
-                "the edge delegation will send resolvers to %s, a loopback address (DNS_ADDRESS's host): "
-                "set DNS_EXPOSED_IPS to the address the edge should give as this cluster's glue",
-                ", ".join(loopback),
-            )
+        glue: GlueSource
+        if kube is not None:  # read from the cluster, and followed (stores/kube/glue.py)
+            glue = kube.glue
+            log.info("the edge delegation's glue: %s", kube.glue.describe())
+        else:
+            glue = StaticGlue(s.glue_ips, why_none="set DNS_EXPOSED_IPS, CLUSTER_EXPOSED_IPS or DNS_ADDRESS")
+            loopback = [ip for ip in s.glue_ips if ipaddress.ip_address(ip).is_loopback]
+            if loopback:
+                log.warning(
+                    "the edge delegation will send resolvers to %s, a loopback address (DNS_ADDRESS's host): "
+                    "set DNS_EXPOSED_IPS to the address the edge should give as this cluster's glue",
+                    ", ".join(loopback),
+                )
         return DelegationLoop(
             provider=provider,
             zones=s.zones,
             own_tag=s.cluster_geo_tag,
             peer_tags=s.peer_tags,
-            glue_ips=s.glue_ips,
+            glue=glue,
             glue_prefix=s.gluea_prefix,
             ns_ttl=s.ns_record_ttl,
             metrics=metrics,

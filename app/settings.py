@@ -1,8 +1,9 @@
 """One settings root: every field's environment name, default, bounds and help in one place.
 
 Names follow k8gb's environment variables where k8gb has one (k8gb.md §3); the pygslb-only ones are
-API_ADDRESS, DNS_ADDRESS, DNS_WORKERS, GSLB_*, PEER_REFRESH_SECONDS and GEOIP_*. Secrets may come from a file
-(`<NAME>_FILE`) so they never have to appear on a command line.
+API_ADDRESS, DNS_ADDRESS, DNS_WORKERS, DNS_EXPOSED_IPS, DNS_SERVICE_NAME, GSLB_*,
+PEER_REFRESH_SECONDS and GEOIP_*. Secrets may come from a file (`<NAME>_FILE`) so they never have to
+appear on a command line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from app.otlp import batch_limits
 
 GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
+_SERVICE_NAME = re.compile(r"[a-z]([a-z\d-]{0,61}[a-z\d])?")  # RFC 1035 label, as Service names are
 
 CsvList = Annotated[list[str], NoDecode]
 
@@ -115,7 +117,20 @@ class Settings(BaseSettings):
     gluea_prefix: str = Field("gslb-ns-", description="prefix of the NS glue names")
     dns_exposed_ips: CsvList = Field(
         default_factory=list,
-        description="glue A addresses of our DNS server (default: DNS_ADDRESS host or CLUSTER_EXPOSED_IPS)",
+        description="glue A addresses of our DNS server; default: embedded, DNS_ADDRESS host or "
+        "CLUSTER_EXPOSED_IPS; kubernetes, CLUSTER_EXPOSED_IPS, DNS_SERVICE_NAME's address, k8gb's CoreDNS "
+        "Service (COREDNS_SERVICE_TYPE=LoadBalancer) or the first Ingress labelled k8gb.io/ip-source=true",
+    )
+    dns_service_name: str = Field(
+        "",
+        description="kubernetes mode: the Service in POD_NAMESPACE in front of our DNS server; its load "
+        "balancer address (ClusterIP type: its cluster IPs) is the glue, followed as it changes",
+    )
+    coredns_service_type: Literal["ClusterIP", "LoadBalancer", "NodePort", "ExternalName"] = Field(
+        "ClusterIP",
+        description="kubernetes mode, without DNS_SERVICE_NAME: LoadBalancer takes the glue from k8gb's "
+        "CoreDNS Service in POD_NAMESPACE (app.kubernetes.io/name=coredns), else from the first Ingress "
+        "labelled k8gb.io/ip-source=true",
     )
     peer_refresh_seconds: float = Field(5, gt=0, description="how often peers' localtargets are re-queried")
 
@@ -206,6 +221,15 @@ class Settings(BaseSettings):
         for ip in value:
             ipaddress.IPv4Address(ip)
         return list(dict.fromkeys(value))
+
+    @field_validator("dns_service_name")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if value and not _SERVICE_NAME.fullmatch(value):
+            raise ValueError(
+                "a Service name: at most 63 lowercase letters, digits and '-', starting with a letter"
+            )
+        return value
 
     @field_validator("api_address", "dns_address")
     @classmethod
@@ -303,7 +327,9 @@ class Settings(BaseSettings):
 
     @property
     def glue_ips(self) -> list[str]:
-        """Where peers and the edge reach this cluster's DNS server."""
+        """Where peers and the edge reach this cluster's DNS server, as settings alone say (embedded
+        mode; kubernetes mode reads the cluster after DNS_EXPOSED_IPS and CLUSTER_EXPOSED_IPS: see
+        stores/kube/glue.py)."""
         if self.dns_exposed_ips:
             return list(self.dns_exposed_ips)
         host, _ = self.dns_host_port

@@ -87,6 +87,12 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "name",
         ),
         (
+            {"DNS_SERVICE_NAME": "gslb_dns"},
+            "error: invalid setting DNS_SERVICE_NAME: a Service name: at most 63 lowercase letters, digits and "
+            "'-', starting with a letter",
+        ),
+        ({"COREDNS_SERVICE_TYPE": "Headless"}, "error: invalid setting COREDNS_SERVICE_TYPE: "),
+        (
             {"GEOIP_CIDRS": "10.0.0.0/8=eu,garbage"},
             "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry 'garbage' must be CIDR=tag",
         ),
@@ -124,6 +130,8 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "secret-file-directory",
         "glue-prefix",
         "glue-name-too-long",
+        "dns-service-name",
+        "coredns-service-type",
         "geoip-cidrs-no-tag",
         "geoip-cidrs-bad-prefix",
         "geoip-cidrs-host-bits",

@@ -1,8 +1,10 @@
 """Keeps this cluster in the edge zone's delegation: NS + own glue A per load-balanced zone (k8gb §4.2, §4.6).
 
 Runs on its own schedule (k8gb's ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS), independent of Gslbs.
-A failing provider is retried with exponential backoff; the last outcome per zone is kept so each
-Gslb's status can say whether its zone is delegated, and why not.
+The glue addresses come from a `GlueSource` asked every round: settings, or in kubernetes mode the
+cluster's own DNS Service or ip-source Ingress, whose changes `kick` the loop. While they are unknown, and
+while the provider fails, each zone is retried with exponential backoff; the last outcome per zone is kept
+so each Gslb's status can say whether its zone is delegated, and why not.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +21,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 from app.controller.metrics import ControllerMetrics
-from app.domain.delegation import delegation_changes, withdrawal_changes
+from app.controller.ports import GlueSource
+from app.domain.delegation import GlueUnknown, delegation_changes, withdrawal_changes
 from app.domain.endpoint import Changes
 from app.domain.zones import ZoneConfig
 from app.providers.base import Provider, ProviderError
@@ -35,6 +38,20 @@ class DelegationState:
     message: str
     at: str
     attempts: int = 0
+    reason: str = ""  # why not ok, for the Gslbs' EdgeDelegated condition ("" = the provider failed)
+
+
+class StaticGlue:
+    """Glue addresses fixed by settings (`Settings.glue_ips`); an empty list waits for ever, saying why."""
+
+    def __init__(self, ips: Sequence[str], *, why_none: str = "set DNS_EXPOSED_IPS") -> None:
+        self.ips = list(ips)
+        self.why_none = why_none
+
+    async def glue_ips(self) -> list[str]:
+        if not self.ips:
+            raise GlueUnknown(self.why_none, waiting=False)
+        return list(self.ips)
 
 
 class DelegationLoop:
@@ -45,7 +62,7 @@ class DelegationLoop:
         zones: list[ZoneConfig],
         own_tag: str,
         peer_tags: list[str],
-        glue_ips: list[str],
+        glue: GlueSource,
         glue_prefix: str,
         ns_ttl: int,
         metrics: ControllerMetrics,
@@ -57,7 +74,7 @@ class DelegationLoop:
         self.zones = zones
         self.own_tag = own_tag
         self.peer_tags = peer_tags
-        self.glue_ips = glue_ips
+        self.glue = glue
         self.glue_prefix = glue_prefix
         self.ns_ttl = ns_ttl
         self.metrics = metrics
@@ -69,12 +86,13 @@ class DelegationLoop:
         self._kick = asyncio.Event()
 
     def kick(self) -> None:
-        """Re-check now (a peer appeared, the operator asked)."""
+        """Re-check now (this cluster's DNS address changed, a peer appeared, the operator asked)."""
         self._kick.set()
 
     async def run(self) -> None:
         failures = 0
         while True:
+            self._kick.clear()  # a kick from now on, during the round too, is another round
             ok = True
             for zone in self.zones:
                 ok &= await self.sync_zone(zone, failures + 1)
@@ -83,7 +101,6 @@ class DelegationLoop:
                 delay = self.interval
             else:
                 delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1)) * random.uniform(0.9, 1.1)
-            self._kick.clear()
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout=delay)
             except TimeoutError:
@@ -96,9 +113,18 @@ class DelegationLoop:
             span.set_attribute("dns.parent_zone", zone.parent_zone)
             span.set_attribute("pygslb.provider", name)
             try:
+                glue_ips = await self.glue.glue_ips()
+            except GlueUnknown as exc:
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                self._waiting(
+                    DelegationState(zone.load_balanced_zone, False, str(exc), _now(), attempt, exc.reason)
+                )
+                return False
+            span.set_attribute("dns.glue", ",".join(glue_ips))
+            try:
                 current = await self.provider.records(zone.parent_zone)
                 changes = delegation_changes(
-                    zone, self.own_tag, self.peer_tags, self.glue_ips, self.glue_prefix, self.ns_ttl, current
+                    zone, self.own_tag, self.peer_tags, glue_ips, self.glue_prefix, self.ns_ttl, current
                 )
                 span.set_attribute("dns.changes", changes.count())
                 if changes.has_changes:
@@ -123,6 +149,13 @@ class DelegationLoop:
                 DelegationState(zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt)
             )
             return True
+
+    def _waiting(self, state: DelegationState) -> None:
+        """No glue to publish: the edge keeps what it has (k8gb waits too); said once per new reason."""
+        before = self.state.get(state.zone)
+        if before is None or before.message != state.message:
+            log.warning("edge delegation of %s not published: %s", state.zone, state.message)
+        self._set(state)
 
     def _set(self, state: DelegationState) -> None:
         """Record the outcome; when it differs from the last one, let the Gslbs of the zone show it."""

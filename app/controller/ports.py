@@ -32,6 +32,16 @@ class ExposedIpSource(Protocol):
     async def exposed_ips(self, gslb: Gslb) -> list[str]: ...
 
 
+class GlueSource(Protocol):
+    """The IPv4 addresses of this cluster's DNS server, as the edge's glue A should give them.
+
+    Raises `app.domain.delegation.GlueUnknown` while they are not known (a load balancer not
+    provisioned yet); kubernetes mode reads them from the cluster and kicks the delegation on change.
+    """
+
+    async def glue_ips(self) -> list[str]: ...
+
+
 class RecordSink(Protocol):
     """Publishes the records of one Gslb and returns what is now published for it.
 

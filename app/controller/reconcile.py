@@ -236,7 +236,7 @@ class Reconciler:
             Condition(
                 type="EdgeDelegated",
                 status="False" if failed else "True",
-                reason="ProviderError" if failed else "Delegated",
+                reason=(failed[0].reason or "ProviderError") if failed else "Delegated",
                 message="; ".join(st.message for st in (failed or states)),
                 last_transition_time=max(st.at for st in states),
             )

@@ -17,6 +17,24 @@ from app.domain.plan import plan
 from app.domain.zones import ZoneConfig
 
 
+class GlueUnknown(Exception):
+    """This cluster's DNS address is not known (yet): there is no glue to publish, so the delegation
+    waits, as k8gb waits for its exposed IPs. `waiting` is False when it cannot become known without a
+    change of configuration (k8gb's CoreDNS Service lookup finding none or several)."""
+
+    def __init__(self, message: str, *, waiting: bool = True) -> None:
+        super().__init__(message)
+        self.waiting = waiting
+
+    @property
+    def reason(self) -> str:
+        return "WaitingForDNSAddress" if self.waiting else "DNSAddressError"
+
+    def __str__(self) -> str:
+        lead = "waiting for this cluster's DNS address" if self.waiting else "no DNS address for this cluster"
+        return f"{lead}: {self.args[0]}"
+
+
 def _norm(name: str) -> str:
     return name.lower().rstrip(".")
 

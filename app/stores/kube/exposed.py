@@ -159,14 +159,20 @@ class KubeExposedIps:
         return await self._from_addresses((await self.servers.exposure_for(gslb)).addresses)
 
     async def _from_addresses(self, addresses: list[tuple[str, str]]) -> list[str]:
-        """The load balancer addresses of the Ingress, Service or Gateway: IPs as they are, hostnames
-        resolved through edge DNS; another Gateway address type is refused, as k8gb refuses it."""
-        found: list[str] = []
-        for kind, value in addresses:
-            if kind == IP_ADDRESS:
-                found.append(value)
-            elif kind == HOSTNAME:
-                found.extend(await resolve_a(value, self.edge_servers, self.timeout))
-            else:
-                raise ExposedIpError(f"unsupported address type {kind}")
-        return found
+        return await resolve_addresses(addresses, self.edge_servers, self.timeout)
+
+
+async def resolve_addresses(
+    addresses: Sequence[tuple[str, str]], edge_servers: Sequence[tuple[str, int]], timeout: float = 2.0
+) -> list[str]:
+    """The load balancer addresses of an Ingress, Service or Gateway: IPs as they are, hostnames
+    resolved through edge DNS; another Gateway address type is refused, as k8gb refuses it."""
+    found: list[str] = []
+    for kind, value in addresses:
+        if kind == IP_ADDRESS:
+            found.append(value)
+        elif kind == HOSTNAME:
+            found.extend(await resolve_a(value, edge_servers, timeout))
+        else:
+            raise ExposedIpError(f"unsupported address type {kind}")
+    return found

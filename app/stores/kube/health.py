@@ -51,9 +51,12 @@ def _service_of(endpoint_slice: Obj) -> ObjKey | None:
 class EndpointSliceHealth:
     """`HealthSource` for kubernetes mode. `namespace` limits the watches (None: all namespaces)."""
 
-    def __init__(self, client: KubeClient, *, namespace: str | None = None) -> None:
+    def __init__(
+        self, client: KubeClient, *, namespace: str | None = None, services: Informer | None = None
+    ) -> None:
+        """`services`: a Services informer shared with another reader (the glue source), else its own."""
         # The caches keep only what `state()` reads: a Service's existence, a slice's readiness.
-        self.services = Informer(client, SERVICE, namespace=namespace, keep=metadata_only())
+        self.services = services or Informer(client, SERVICE, namespace=namespace, keep=metadata_only())
         self.slices = Informer(client, ENDPOINT_SLICE, namespace=namespace, keep=_readiness)
         self._slices_of: dict[ObjKey, set[ObjKey]] = defaultdict(set)
         self._states: dict[ObjKey, ServiceState] = {}

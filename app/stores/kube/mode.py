@@ -3,7 +3,8 @@
 `build_kube_store(settings)` is what the composition root calls for GSLB_MODE=kubernetes;
 `KubeParts.of(store, settings)` then gives the reconciler's ports and the extra feeds on the same
 client: `parts.servers`, `parts.health`, `parts.exposed`, `parts.sink` for the Reconciler,
-`parts.triggers(on_key)` for k8gb's secondary watches and `parts.elector(identity)` for the Lease.
+`parts.triggers(on_key)` for k8gb's secondary watches, `parts.glue` for the edge delegation's glue
+addresses and `parts.elector(identity)` for the Lease.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 
 from app.settings import Settings
 from app.stores.kube.cached import ObjectCache
-from app.stores.kube.client import DNS_ENDPOINT, INGRESS, KubeClient, connect
+from app.stores.kube.client import DNS_ENDPOINT, INGRESS, SERVICE, KubeClient, connect
 from app.stores.kube.dnsendpoint import DnsEndpointSink
 from app.stores.kube.events import KubeEvents
 from app.stores.kube.exposed import KubeExposedIps
+from app.stores.kube.glue import KubeGlueSource, service_fields
 from app.stores.kube.health import EndpointSliceHealth
 from app.stores.kube.ingress_workflow import IngressWorkflow
 from app.stores.kube.lease import LeaderElector
@@ -54,6 +56,7 @@ class KubeParts:
     exposed: KubeExposedIps
     sink: DnsEndpointSink
     workflow: IngressWorkflow
+    glue: KubeGlueSource
     ingresses: Informer
     dnsendpoints: Informer
 
@@ -64,6 +67,8 @@ class KubeParts:
         own_writes = OwnWrites()
         # One informer per kind, read by the reconciler (cached reads) and mapped by the triggers.
         ingresses, dnsendpoints = Informer(client, INGRESS), Informer(client, DNS_ENDPOINT)
+        # Services: health reads their existence, the glue source the DNS Service's address.
+        services = Informer(client, SERVICE, keep=service_fields(settings.pod_namespace))
         servers = KubeServerSource(
             client, events=events, own_writes=own_writes, ingresses=ObjectCache(ingresses)
         )
@@ -73,7 +78,7 @@ class KubeParts:
             events=events,
             own_writes=own_writes,
             servers=servers,
-            health=EndpointSliceHealth(client),
+            health=EndpointSliceHealth(client, services=services),
             exposed=KubeExposedIps(
                 servers,
                 cluster_exposed_ips=settings.cluster_exposed_ips,
@@ -84,6 +89,15 @@ class KubeParts:
                 client, own_writes=own_writes, dnsendpoints=ObjectCache(dnsendpoints), events=events
             ),
             workflow=IngressWorkflow(client, store=store, events=events),
+            glue=KubeGlueSource(
+                services=services,
+                ingresses=ingresses,
+                namespace=settings.pod_namespace,
+                fixed=settings.dns_exposed_ips or settings.cluster_exposed_ips,
+                service_name=settings.dns_service_name,
+                coredns_service_type=settings.coredns_service_type,
+                edge_servers=settings.edge_servers,
+            ),
             ingresses=ingresses,
             dnsendpoints=dnsendpoints,
         )
