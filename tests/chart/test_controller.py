@@ -94,6 +94,26 @@ def test_k8gb_values_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.peer_refresh_seconds == 2  # extraEnv
 
 
+def test_the_glue_is_the_charts_dns_service_unless_addresses_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered = helm.render()
+    settings = _settings(rendered, tmp_path, monkeypatch)
+    assert settings.dns_service_name == f"{helm.FULLNAME}-dns"
+    dns_service = rendered.get("Service", settings.dns_service_name)  # the Service the chart makes
+    assert dns_service["metadata"]["namespace"] == helm.NAMESPACE  # = POD_NAMESPACE, where it is looked up
+    assert dns_service["spec"]["selector"] == rendered.deployment["spec"]["selector"]["matchLabels"]
+    assert settings.dns_exposed_ips == []
+
+    given = helm.render({"pygslb": {"dns": {"exposedIPs": ["203.0.113.53", "203.0.113.54"]}}})
+    settings = _settings(given, tmp_path, monkeypatch)
+    assert settings.dns_exposed_ips == ["203.0.113.53", "203.0.113.54"]
+
+    without = helm.render({"pygslb": {"dns": {"enabled": False}}})  # k8gb's CoreDNS: k8gb's own rules
+    assert "DNS_SERVICE_NAME" not in without.env()
+    assert not without.has("Service", f"{helm.FULLNAME}-dns")
+
+
 def test_tracing_values_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _settings(helm.render(SCENARIOS["tracing-jaeger"]), tmp_path, monkeypatch)
     assert settings.tracing_enabled is True

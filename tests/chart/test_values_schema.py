@@ -80,6 +80,10 @@ def test_a_values_file_with_wrong_types_fails_with_every_mistake_named() -> None
             {"k8gb": {"clusterExposedIPs": ["10.0.0.300"]}},
             "at '/k8gb/clusterExposedIPs/0': '10.0.0.300' does not match",
         ),
+        (
+            {"pygslb": {"dns": {"exposedIPs": ["lb.example.com"]}}},
+            "at '/pygslb/dns/exposedIPs/0': 'lb.example.com' does not match",
+        ),
         ({"k8gb": {"nsRecordTTL": 0}}, "at '/k8gb/nsRecordTTL': minimum: got 0, want 1"),
         ({"k8gb": {"log": {"level": "panic"}}}, "at '/k8gb/log/level': value must be one of"),
         ({"pygslb": {"api": {"port": 70000}}}, "at '/pygslb/api/port': maximum: got 70,000, want 65,535"),
