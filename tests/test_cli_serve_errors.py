@@ -88,8 +88,8 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ),
         (
             {"DNS_SERVICE_NAME": "gslb_dns"},
-            "error: invalid setting DNS_SERVICE_NAME: a Service name: at most 63 lowercase letters, digits and "
-            "'-', starting with a letter",
+            "error: invalid setting DNS_SERVICE_NAME: a Service name: at most 63 lowercase letters, "
+            "digits and '-', starting with a letter",
         ),
         ({"COREDNS_SERVICE_TYPE": "Headless"}, "error: invalid setting COREDNS_SERVICE_TYPE: "),
         (
