@@ -26,7 +26,12 @@ What kmock 0.8 lacks (toolbox.md, "known gaps"), and how this fixture adapts, sm
     watches that asked for them; `drop_watches()` ends (or aborts) open streams; `timeoutSeconds` ends
     a stream like the server does.
  9. Deletion honours finalizers (deletionTimestamp first) and preconditions, and garbage-collects
-    dependents through ownerReferences (synchronously, background propagation; `Orphan` strips refs).
+    dependents through ownerReferences by the DELETE's `propagationPolicy`, as the API server and its
+    garbage collector do: `Background` (the default) deletes the owner at once, then its dependents;
+    `Orphan` and `Foreground` first mark the owner deleting with the `orphan` or `foregroundDeletion`
+    finalizer (MODIFIED), then the dependents lose their reference to it or are deleted, then the
+    finalizer goes and, with the last one, the owner (DELETED). The collector works at once, unless
+    `gc_paused` holds its work back until `collect_garbage()` (a real one lags behind the deletion).
 10. Server-side printing: `Accept: ...;as=Table` answers a meta.k8s.io/v1 Table built from the CRD's
     additionalPrinterColumns, which is what `kubectl get` prints.
 11. TokenReview (authentication.k8s.io/v1) and SubjectAccessReview (authorization.k8s.io/v1) POSTs are
@@ -60,7 +65,7 @@ import re
 import string
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -630,6 +635,21 @@ def _timestamp(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# The garbage collector's finalizers (metav1.FinalizerOrphanDependents, FinalizerDeleteDependents) by the
+# propagation policy that asks for them.
+ORPHAN_FINALIZER = "orphan"
+GC_FINALIZERS = {"Orphan": ORPHAN_FINALIZER, "Foreground": "foregroundDeletion"}
+
+
+def _deletion_finalizers(held: list[str], policy: str | None) -> list[str]:
+    """The finalizers a DELETE leaves on the object, as the API server's store sets them: an explicit
+    policy replaces the collector's finalizer, none keeps whichever the object carries (else Background)."""
+    if policy is None:
+        return held
+    kept = [f for f in held if f not in GC_FINALIZERS.values()]
+    return [*kept, GC_FINALIZERS[policy]] if policy in GC_FINALIZERS else kept
+
+
 def _now() -> str:
     """The current time as the API server writes timestamps (whole seconds, formatted once a second)."""
     return _timestamp(int(time.time()))
@@ -686,6 +706,8 @@ class KubeApi(kmock.RawHandler):
     server_url: str = attrs.field(default="", init=False)
     access: AccessTable = attrs.field(factory=AccessTable, init=False)
     kubeconfig: Path | None = attrs.field(default=None, init=False)
+    gc_paused: bool = False  # adaptation 9: the garbage collector's work waits for collect_garbage()
+    _gc_pending: list[Callable[[], None]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         for rtype in BUILTINS:
@@ -768,8 +790,16 @@ class KubeApi(kmock.RawHandler):
         assert current is not None, f"no {plural} {namespace}/{name}"
         return self.update_object(group, plural, {**current, "status": status}, status=True)
 
-    def delete_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj:
-        return clone(self._delete(self._types[(group, plural)], namespace, name, {}))
+    def delete_object(
+        self, group: str, plural: str, namespace: str | None, name: str, propagation: str | None = None
+    ) -> Obj:
+        options = {"propagationPolicy": propagation} if propagation else {}
+        return clone(self._delete(self._types[(group, plural)], namespace, name, options))
+
+    def collect_garbage(self) -> None:
+        """Do the garbage collector's work held back while `gc_paused`, in the order it was due."""
+        while self._gc_pending:
+            self._gc_pending.pop(0)()
 
     def get_object(self, group: str, plural: str, namespace: str | None, name: str) -> Obj | None:
         obj = self._objects.get((group, plural, namespace or "", name))
@@ -882,12 +912,14 @@ class KubeApi(kmock.RawHandler):
         undone afterwards, and no watch hears of it."""
         objects = {t: dict(by_key) for t, by_key in self._objects._by_type.items()}
         rv, history, watchers = self._rv, len(self._history), self._watchers
+        pending = len(self._gc_pending)
         self._watchers = set()
         try:
             yield
         finally:
             self._objects._by_type, self._rv, self._watchers = objects, rv, watchers
             del self._history[history:]
+            del self._gc_pending[pending:]
 
     # --- discovery ------------------------------------------------------------------------------
 
@@ -1209,7 +1241,7 @@ class KubeApi(kmock.RawHandler):
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             del self._objects[key]
             self._emit(rtype, "DELETED", new, current)
-            self._collect_garbage(new["metadata"]["uid"])
+            self._gc(functools.partial(self._collect_garbage, new["metadata"]["uid"]))
             return new
         self._objects[key] = new
         self._emit(rtype, "MODIFIED", new, current)
@@ -1226,25 +1258,55 @@ class KubeApi(kmock.RawHandler):
                 "Conflict",
                 f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}",
             )
-        if current["metadata"].get("finalizers"):
-            if current["metadata"].get("deletionTimestamp"):
+        meta = current["metadata"]
+        finalizers = _deletion_finalizers(meta.get("finalizers") or [], options.get("propagationPolicy"))
+        key = self._key(rtype, ns, name)
+        if finalizers:
+            if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers"):
                 return current
-            new = {**current, "metadata": dict(current["metadata"])}
-            new["metadata"]["deletionTimestamp"] = _now()
-            new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+            new = {**current, "metadata": {**meta, "finalizers": finalizers}}
+            if not meta.get("deletionTimestamp"):
+                new["metadata"]["deletionTimestamp"] = _now()
+                new["metadata"]["generation"] = int(meta.get("generation", 1)) + 1
             new["metadata"]["resourceVersion"] = str(self._bump())
-            self._objects[self._key(rtype, ns, name)] = new
+            self._objects[key] = new
             self._emit(rtype, "MODIFIED", new, current)
+            self._gc(functools.partial(self._finalize_dependents, rtype, key))
             return new
-        gone = {**current, "metadata": dict(current["metadata"])}
+        gone = {**current, "metadata": dict(meta)}
+        gone["metadata"].pop("finalizers", None)  # only the collector's, which this policy dropped
         gone["metadata"]["resourceVersion"] = str(self._bump())
-        del self._objects[self._key(rtype, ns, name)]
+        del self._objects[key]
         self._emit(rtype, "DELETED", gone, current)
-        self._collect_garbage(current["metadata"]["uid"], orphan=options.get("propagationPolicy") == "Orphan")
+        self._gc(functools.partial(self._collect_garbage, meta["uid"]))
         return gone
 
+    def _gc(self, work: Callable[[], None]) -> None:
+        if self.gc_paused:
+            self._gc_pending.append(work)
+        else:
+            work()
+
+    def _finalize_dependents(self, rtype: ResourceType, key: Key) -> None:
+        """The collector's part of an `Orphan` or `Foreground` deletion: the dependents lose their
+        reference to the owner or are deleted (without waiting for finalizers of their own), then the
+        collector's finalizer goes; without other finalizers, so does the owner."""
+        obj = self._objects.get(key)
+        held = (obj or {}).get("metadata", {}).get("finalizers") or []
+        mine = [f for f in held if f in GC_FINALIZERS.values()]
+        if obj is None or not mine:
+            return
+        self._collect_garbage(obj["metadata"]["uid"], orphan=ORPHAN_FINALIZER in mine)
+        body = {**obj, "metadata": dict(obj["metadata"])}
+        if left := [f for f in held if f not in mine]:
+            body["metadata"]["finalizers"] = left
+        else:
+            del body["metadata"]["finalizers"]
+        self._commit(rtype, obj, body, status_only=False)
+
     def _collect_garbage(self, owner_uid: str, *, orphan: bool = False) -> None:
-        """Adaptation 9: dependents whose every owner is gone are deleted; live co-owners keep them."""
+        """Adaptation 9: dependents whose every owner is gone are deleted; live co-owners keep them;
+        `orphan` keeps them all, without their reference to the owner."""
         live: set[str] | None = None
         for key, obj in self._objects.items():
             refs = obj["metadata"].get("ownerReferences") or []

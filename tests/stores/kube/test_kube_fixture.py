@@ -182,6 +182,83 @@ async def test_deletion_honours_finalizers_and_collects_dependents(http: aiohttp
     assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 404
 
 
+async def deletion_events(http: aiohttp.ClientSession, since: str, count: int) -> list[tuple[str, str, Any]]:
+    """The next `count` Gslb and Ingress events after `since`, in the server's order (resourceVersion)."""
+    events = []
+    for path, n in ((GSLBS, 2), (INGRESSES, count - 2)):
+        params = {"watch": "true", "resourceVersion": since}
+        async with http.get(path, params=params) as resp:
+            events += await read_events(resp, n)
+    events.sort(key=lambda e: int(e["object"]["metadata"]["resourceVersion"]))
+    return [(e["type"], e["object"]["metadata"]["name"], e["object"]["metadata"]) for e in events]
+
+
+@pytest.mark.parametrize("policy", ["Orphan", "Foreground"])
+async def test_orphan_and_foreground_deletions_go_through_the_collectors_finalizer(
+    http: aiohttp.ClientSession, policy: str
+) -> None:
+    """As the API server: the owner is marked deleting with the collector's finalizer first, then its
+    dependents are orphaned (their reference removed) or deleted, and only then is the owner gone."""
+    _, owner = await call(http, "POST", GSLBS, gslb("owner"))
+    ref = {"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb", "name": "owner", "uid": owner["metadata"]["uid"]}
+    _, dep = await call(http, "POST", INGRESSES, {"metadata": {"name": "dep", "ownerReferences": [ref]}})
+    options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy}
+    status, answer = await call(http, "DELETE", f"{GSLBS}/owner", options)
+    finalizer = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}[policy]
+    assert status == 200 and answer["metadata"]["finalizers"] == [finalizer]
+    assert answer["metadata"]["deletionTimestamp"]
+    (marked, dependent, gone) = await deletion_events(http, dep["metadata"]["resourceVersion"], 3)
+    assert marked[:2] == ("MODIFIED", "owner") and marked[2]["finalizers"] == [finalizer]
+    if policy == "Orphan":
+        assert dependent[:2] == ("MODIFIED", "dep") and "ownerReferences" not in dependent[2]
+        assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 200
+    else:
+        assert dependent[:2] == ("DELETED", "dep")
+        assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 404
+    assert gone[:2] == ("DELETED", "owner") and "finalizers" not in gone[2]
+
+
+async def test_an_orphan_deletion_keeps_the_dependents_of_an_owner_with_finalizers(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The dependents are orphaned at once; the owner waits for its own finalizers, then goes alone."""
+    _, owner = await call(http, "POST", GSLBS, gslb("owner", finalizers=["test/hold"]))
+    ref = {"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb", "name": "owner", "uid": owner["metadata"]["uid"]}
+    await call(http, "POST", INGRESSES, {"metadata": {"name": "dep", "ownerReferences": [ref]}})
+    await call(http, "DELETE", f"{GSLBS}/owner", {"propagationPolicy": "Orphan"})
+    _, deleting = await call(http, "GET", f"{GSLBS}/owner")
+    assert deleting["metadata"]["finalizers"] == ["test/hold"] and deleting["metadata"]["deletionTimestamp"]
+    assert "ownerReferences" not in (await call(http, "GET", f"{INGRESSES}/dep"))[1]["metadata"]
+    deleting["metadata"]["finalizers"] = []
+    await call(http, "PUT", f"{GSLBS}/owner", deleting)
+    assert (await call(http, "GET", f"{GSLBS}/owner"))[0] == 404
+    assert (await call(http, "GET", f"{INGRESSES}/dep"))[0] == 200
+
+
+async def test_a_paused_collector_leaves_its_work_for_collect_garbage(
+    kube_api: KubeApi, http: aiohttp.ClientSession
+) -> None:
+    """What a controller sees while the real collector lags: an Orphan-deleted owner still there with
+    its finalizer and its dependents still referencing it; a Background-deleted one gone, its
+    dependents not yet."""
+    kube_api.gc_paused = True
+    for name in ("orphaning", "background"):
+        _, owner = await call(http, "POST", GSLBS, gslb(name))
+        ref = {"apiVersion": "k8gb.io/v1beta1", "kind": "Gslb", "name": name, "uid": owner["metadata"]["uid"]}
+        await call(http, "POST", INGRESSES, {"metadata": {"name": name, "ownerReferences": [ref]}})
+    await call(http, "DELETE", f"{GSLBS}/orphaning", {"propagationPolicy": "Orphan"})
+    await call(http, "DELETE", f"{GSLBS}/background", {"propagationPolicy": "Background"})
+    _, orphaning = await call(http, "GET", f"{GSLBS}/orphaning")
+    assert orphaning["metadata"]["finalizers"] == ["orphan"]
+    assert (await call(http, "GET", f"{GSLBS}/background"))[0] == 404
+    for name in ("orphaning", "background"):
+        assert (await call(http, "GET", f"{INGRESSES}/{name}"))[1]["metadata"]["ownerReferences"]
+    kube_api.collect_garbage()
+    assert (await call(http, "GET", f"{GSLBS}/orphaning"))[0] == 404
+    assert "ownerReferences" not in (await call(http, "GET", f"{INGRESSES}/orphaning"))[1]["metadata"]
+    assert (await call(http, "GET", f"{INGRESSES}/background"))[0] == 404
+
+
 async def test_a_test_reaction_wins_over_the_emulation(
     kube_api: KubeApi, http: aiohttp.ClientSession
 ) -> None:
