@@ -89,7 +89,8 @@ class ZoneSink:
         await self._converge(owner, desired)
         return [e for zone in sorted(desired) for e in desired[zone].values()]
 
-    async def withdraw(self, namespace: str, name: str, group: str) -> None:
+    async def withdraw(self, namespace: str, name: str, group: str, uid: str | None) -> None:
+        """Always: a Gslb's records here are no object of their own that a delete could orphan."""
         await self._converge((namespace, name, group), {})
 
     def _served(self, zone: str, key: RecordKey, owner: Owner, mine: Endpoint | None) -> Endpoint | None:

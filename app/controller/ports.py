@@ -46,11 +46,13 @@ class RecordSink(Protocol):
     """Publishes the records of one Gslb and returns what is now published for it.
 
     Embedded: plan against the built-in zone and apply. Kubernetes: write the application DNSEndpoint.
+    `withdraw` is told the deleted Gslb's uid, None when the delete orphans its dependents or when it is
+    not known which Gslb it was: kubernetes mode deletes only a DNSEndpoint that this uid still controls.
     """
 
     async def publish(self, gslb: Gslb, endpoints: Sequence[Endpoint]) -> list[Endpoint]: ...
 
-    async def withdraw(self, namespace: str, name: str, group: str) -> None: ...
+    async def withdraw(self, namespace: str, name: str, group: str, uid: str | None) -> None: ...
 
 
 class PeerAnswerLike(Protocol):

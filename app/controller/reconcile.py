@@ -21,6 +21,7 @@ from app.controller.metrics import ControllerMetrics
 from app.controller.ports import ExposedIpSource, HealthSource, Notifier, PeerSource, RecordSink, ServerSource
 from app.domain.endpoint import Endpoint
 from app.domain.gslb import (
+    ORPHAN_FINALIZER,
     Condition,
     Gslb,
     GslbStatus,
@@ -68,6 +69,8 @@ class Reconciler:
     notifier: Notifier | None = None
     edge_state: Mapping[str, DelegationState] | None = None
     _localtargets: dict[ObjectKey, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # The uid each Gslb had when last read: which one a reconcile that finds it gone withdraws.
+    _uids: dict[ObjectKey, str] = field(default_factory=dict)
 
     async def reconcile(
         self, key: ObjectKey, causes: Sequence[Cause] = (), reason: str = "", link: Cause | None = None
@@ -101,9 +104,13 @@ class Reconciler:
             gslb = await self.store.get(key)
         except NotFound:
             span.set_attribute("pygslb.deleted", True)
-            return await self._withdraw(key)
+            return await self._withdraw(key, self._uids.pop(key, None))
         if gslb.metadata.deletion_timestamp:
-            return await self._withdraw(key)
+            self._uids.pop(key, None)
+            orphaning = ORPHAN_FINALIZER in (gslb.metadata.finalizers or ())
+            return await self._withdraw(key, None if orphaning else gslb.metadata.uid)
+        if gslb.metadata.uid:
+            self._uids[key] = gslb.metadata.uid
         span.set_attribute("k8gb.gslb.generation", gslb.metadata.generation or 0)
         span.set_attribute("k8gb.gslb.strategy", gslb.spec.strategy.type)
 
@@ -250,8 +257,8 @@ class Reconciler:
         self._localtargets[key] = now
         return sorted(name for name in set(now) | set(before) if now.get(name) != before.get(name))
 
-    async def _withdraw(self, key: ObjectKey) -> Outcome:
-        await self.sink.withdraw(key.namespace, key.name, key.group)
+    async def _withdraw(self, key: ObjectKey, uid: str | None) -> Outcome:
+        await self.sink.withdraw(key.namespace, key.name, key.group, uid)
         gone = sorted(self._localtargets.pop(key, {}))
         if gone and self.notifier is not None:
             await self.notifier.notify(gone)

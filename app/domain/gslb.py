@@ -22,6 +22,10 @@ _API_VERSIONS = frozenset(f"{g}/{VERSION}" for g in GROUPS)
 KIND = "Gslb"
 PLURAL = "gslbs"
 DEFAULT_DNS_TTL_SECONDS = 30
+# The API server's mark on an object deleted with `propagationPolicy: Orphan`
+# (metav1.FinalizerOrphanDependents): the garbage collector removes its dependents' references to it,
+# then the finalizer.
+ORPHAN_FINALIZER = "orphan"
 
 TRACEPARENT_ANNOTATION = "k8gb.io/traceparent"
 TRACESTATE_ANNOTATION = "k8gb.io/tracestate"

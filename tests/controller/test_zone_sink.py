@@ -37,7 +37,7 @@ async def test_publish_update_and_withdraw_touch_only_the_owners_records():
         f"a2.{ZONE}": ("10.0.0.3",),
         f"b.{ZONE}": ("10.0.0.2",),
     }
-    await sink.withdraw("test-gslb", "a", "k8gb.io")
+    await sink.withdraw("test-gslb", "a", "k8gb.io", None)
     assert await held(table) == {f"b.{ZONE}": ("10.0.0.2",)}
 
 
@@ -72,7 +72,7 @@ async def test_gslbs_sharing_a_host_are_served_merged_and_one_leaving_keeps_the_
         f"localtargets-app.{ZONE}": {"10.0.0.1"},
     }
 
-    await sink.withdraw("test-gslb", "app", "k8gb.absa.oss")
+    await sink.withdraw("test-gslb", "app", "k8gb.absa.oss", None)
     assert await held_sets(table) == {
         f"app.{ZONE}": {"10.0.0.1", "10.0.0.2"},
         f"localtargets-app.{ZONE}": {"10.0.0.1"},
@@ -83,7 +83,7 @@ async def test_gslbs_sharing_a_host_are_served_merged_and_one_leaving_keeps_the_
         f"app.{ZONE}": {"10.0.0.1", "10.0.0.2"},
         f"localtargets-app.{ZONE}": {"10.0.0.1"},
     }
-    await sink.withdraw("test-gslb", "app", "k8gb.io")
+    await sink.withdraw("test-gslb", "app", "k8gb.io", None)
     assert await held_sets(table) == {}
 
 

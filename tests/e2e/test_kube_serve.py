@@ -67,6 +67,70 @@ async def test_kubectl_apply_is_served_by_rest_api_and_builtin_dns(tmp_path):
             await eventually(lambda: a_records(gslb.dns, HOST), None, timeout=15)
 
 
+@pytest.mark.parametrize("by", ["rest", "kubectl"])
+async def test_an_orphan_delete_keeps_serving_and_the_gslb_applied_again_takes_its_records_over(tmp_path, by):
+    """The README's promise: a REST DELETE with `propagationPolicy=Orphan` (or `kubectl delete
+    --cascade=orphan`) keeps the Gslb's Ingress and DNSEndpoint, so DNS goes on answering; the Gslb
+    applied again adopts the DNSEndpoint, and a plain `kubectl delete` then takes the records away."""
+    async with running_api(tmp_path) as api:
+        api.install_crds(CRDS)
+        api.access.add_token("admin-token", "admin")
+        api.access.allow("admin", ["get", "delete"])
+        ready_backend(api, "frontend-podinfo")
+        async with running(tmp_path, **kube_mode_settings(api)) as gslb:
+            manifest = str(ROOT / "examples" / "gslb-roundrobin.yaml")
+            await kubectl(api.kubeconfig, "apply", "--validate=false", "-f", manifest)
+            await eventually(lambda: _exists(api, "networking.k8s.io", "ingresses", "test-gslb"), True)
+            set_ingress_ip(api, "test-gslb", "192.0.2.10")
+            await eventually(lambda: a_records(gslb.dns, HOST), {"192.0.2.10"}, timeout=15)
+
+            admin = {"Authorization": "Bearer admin-token"}
+            async with httpx.AsyncClient(base_url=gslb.api, timeout=10, headers=admin) as client:
+                await eventually(lambda: _has_series(client, 'name="test-gslb"'), True)
+                if by == "rest":
+                    url = "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs/test-gslb"
+                    deleted = await client.delete(url, params={"propagationPolicy": "Orphan"})
+                    assert deleted.status_code == 200, deleted.text
+                else:
+                    await kubectl(
+                        api.kubeconfig,
+                        "delete",
+                        "--cascade=orphan",
+                        "gslbs.k8gb.io",
+                        "test-gslb",
+                        "-n",
+                        "test-gslb",
+                    )
+                # The controller has handled the delete once the Gslb's metric series are gone.
+                await eventually(lambda: _has_series(client, 'name="test-gslb"'), False, timeout=15)
+            for _ in range(10):
+                assert await a_records(gslb.dns, HOST) == {"192.0.2.10"}
+                await asyncio.sleep(0.05)
+            assert get(api, "networking.k8s.io", "ingresses", "test-gslb") is not None
+            dnsendpoint = get(api, "externaldns.k8s.io", "dnsendpoints", "test-gslb")
+            assert dnsendpoint is not None and "ownerReferences" not in dnsendpoint["metadata"]
+
+            await kubectl(api.kubeconfig, "apply", "--validate=false", "-f", manifest)
+            again = get(api, "k8gb.io", "gslbs", "test-gslb")
+            assert again is not None
+            adopted = await eventually(lambda: _controller_uid(api), again["metadata"]["uid"], timeout=15)
+            assert adopted == again["metadata"]["uid"]
+            assert await a_records(gslb.dns, HOST) == {"192.0.2.10"}
+
+            await kubectl(api.kubeconfig, "delete", "gslbs.k8gb.io", "test-gslb", "-n", "test-gslb")
+            await eventually(lambda: a_records(gslb.dns, HOST), None, timeout=15)
+            assert get(api, "externaldns.k8s.io", "dnsendpoints", "test-gslb") is None
+
+
+async def _has_series(client: httpx.AsyncClient, label: str) -> bool:
+    return label in (await client.get("/metrics")).text
+
+
+async def _controller_uid(api):
+    obj = get(api, "externaldns.k8s.io", "dnsendpoints", "test-gslb") or {"metadata": {}}
+    return next((r["uid"] for r in obj["metadata"].get("ownerReferences", []) if r.get("controller")), None)
+
+
 async def _name(client: httpx.AsyncClient, url: str):
     response = await client.get(url)
     return response.json()["metadata"]["name"] if response.status_code == 200 else response.status_code

@@ -5,8 +5,11 @@ controller owner, labels and annotations `k8gb.io/dnstype: local` and `k8gb.absa
 (k8gb's CoreDNS serves those; ExternalDNS only picks `extdns`), and `spec.endpoints` with ExternalDNS's
 field order: dnsName, targets, recordType, recordTTL (omitted when 0), labels (sorted, omitted when
 empty). An existing object gets its spec, labels and annotations overwritten, as k8gb's
-`saveDNSEndpoint` does; its owner references are left alone. `publish` answers what the API server
-now holds, read back from its reply (k8gb reads the object back for `healthyRecords`).
+`saveDNSEndpoint` does, and the Gslb as its controller: a reference to it is renewed (created again, it
+has a new uid) and one nobody controls, such as one an Orphan delete kept, is adopted (k8gb leaves that
+ownerless, so the Gslb's next delete would leave its records served). Other references are left alone.
+`publish` answers what the API server now holds, read back from its reply (k8gb reads the object back
+for `healthyRecords`).
 """
 
 from __future__ import annotations
@@ -144,20 +147,27 @@ class DnsEndpointSink:
                 raise
         raise AssertionError("unreachable: every attempt returns or raises")  # pragma: no cover
 
-    async def withdraw(self, namespace: str, name: str, group: str) -> None:
-        """Delete the DNSEndpoint of a deleted Gslb now, rather than when the garbage collector gets to it;
-        one controlled by the other API group's twin (legacy migration) is left alone."""
+    async def withdraw(self, namespace: str, name: str, group: str, uid: str | None) -> None:
+        """Delete the DNSEndpoint the deleted Gslb `uid` still controls now, rather than when the garbage
+        collector gets to it. Any other is left alone: one its twin in the other API group controls
+        (legacy migration), one the Gslb's Orphan delete keeps (the collector removed, or is about to
+        remove, its reference: `uid` is None then) and whatever a Gslb created since has taken over."""
+        if uid is None:
+            return
         current = await self._read(namespace, name, fresh=True)  # rare; exactness over speed
         if current is None:
             return
         owner = next(
             (r for r in current["metadata"].get("ownerReferences") or [] if r.get("controller")), None
         )
-        if owner is not None and str(owner.get("apiVersion", "")).split("/")[0] != group:
+        if owner is None or owner.get("uid") != uid:
             return
-        try:
-            await self.client.delete(DNS_ENDPOINT, namespace, name)
+        try:  # only as read: a Gslb created meanwhile may have taken it over (else the collector's)
+            version = current["metadata"].get("resourceVersion")
+            await self.client.delete(DNS_ENDPOINT, namespace, name, resource_version=version)
         except KubeApiError as exc:
+            if exc.status == 409:
+                return
             if exc.status != 404:
                 raise
         if self.dnsendpoints is not None:

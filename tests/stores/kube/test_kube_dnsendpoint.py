@@ -110,17 +110,35 @@ async def test_an_existing_dnsendpoint_is_overwritten_like_k8gb(
     assert stored(kube_api)["spec"] == {}  # endpoints omitted when empty, as Go's omitempty does
 
 
-async def test_withdraw_deletes_only_what_this_group_controls(
+async def test_withdraw_deletes_only_what_the_deleted_gslb_controls(
     kube: KubeClient, kube_api: KubeApi, kube_store: KubeGslbStore, weighted: Gslb
 ) -> None:
+    """Not the twin's in the other API group, nor one a delete orphans (no uid)."""
     sink = DnsEndpointSink(kube)
     legacy = await kube_store.create(make_gslb("twin", group=LEGACY_GROUP, host=HOST))
+    twin = await kube_store.create(make_gslb("twin", host=HOST))
     await sink.publish(legacy, weighted_endpoints(weighted))
-    await sink.withdraw(NS, "twin", "k8gb.io")
-    assert kube_api.get_object("externaldns.k8s.io", "dnsendpoints", NS, "twin") is not None
-    await sink.withdraw(NS, "twin", LEGACY_GROUP)
+    for group, uid in (("k8gb.io", twin.metadata.uid), (LEGACY_GROUP, None)):
+        await sink.withdraw(NS, "twin", group, uid)
+        assert kube_api.get_object("externaldns.k8s.io", "dnsendpoints", NS, "twin") is not None
+    await sink.withdraw(NS, "twin", LEGACY_GROUP, legacy.metadata.uid)
     assert kube_api.get_object("externaldns.k8s.io", "dnsendpoints", NS, "twin") is None
-    await sink.withdraw(NS, "twin", LEGACY_GROUP)  # already gone: fine
+    await sink.withdraw(NS, "twin", LEGACY_GROUP, legacy.metadata.uid)  # already gone: fine
+
+
+async def test_withdraw_leaves_a_dnsendpoint_taken_over_since_it_was_read(
+    kube: KubeClient, kube_api: KubeApi, weighted: Gslb
+) -> None:
+    """The delete is conditional on the version read: a Gslb created meanwhile may have adopted it."""
+    sink = DnsEndpointSink(kube)
+    await sink.publish(weighted, weighted_endpoints(weighted))
+    taken = stored(kube_api)
+    taken["metadata"]["ownerReferences"][0]["uid"] = "a-new-gslb"
+    kube_api.next_request(kmock.method.DELETE) << (
+        lambda: kube_api.update_object("externaldns.k8s.io", "dnsendpoints", taken) and None
+    )
+    await sink.withdraw(NS, "weighted", "k8gb.io", weighted.metadata.uid)
+    assert stored(kube_api)["metadata"]["ownerReferences"][0]["uid"] == "a-new-gslb"
 
 
 async def test_a_gslb_created_again_renews_its_owner_reference(

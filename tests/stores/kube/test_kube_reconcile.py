@@ -365,6 +365,93 @@ async def test_twins_in_both_groups_do_not_overwrite_each_other(kube_api: KubeAp
     assert ingress["spec"]["rules"][0]["host"] == new_host
 
 
+def withdrawals(replica: Any) -> list[ObjectKey]:
+    """The keys whose reconcile finds their Gslb deleted or being deleted, from now on."""
+    seen: list[ObjectKey] = []
+    before = replica.controller.on_reconciled
+
+    def on_reconciled(key: ObjectKey, outcome: Any) -> None:
+        before(key, outcome)
+        if outcome is not None and outcome.deleted:
+            seen.append(key)
+
+    replica.controller.on_reconciled = on_reconciled
+    return seen
+
+
+def controller_uid(api: KubeApi, plural: str, group: str = "externaldns.k8s.io") -> str | None:
+    obj = get(api, group, plural, "app")
+    refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+    return next((r["uid"] for r in refs if r.get("controller")), None)
+
+
+async def test_an_orphan_delete_keeps_the_dnsendpoint_and_a_new_gslb_adopts_it(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    """`propagationPolicy: Orphan` keeps the Gslb's Ingress and DNSEndpoint, records and all (the
+    controller deleted the DNSEndpoint the collector had just orphaned); the Gslb applied again takes
+    the DNSEndpoint over, and its Background delete takes it away."""
+    await settled_app(kube_api, replica)
+    served = records(kube_api, "app")
+    gone = withdrawals(replica)
+    kube_api.delete_object("k8gb.io", "gslbs", NS, "app", propagation="Orphan")
+    await until(lambda: gone)
+    await replica.controller.wait_idle()
+    await asyncio.sleep(0.2)  # anything the deletion's events still trigger
+    await replica.controller.wait_idle()
+    assert get(kube_api, "k8gb.io", "gslbs", "app") is None
+    assert records(kube_api, "app") == served and controller_uid(kube_api, "dnsendpoints") is None
+    assert get(kube_api, "networking.k8s.io", "ingresses", "app") is not None
+
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+    again = await until(lambda: get(kube_api, "k8gb.io", "gslbs", "app"))
+    await until(lambda: controller_uid(kube_api, "dnsendpoints") == again["metadata"]["uid"])
+    assert records(kube_api, "app") == served
+    # The orphaned Ingress is updated, not adopted, as k8gb does: it outlives the Gslb from now on.
+    assert controller_uid(kube_api, "ingresses", "networking.k8s.io") is None
+
+    kube_api.delete_object("k8gb.io", "gslbs", NS, "app")
+    await until(lambda: get(kube_api, "externaldns.k8s.io", "dnsendpoints", "app") is None)
+
+
+async def test_the_controller_deletes_only_the_dnsendpoint_the_deleted_gslb_still_controls(
+    kube_api: KubeApi, replica: Any
+) -> None:
+    """While the garbage collector lags: an Orphan delete's Gslb, still there with the `orphan`
+    finalizer, keeps its DNSEndpoint although it still references it; a Background delete's
+    DNSEndpoint is deleted at once by the controller, before the collector gets to it."""
+    await settled_app(kube_api, replica)
+    served = records(kube_api, "app")
+    kube_api.gc_paused = True
+    gone = withdrawals(replica)
+    kube_api.delete_object("k8gb.io", "gslbs", NS, "app", propagation="Orphan")
+    await until(lambda: gone)
+    await replica.controller.wait_idle()
+    assert get(kube_api, "k8gb.io", "gslbs", "app")["metadata"]["finalizers"] == ["orphan"]  # type: ignore[index]
+    assert records(kube_api, "app") == served and controller_uid(kube_api, "dnsendpoints")
+    kube_api.collect_garbage()
+    await until(lambda: len(gone) > 1)
+    await replica.controller.wait_idle()
+    assert records(kube_api, "app") == served and controller_uid(kube_api, "dnsendpoints") is None
+
+    kube_api.delete_object("externaldns.k8s.io", "dnsendpoints", NS, "app")
+    kube_api.delete_object("networking.k8s.io", "ingresses", NS, "app")
+    kube_api.create_object(
+        "k8gb.io", "v1beta1", "gslbs", gslb_body("app", namespace=NS, host=HOST, service="frontend")
+    )
+    await until(lambda: get(kube_api, "networking.k8s.io", "ingresses", "app"))
+    set_ingress_ip(kube_api, "app", "192.0.2.10")
+    await until(lambda: records(kube_api, "app") == served)
+    await replica.controller.wait_idle()
+    kube_api.delete_object("k8gb.io", "gslbs", NS, "app")  # Background
+    await until(lambda: get(kube_api, "externaldns.k8s.io", "dnsendpoints", "app") is None)
+    assert get(kube_api, "networking.k8s.io", "ingresses", "app") is not None  # the collector's, later
+    kube_api.collect_garbage()
+    assert get(kube_api, "networking.k8s.io", "ingresses", "app") is None
+
+
 async def test_annotated_ingress_end_to_end(kube_api: KubeApi, replica: Any) -> None:
     ready_backend(kube_api, "shop")
     rules = [
