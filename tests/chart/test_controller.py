@@ -193,25 +193,28 @@ def test_old_api_token_values_are_accepted_ignored_and_said_so(scenario: str) ->
 # --- RBAC ------------------------------------------------------------------------------------------
 
 CLUSTER_RULES = {
-    ("k8gb.io", "gslbs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("k8gb.absa.oss", "gslbs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("k8gb.io", "gslbs/status"): {"get", "update", "patch"},
-    ("k8gb.absa.oss", "gslbs/status"): {"get", "update", "patch"},
+    ("k8gb.io", "gslbs"): {"get", "list", "watch", "create", "update", "delete"},
+    ("k8gb.absa.oss", "gslbs"): {"get", "list", "watch", "create", "update", "delete"},
+    ("k8gb.io", "gslbs/status"): {"update"},
+    ("k8gb.absa.oss", "gslbs/status"): {"update"},
     ("k8gb.io", "gslbs/finalizers"): {"update"},
     ("k8gb.absa.oss", "gslbs/finalizers"): {"update"},
-    ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
+    ("networking.k8s.io", "ingresses"): {"get", "list", "watch", "create", "update"},
+    ("discovery.k8s.io", "endpointslices"): {"list", "watch"},
     ("", "services"): {"get", "list", "watch"},
-    ("externaldns.k8s.io", "dnsendpoints"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("externaldns.k8s.io", "dnsendpoints"): {"get", "list", "watch", "create", "update", "delete"},
     ("", "events"): {"create", "patch"},
     ("authentication.k8s.io", "tokenreviews"): {"create"},
     ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
 }
 GATEWAY_API_RULES = {
     ("gateway.networking.k8s.io", plural): {"get", "list"}
-    for plural in ("gateways", "httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes")
+    for plural in ("httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes")
+} | {("gateway.networking.k8s.io", "gateways"): {"get"}}
+ISTIO_RULES = {
+    ("networking.istio.io", "virtualservices"): {"get", "list"},
+    ("networking.istio.io", "gateways"): {"get"},
 }
-ISTIO_RULES = {("networking.istio.io", plural): {"get", "list"} for plural in ("virtualservices", "gateways")}
 
 
 def test_cluster_role_grants_exactly_the_least_verbs() -> None:
