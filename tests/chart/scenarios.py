@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 OTEL_CONFIG: dict[str, Any] = {
     "receivers": {"otlp": {"protocols": {"http": {"endpoint": "0.0.0.0:4318"}}}},
@@ -77,4 +80,6 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         },
         "pygslb": {"extraEnv": [{"name": "PEER_REFRESH_SECONDS", "value": "2"}]},
     },
+    # a values file written for k8gb's chart, as it is (test_k8gb_values.py)
+    "k8gb-values-file": yaml.safe_load((Path(__file__).parent / "fixtures" / "k8gb.values.yaml").read_text()),
 }

@@ -157,9 +157,36 @@ def test_custom_architecture_points_at_the_existing_collector_without_a_sidecar(
     assert "checksum/otel-config" not in rendered.deployment["spec"]["template"]["metadata"]["annotations"]
 
 
-def test_custom_architecture_without_an_endpoint_is_refused() -> None:
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "localhost:4318",  # the default
+        "localhost",
+        "LOCALHOST.:4318",
+        "otel.localhost:4318",
+        "127.0.0.1:4318",
+        "127.1.2.3",
+        "[::1]:4318",
+        "0.0.0.0:4318",
+        "http://localhost:4318",
+        "https://127.0.0.1/otlp",
+        "http://[::1]:4318/v1/traces",
+    ],
+)
+def test_custom_architecture_with_a_loopback_endpoint_is_refused(endpoint: str) -> None:
+    """Without the sidecar nothing listens on the pod's loopback: the spans would go nowhere."""
+    values = {"tracing": {"enabled": True, "sidecar": False, "endpoint": endpoint}}
     with pytest.raises(helm_python.HelmRenderError, match="tracing.sidecar=false needs tracing.endpoint"):
-        helm.render({"tracing": {"enabled": True, "sidecar": False}})
+        helm.render(values)
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["collector.monitoring:4318", "localhost-collector:4318", "127.example.com", "http://10.0.0.1"],
+)
+def test_custom_architecture_with_a_collector_elsewhere_renders(endpoint: str) -> None:
+    values = {"tracing": {"enabled": True, "sidecar": False, "endpoint": endpoint}}
+    assert helm.render(values).env()["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
 
 
 def test_endpoint_override_with_the_sidecar_is_kept_as_k8gb_does() -> None:

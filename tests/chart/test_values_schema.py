@@ -85,7 +85,32 @@ def test_a_values_file_with_wrong_types_fails_with_every_mistake_named() -> None
             "at '/pygslb/dns/exposedIPs/0': 'lb.example.com' does not match",
         ),
         ({"k8gb": {"nsRecordTTL": 0}}, "at '/k8gb/nsRecordTTL': minimum: got 0, want 1"),
-        ({"k8gb": {"log": {"level": "panic"}}}, "at '/k8gb/log/level': value must be one of"),
+        ({"k8gb": {"log": {"level": "verbose"}}}, "at '/k8gb/log/level': value must be one of"),
+        (
+            {"k8gb": {"edgeDNSServers": ["1.1.1.1:99999"]}},
+            "at '/k8gb/edgeDNSServers/0': '1.1.1.1:99999' does not match pattern",
+        ),
+        (
+            {"k8gb": {"edgeDNSServers": ["dns.example.com:abc"]}},
+            "at '/k8gb/edgeDNSServers/0': 'dns.example.com:abc' does not match pattern",
+        ),
+        ({"k8gb": {"glueAPrefix": "-ns-"}}, "at '/k8gb/glueAPrefix': '-ns-' does not match pattern"),
+        (
+            {"tracing": {"endpoint": "collector:99999"}},
+            "at '/tracing/endpoint': 'collector:99999' does not match pattern",
+        ),
+        (
+            {
+                "k8gb": {
+                    "dnsZones": [
+                        {"parentZone": "a.com", "loadBalancedZone": "b.a.com", "dnsZoneNegTTL": "3s"}
+                    ]
+                }
+            },
+            "at '/k8gb/dnsZones/0/dnsZoneNegTTL': '3s' does not match pattern",
+        ),
+        ({"coredns": {"serviceType": "Headless"}}, "at '/coredns/serviceType': value must be one of"),
+        ({"extdns": {"enabled": "yes"}}, "at '/extdns/enabled': got string, want boolean"),
         ({"pygslb": {"api": {"port": 70000}}}, "at '/pygslb/api/port': maximum: got 70,000, want 65,535"),
         ({"pygslb": {"replicas": 0}}, "at '/pygslb/replicas': minimum: got 0, want 1"),
         (
