@@ -181,10 +181,13 @@ async def test_the_chart_grants_exactly_what_a_kubernetes_mode_run_asks_for(tmp_
             gslb_object["spec"]["ingress"]["rules"][0]["host"] = "moved.cloud.example.com"
             api.update_object("k8gb.io", "gslbs", gslb_object)
             await eventually(lambda: _ingress_host(api, "embedded"), "moved.cloud.example.com", timeout=20)
-            # deleted with --cascade=orphan, as the garbage collector is not synchronous in a cluster: the
-            # controller withdraws the DNSEndpoint itself
-            api._delete(api._types[("k8gb.io", "gslbs")], NS, "embedded", {"propagationPolicy": "Orphan"})
+            # a garbage collector lagging behind the delete, as in a cluster: the controller withdraws the
+            # DNSEndpoint the deleted Gslb still controls itself
+            api.gc_paused = True
+            api.delete_object("k8gb.io", "gslbs", NS, "embedded", propagation="Background")
             await eventually(embedded, False, timeout=20)
+            api.gc_paused = False
+            api.collect_garbage()
             # the same Warning again is a PATCH of the Event: the annotation workflow looks again
             broken = api.get_object("networking.k8s.io", "ingresses", NS, "broken")
             assert broken is not None
