@@ -330,25 +330,36 @@ def _validate(where: str, target: tuple[str, str, str], doc: dict[str, Any]) -> 
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    targets = [(_target(args, where, doc), where, doc) for where, doc in _gslb_documents(args)]
-    for target, where, doc in targets:
-        _validate(where, target, doc)
+    """kubectl's client-side apply (app/domain/lastapplied.py): a new object is created with the
+    manifest recorded as last applied; an existing one gets the three-way merge patch, so fields other
+    writers set and the manifest never named (labels, annotations, status) stay."""
+    from app.domain.lastapplied import modified_configuration
+
+    targets = []
+    for where, doc in _gslb_documents(args):
+        target = _target(args, where, doc)
+        modified = modified_configuration(doc)
+        _validate(where, target, modified)
+        targets.append((target, where, doc, modified))
     rc = 0
     with _client(args) as client:
-        for (group, namespace, name), where, doc in targets:
+        for (group, namespace, name), where, doc, modified in targets:
             url = _item(group, namespace, name)
             current = client.get(url)
             if current.status_code == 404:
-                response = client.post(_collection(group, namespace), json=doc)
+                response = client.post(_collection(group, namespace), json=modified)
                 verb = "created"
             elif current.is_success:
-                before = current.json()["metadata"]["resourceVersion"]
-                meta = doc["metadata"]
-                if meta.get("resourceVersion") in (None, ""):  # the manifest's own one is a precondition
-                    meta["resourceVersion"] = before
-                response = client.put(url, json=doc)
-                same = response.is_success and response.json()["metadata"]["resourceVersion"] == before
-                verb = "unchanged" if same else "configured"
+                try:
+                    patched = _patch(client, url, doc, modified, current.json())
+                except ValueError as exc:
+                    print(f'error: cannot apply "{where}" to the live object: {exc}', file=sys.stderr)
+                    rc = 1
+                    continue
+                if patched is None:
+                    print(f"gslb.{group}/{name} unchanged")
+                    continue
+                response, verb = patched
             else:
                 rc = _fail(current)
                 continue
@@ -358,6 +369,28 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 doing = "creating" if verb == "created" else "applying"
                 rc = _fail(response, f'error when {doing} "{where}": ')
     return rc
+
+
+def _patch(
+    client: httpx.Client, url: str, doc: dict[str, Any], modified: dict[str, Any], live: dict[str, Any]
+) -> tuple[httpx.Response, str] | None:
+    """PATCH the three-way merge patch (None, nothing sent, when it is empty). The manifest's own
+    resourceVersion goes with it as a precondition. ValueError when the live object's last-applied
+    record cannot be read."""
+    from app.domain.lastapplied import original_configuration, three_way_merge_patch
+
+    patch = three_way_merge_patch(original_configuration(live), modified, live)
+    if not patch:
+        return None
+    pinned = doc["metadata"].get("resourceVersion")
+    if pinned not in (None, ""):
+        patch.setdefault("metadata", {})["resourceVersion"] = pinned
+    response = client.patch(
+        url, content=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"}
+    )
+    before = live["metadata"]["resourceVersion"]
+    same = response.is_success and response.json()["metadata"]["resourceVersion"] == before
+    return response, "unchanged" if same else "configured"
 
 
 def _wide_row(item: dict[str, Any]) -> list[str]:

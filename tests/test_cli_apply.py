@@ -196,7 +196,7 @@ async def test_apply_sends_the_manifests_resource_version_so_a_stale_one_conflic
             ), err
             assert "the object has been modified" in err, err
             assert (await client.get(url)).json()["spec"]["strategy"]["type"] == "failover"  # not lost
-        # Without a resourceVersion the manifest replaces whatever is there, as before.
+        # Without a resourceVersion the manifest's fields win over the other writer's, as before.
         code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=manifest("x"))
         assert (code, out) == (0, "gslb.k8gb.io/x configured\n"), err
 
@@ -273,3 +273,84 @@ async def test_a_name_both_groups_hold_is_got_in_both_and_deleted_only_with_grou
         assert await names(gslb.api) == []
         code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
         assert (code, out, err) == (1, "", 'Error from server (NotFound): gslbs "c1" not found\n')
+
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+ROUND_ROBIN = ROOT / "examples" / "gslb-roundrobin.yaml"
+
+
+def last_applied(manifest_text: str) -> str:
+    """The record kubectl writes for a manifest: compact JSON, keys sorted, with its namespace."""
+    doc = yaml.safe_load(manifest_text)
+    doc["metadata"].setdefault("annotations", {})
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+async def test_apply_keeps_what_other_writers_set_and_deletes_what_it_applied_before(tmp_path: Path) -> None:
+    """kubectl's client-side apply: labels and annotations added by `kubectl label`/`annotate` (merge
+    patches), status and server-recorded annotations stay; what an earlier apply set and the manifest
+    no longer has goes."""
+    original = ROUND_ROBIN.read_text()
+    changed = original.replace(
+        "  namespace: test-gslb\n", "  namespace: test-gslb\n  labels:\n    app: web\n    owner: me\n"
+    )
+    changed = changed.replace("dnsTtlSeconds: 30", "dnsTtlSeconds: 60")
+    trimmed = changed.replace("    dnsTtlSeconds: 60\n", "").replace("    app: web\n", "")
+    url = "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs/test-gslb"
+    async with running(tmp_path) as gslb, httpx.AsyncClient(base_url=gslb.api) as client:
+
+        async def apply(text: str) -> str:
+            code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=text)
+            assert code == 0, err
+            return out
+
+        assert await apply(original) == "gslb.k8gb.io/test-gslb created\n"
+        created = (await client.get(url)).json()
+        assert created["metadata"]["annotations"][LAST_APPLIED] == last_applied(original)
+
+        # As `kubectl label` and `kubectl annotate` do, and a traced client setting a field of its own.
+        merge = {"Content-Type": "application/merge-patch+json", "traceparent": f"00-{7:032x}-{7:016x}-01"}
+        others = {
+            "metadata": {"labels": {"tier": "web"}, "annotations": {"team": "blue"}},
+            "spec": {"strategy": {"splitBrainThresholdSeconds": 300}},
+        }
+        labelled = await client.patch(url, content=json.dumps(others), headers=merge)
+        assert labelled.is_success, labelled.text
+        recorded = {k: v for k, v in labelled.json()["metadata"]["annotations"].items() if "trace" in k}
+        assert recorded["k8gb.io/traceparent"] == merge["traceparent"]  # the server records its cause
+
+        # Nothing the manifest says differs: nothing is sent, nothing is lost.
+        assert await apply(original) == "gslb.k8gb.io/test-gslb unchanged\n"
+        same = (await client.get(url)).json()
+        assert same["metadata"]["labels"] == {"tier": "web"}
+        assert same["metadata"]["annotations"] == {
+            **recorded,
+            "team": "blue",
+            LAST_APPLIED: last_applied(original),
+        }
+
+        assert await apply(changed) == "gslb.k8gb.io/test-gslb configured\n"
+        configured = (await client.get(url)).json()
+        assert configured["metadata"]["labels"] == {"tier": "web", "app": "web", "owner": "me"}
+        assert configured["metadata"]["annotations"]["team"] == "blue"
+        assert configured["metadata"]["annotations"][LAST_APPLIED] == last_applied(changed)
+        assert configured["spec"]["strategy"]["dnsTtlSeconds"] == 60
+        assert configured["spec"]["strategy"]["splitBrainThresholdSeconds"] == 300
+        assert configured["status"]["hosts"] == "roundrobin.cloud.example.com"  # status stays
+
+        # The label and the TTL the last apply set and this manifest lacks are deleted; the others stay.
+        assert await apply(trimmed) == "gslb.k8gb.io/test-gslb configured\n"
+        trimmed_obj = (await client.get(url)).json()
+        assert trimmed_obj["metadata"]["labels"] == {"tier": "web", "owner": "me"}
+        assert trimmed_obj["metadata"]["annotations"]["team"] == "blue"
+        assert trimmed_obj["spec"]["strategy"].get("dnsTtlSeconds", 30) == 30  # back to the default
+
+        # A record that is not JSON is refused, naming it, and nothing is sent.
+        broken = {"metadata": {"annotations": {LAST_APPLIED: "{"}}}
+        assert (await client.patch(url, content=json.dumps(broken), headers=merge)).is_success
+        code, out, err = await gslb_cli("apply", "-f", "-", "--server", gslb.api, stdin=changed)
+        assert (code, out) == (1, ""), err
+        assert err.startswith(
+            f'error: cannot apply "<stdin> (document 1)" to the live object: its {LAST_APPLIED} '
+            "annotation is not JSON"
+        ), err
