@@ -212,8 +212,8 @@ def _namespace(args: argparse.Namespace) -> str:
     return namespace
 
 
-def _fail(response: httpx.Response, doing: str = "") -> int:
-    """Print the server's Status as kubectl does: `Error from server (Conflict): ...`, by its reason."""
+def _status(response: httpx.Response) -> tuple[str, str]:
+    """(reason, message) of the server's Status; the HTTP status and body when it sent none."""
     reason: Any = response.status_code
     try:
         body = response.json()
@@ -221,7 +221,18 @@ def _fail(response: httpx.Response, doing: str = "") -> int:
         reason = body.get("reason") or reason
     except (ValueError, AttributeError):
         message = response.text
+    return str(reason), str(message)
+
+
+def _fail(response: httpx.Response, doing: str = "") -> int:
+    """Print the server's Status as kubectl does: `Error from server (Conflict): ...`, by its reason."""
+    reason, message = _status(response)
     print(f"Error from server ({reason}): {doing}{message}", file=sys.stderr)
+    return 1
+
+
+def _not_found(group: str, name: str) -> int:
+    print(f'Error from server (NotFound): gslbs.{group} "{name}" not found', file=sys.stderr)
     return 1
 
 
@@ -410,30 +421,41 @@ def _wide_row(item: dict[str, Any]) -> list[str]:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
+    """Without --group, both groups; one the user may not read (403) or that is not served (404) is
+    skipped with a warning, as long as the other answers."""
     if args.name and args.all_namespaces:
         raise CliError("a resource cannot be retrieved by name across all namespaces")
     groups = [args.group] if args.group else list(GROUPS)
     name = _name(args) if args.name else None
     namespace = None if args.all_namespaces else _namespace(args)
     items: list[dict[str, Any]] = []
+    answered: list[str] = []
+    skipped: list[tuple[str, httpx.Response]] = []
     with _client(args) as client:
         for group in groups:
             if name:
                 assert namespace is not None  # a name across all namespaces is refused above
                 response = client.get(_item(group, namespace, name))
-                if response.status_code == 404 and len(groups) > 1:
-                    continue
-                if not response.is_success:
-                    return _fail(response)
-                items.append(response.json())
             else:
                 response = client.get(_collection(group, namespace))
-                if not response.is_success:
-                    return _fail(response)
-                items.extend(response.json().get("items", []))
-    if args.name and not items:
-        print(f'Error from server (NotFound): gslbs "{args.name}" not found', file=sys.stderr)
+            if response.is_success:
+                answered.append(group)
+                items.extend([response.json()] if name else response.json().get("items", []))
+            elif name and response.status_code == 404:
+                answered.append(group)  # it answered: it holds no such Gslb
+            elif response.status_code in (403, 404) and len(groups) > 1:
+                skipped.append((group, response))
+            else:
+                return _fail(response)
+    if not answered:
+        for _, response in skipped:
+            _fail(response)
         return 1
+    for group, response in skipped:
+        reason, message = _status(response)
+        print(f"Warning: skipped gslbs.{group} ({reason}): {message}", file=sys.stderr)
+    if name and not items:
+        return _not_found(answered[0], name)
     if args.output in ("json", "yaml"):
         # One object as itself; a name both API groups hold is a List of both, as kubectl prints several.
         one = args.name and len(items) == 1
@@ -449,11 +471,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     if args.output == "wide":
         header += ["HEALTH", "RECORDS", "PEERS", "ERROR"]
     rows = [header]
+    # Rows of both groups are named with their group, as kubectl names the rows of several resources.
+    both = len({_group_of(item) for item in items}) > 1
     for item in items:
         meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
         row = [
             meta.get("namespace", ""),
-            meta["name"],
+            f"gslb.{_group_of(item)}/{meta['name']}" if both else meta["name"],
             spec["strategy"]["type"],
             status.get("geoTag", ""),
             status.get("hosts", ""),
@@ -465,6 +489,10 @@ def cmd_get(args: argparse.Namespace) -> int:
     for row in rows:
         print("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     return 0
+
+
+def _group_of(item: dict[str, Any]) -> str:
+    return str(item.get("apiVersion", "")).partition("/")[0]
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -481,8 +509,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 return 0
             if response.status_code != 404:
                 return _fail(response)
-    print(f'Error from server (NotFound): gslbs "{name}" not found', file=sys.stderr)
-    return 1
+    return _not_found(args.group or GROUP, name)
 
 
 def _holders(client: httpx.Client, namespace: str, name: str) -> list[str]:

@@ -249,6 +249,16 @@ async def test_a_name_both_groups_hold_is_got_in_both_and_deleted_only_with_grou
     async with running(tmp_path) as gslb:
         code, _, err = await gslb_cli("apply", "-f", "-", "-n", "t2", "--server", gslb.api, stdin=both)
         assert code == 0, err
+        # Rows of both groups are told apart as kubectl tells several resources apart; one group's are not.
+        code, out, err = await gslb_cli("get", "-n", "t2", "--server", gslb.api)
+        assert code == 0, err
+        assert [line.split()[1] for line in out.splitlines()] == [
+            "NAME",
+            "gslb.k8gb.io/c1",
+            "gslb.k8gb.absa.oss/c1",
+        ], out
+        code, out, err = await gslb_cli("get", "-n", "t2", "--group", "k8gb.absa.oss", "--server", gslb.api)
+        assert [line.split()[1] for line in out.splitlines()] == ["NAME", "c1"], err
         code, out, err = await gslb_cli("get", "c1", "-n", "t2", "-o", "json", "--server", gslb.api)
         assert code == 0, err
         listed = json.loads(out)
@@ -272,7 +282,13 @@ async def test_a_name_both_groups_hold_is_got_in_both_and_deleted_only_with_grou
         assert (code, out) == (0, 'gslb.k8gb.io "c1" deleted\n'), err
         assert await names(gslb.api) == []
         code, out, err = await gslb_cli("delete", "c1", "-n", "t2", "--server", gslb.api)
-        assert (code, out, err) == (1, "", 'Error from server (NotFound): gslbs "c1" not found\n')
+        assert (code, out, err) == (1, "", 'Error from server (NotFound): gslbs.k8gb.io "c1" not found\n')
+        # As kubectl names it: the resource with its group.
+        for args, group in (((), "k8gb.io"), (("--group", "k8gb.absa.oss"), "k8gb.absa.oss")):
+            for verb in ("get", "delete"):
+                code, out, err = await gslb_cli(verb, "nope", *args, "--server", gslb.api)
+                expected = f'Error from server (NotFound): gslbs.{group} "nope" not found\n'
+                assert (code, out, err) == (1, "", expected), (verb, args)
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
