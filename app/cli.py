@@ -287,7 +287,8 @@ def _gslb_documents(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]
                 if not isinstance(doc, dict):
                     raise CliError(f"{where}: a manifest must be an object, not {type(doc).__name__}")
                 if doc.get("kind") != "Gslb":
-                    print(f"skipping {where}: kind {doc.get('kind')!r}: only Gslb is served", file=sys.stderr)
+                    kind = "no kind" if doc.get("kind") is None else f"kind {doc['kind']!r}"
+                    print(f"skipping {where}: {kind}: only Gslb is served", file=sys.stderr)
                     continue
                 docs.append((where, doc))
     if not found:

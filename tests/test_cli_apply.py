@@ -370,3 +370,16 @@ async def test_apply_keeps_what_other_writers_set_and_deletes_what_it_applied_be
             f'error: cannot apply "<stdin> (document 1)" to the live object: its {LAST_APPLIED} '
             "annotation is not JSON"
         ), err
+
+
+async def test_apply_of_a_directory_names_what_it_skips(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    shutil.copytree(ROOT / "examples", manifests, ignore=shutil.ignore_patterns("*.env"))
+    (manifests / "svc.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n")
+    async with running(tmp_path) as gslb:
+        code, out, err = await gslb_cli("apply", "-f", str(manifests), "--server", gslb.api)
+        assert code == 0, err
+        assert err.splitlines() == [
+            f"skipping {manifests}/services.yaml (document 1): no kind: only Gslb is served",
+            f"skipping {manifests}/svc.yaml (document 1): kind 'Service': only Gslb is served",
+        ], err
