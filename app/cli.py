@@ -72,6 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(_settings_errors(exc), file=sys.stderr)
         return 2
     configure_logging(settings)
+    for notice in settings.notices():
+        logging.getLogger("pygslb.settings").warning("%s", notice)
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     try:
         import uvloop
@@ -137,10 +139,10 @@ def cmd_decommission(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")  # retries show
     if tag == settings.cluster_geo_tag.lower() and not args.dry_run:
+        interval = settings.zone_delegation_reconcile_requeue_seconds
+        when = f"within {interval:g} s" if interval else "when it restarts"
         print(
-            f"note: while this cluster's `gslb serve` runs it rejoins within "
-            f"{settings.zone_delegation_reconcile_requeue_seconds:g} s; stop it first",
-            file=sys.stderr,
+            f"note: while this cluster's `gslb serve` runs it rejoins {when}; stop it first", file=sys.stderr
         )
     failures = run(settings, provider, tag, zones, args.dry_run)
     for failure in failures:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.gslb import GEOTAG_RE
 from app.domain.locations import parse_geo_cidrs
-from app.domain.zones import ZoneConfig, parse_dns_zones, valid_name
+from app.domain.zones import MAX_TTL, ZoneConfig, parse_dns_zones, valid_name
 from app.otlp import batch_limits
 
 GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
@@ -28,6 +29,11 @@ _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
 _SERVICE_NAME = re.compile(r"[a-z]([a-z\d-]{0,61}[a-z\d])?")  # RFC 1035 label, as Service names are
 
 CsvList = Annotated[list[str], NoDecode]
+
+#: k8gb's rule for an edge server's host name (go-playground's hostname_rfc1123): labels of letters,
+#: digits and '-', not starting with '-', no trailing dot.
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})*")
+_DOTTED_NUMBERS = re.compile(r"[\d.]+")
 
 
 def split_host_port(value: str, default_port: int) -> tuple[str, int]:
@@ -46,6 +52,34 @@ def split_host_port(value: str, default_port: int) -> tuple[str, int]:
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ValueError(f"{value!r}: the port must be a number from 0 to 65535")
     return host, int(port_text)
+
+
+def edge_server(entry: str) -> tuple[str, int]:
+    """One EDGE_DNS_SERVERS entry as k8gb accepts it: an IPv4 address or an RFC 1123 host name, with an
+    optional `:port` from 1 to 65535 (53 without). ValueError naming the entry for anything else: k8gb
+    refuses it at start too, where pygslb used to drop IPv6 or a URL silently (and peer discovery with it)."""
+    host, _, port_text = entry.rpartition(":") if ":" in entry else (entry, "", "")
+    if ":" in host or "[" in entry or "/" in entry:
+        raise ValueError(
+            f"{entry!r}: IPv6 addresses and URLs are not supported; give an IPv4 address or a host name, "
+            "optionally with :port"
+        )
+    if port_text or ":" in entry:
+        if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+            raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+    if not host:
+        raise ValueError(f"{entry!r}: the host is missing")
+    if _DOTTED_NUMBERS.fullmatch(host):  # a typo'd address, which k8gb would take for a host name
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r}: {host} is not an IPv4 address") from None
+    elif not _HOSTNAME.fullmatch(host):
+        raise ValueError(
+            f"{entry!r}: not an IPv4 address or a host name (labels of letters, digits and '-', "
+            "not starting with '-')"
+        )
+    return host, int(port_text) if port_text else 53
 
 
 def _csv(value: object) -> object:
@@ -102,15 +136,36 @@ class Settings(BaseSettings):
     ext_gslb_clusters_geo_tags: CsvList = Field(
         default_factory=list, description="the other clusters' geo tags"
     )
-    edge_dns_servers: CsvList = Field(default_factory=list, description="edge DNS servers, ip or host:port")
-    dns_zones: str = Field(
-        "example.com:cloud.example.com:30", description="parent:loadBalancedZone:negTTL;..."
+    edge_dns_servers: CsvList = Field(
+        default_factory=list,
+        description="edge DNS servers, unique: IPv4 address or host name, optionally :port (1-65535, "
+        "default 53); no IPv6",
     )
+    edge_dns_server: str = Field(
+        "",
+        description="deprecated (k8gb): the edge server when EDGE_DNS_SERVERS is empty; use EDGE_DNS_SERVERS",
+    )
+    edge_dns_server_port: int = Field(
+        53, ge=1, le=65535, description="deprecated (k8gb): EDGE_DNS_SERVER's port; use EDGE_DNS_SERVERS"
+    )
+    dns_zones: str = Field(
+        "example.com:cloud.example.com:30",
+        description=f"parent:loadBalancedZone:negTTL;... (negTTL 0-{MAX_TTL})",
+    )
+    dns_zone: str = Field(
+        "", description="k8gb <= 0.14's load-balanced zone: refused, write DNS_ZONES (see below)"
+    )
+    edge_dns_zone: str = Field("", description="k8gb <= 0.14's parent zone: refused, write DNS_ZONES")
     reconcile_requeue_seconds: float = Field(30, ge=0, description="periodic resync of every Gslb")
     zone_delegation_reconcile_requeue_seconds: float = Field(
-        300, ge=0.1, description="how often the edge delegation (NS + glue) is re-checked"
+        300,
+        ge=0,
+        description="how often the edge delegation (NS + glue) is re-checked; 0: only at start (what it "
+        "writes comes from settings alone; failures are still retried)",
     )
-    ns_record_ttl: int = Field(30, ge=1, description="TTL of the NS and glue records in the edge zone")
+    ns_record_ttl: int = Field(
+        30, ge=1, le=MAX_TTL, description=f"TTL of the NS and glue records in the edge zone, 1-{MAX_TTL}"
+    )
     cluster_exposed_ips: CsvList = Field(
         default_factory=list, description="IPv4 addresses this cluster's hosts resolve to"
     )
@@ -138,6 +193,9 @@ class Settings(BaseSettings):
     edge_dns_type: Literal["none", "rfc2136", "infoblox"] = Field(
         "none", description="provider for NS + glue"
     )
+    extdns_enabled: bool = Field(
+        False, description="k8gb's ExternalDNS edge provider: not supported, true is refused (EDGE_DNS_TYPE)"
+    )
     rfc2136_host: str = Field("", description="RFC2136 server, host or host:port")
     rfc2136_tsig_keyname: str = Field("", description="TSIG key name")
     rfc2136_tsig_secret: SecretStr | None = Field(
@@ -146,12 +204,14 @@ class Settings(BaseSettings):
     rfc2136_tsig_secret_file: Path | None = Field(None, description="file holding the TSIG secret")
     rfc2136_tsig_algorithm: str = Field("hmac-sha256", description="TSIG algorithm")
     rfc2136_timeout: float = Field(5.0, gt=0, description="seconds per RFC2136 update or transfer")
-    infoblox_grid_host: str = Field("", description="Infoblox grid host; selects the infoblox provider")
+    infoblox_grid_host: str = Field(
+        "", description="Infoblox grid host name or IP; selects the infoblox provider"
+    )
     infoblox_wapi_port: int = Field(443, ge=1, le=65535, description="WAPI port")
-    infoblox_wapi_username: str = Field("", description="WAPI user")
+    infoblox_wapi_username: str = Field("", description="WAPI user (required with Infoblox)")
     infoblox_wapi_password: SecretStr | None = Field(None, description="WAPI password (or ..._PASSWORD_FILE)")
     infoblox_wapi_password_file: Path | None = Field(None, description="file holding the WAPI password")
-    infoblox_wapi_version: str = Field("v2", description="WAPI version, e.g. 2.3.1")
+    infoblox_wapi_version: str = Field("v2", description="WAPI version, e.g. 2.3.1 (required with Infoblox)")
     infoblox_http_request_timeout: float = Field(20, gt=0, description="seconds per WAPI request")
     infoblox_dns_view: str = Field("default", description="DNS view of the delegated zone")
     infoblox_scheme: Literal["https", "http"] = Field("https", description="WAPI scheme")
@@ -242,8 +302,10 @@ class Settings(BaseSettings):
     @classmethod
     def _servers(cls, value: list[str]) -> list[str]:
         for server in value:
-            if server.count(":") <= 1:
-                split_host_port(server, 53)
+            edge_server(server)
+        twice = [server for server in dict.fromkeys(value) if value.count(server) > 1]
+        if twice:  # k8gb: unique
+            raise ValueError(f"{twice[0]!r} is listed twice")
         return value
 
     @field_validator("dns_zones")
@@ -273,8 +335,8 @@ class Settings(BaseSettings):
                     raise ValueError(f"{secret.upper()}_FILE: cannot read {path}: {reason}") from None
         if (self.gslb_tls_cert_file is None) != (self.gslb_tls_key_file is None):
             raise ValueError("GSLB_TLS_CERT_FILE and GSLB_TLS_KEY_FILE must be set together")
-        if self.infoblox_grid_host and self.edge_dns_type == "none":
-            self.edge_dns_type = "infoblox"
+        self._legacy_settings()
+        self._edge_provider()
         if self.tracing_enabled:
             self.otlp_traces_url  # noqa: B018 - a bad endpoint stops start-up here, naming the setting
             batch_limits(os.environ)  # so do batch sizes the SDK would refuse with a traceback
@@ -288,6 +350,118 @@ class Settings(BaseSettings):
                         "not at either end)"
                     )
         return self
+
+    def _legacy_settings(self) -> None:
+        """k8gb's older names: EDGE_DNS_SERVER(_PORT) is still honoured as k8gb honours it, the single zone
+        of k8gb <= 0.14 is refused as k8gb refuses it (it no longer reads it and requires DNS_ZONES)."""
+        if not self.edge_dns_servers and self.edge_dns_server:
+            entry = f"{self.edge_dns_server.strip()}:{self.edge_dns_server_port}"
+            try:
+                edge_server(entry)
+            except ValueError as exc:
+                raise ValueError(f"EDGE_DNS_SERVER: {exc}") from None
+            self.edge_dns_servers = [entry]
+        elif not self.edge_dns_servers and "edge_dns_server_port" in self.model_fields_set:
+            raise ValueError(
+                "EDGE_DNS_SERVER_PORT: set without EDGE_DNS_SERVER (write EDGE_DNS_SERVERS=host:port)"
+            )
+        legacy = [name for name in ("dns_zone", "edge_dns_zone") if getattr(self, name)]
+        if legacy and "dns_zones" not in self.model_fields_set:
+            parent = self.edge_dns_zone or "<EDGE_DNS_ZONE>"
+            zone = self.dns_zone or "<DNS_ZONE>"
+            raise ValueError(
+                f"{', '.join(name.upper() for name in legacy)}: k8gb <= 0.14's single zone is no longer read "
+                f"(k8gb requires DNS_ZONES too); set DNS_ZONES={parent}:{zone}:30 instead "
+                "(parent:loadBalancedZone:negTTL)"
+            )
+
+    def _edge_provider(self) -> None:
+        """One edge provider, as k8gb: INFOBLOX_GRID_HOST alone selects Infoblox, two are refused, and
+        ExternalDNS, which pygslb does not drive, is refused instead of being ignored."""
+        chosen: dict[str, list[str]] = {}
+        if self.extdns_enabled:
+            chosen.setdefault("ExternalDNS", []).append("EXTDNS_ENABLED")
+        if self.edge_dns_type != "none":
+            chosen.setdefault(self.edge_dns_type, []).append("EDGE_DNS_TYPE")
+        if self.infoblox_grid_host:
+            chosen.setdefault("infoblox", []).append("INFOBLOX_GRID_HOST")
+        if len(chosen) > 1:
+            names = sorted(name for names in chosen.values() for name in names)
+            raise ValueError(
+                f"{', '.join(names)}: multiple DNS providers configured simultaneously "
+                f"({', '.join(chosen)}); pygslb writes the edge delegation through one"
+            )
+        if self.extdns_enabled:
+            raise ValueError(
+                "EXTDNS_ENABLED: pygslb does not write the edge delegation through ExternalDNS; set "
+                "EDGE_DNS_TYPE to rfc2136, infoblox or none (docs/helm.md)"
+            )
+        if self.infoblox_grid_host and self.edge_dns_type == "none":
+            self.edge_dns_type = "infoblox"
+        if self.edge_dns_type == "infoblox":
+            self._infoblox()
+        elif self.edge_dns_type == "rfc2136":
+            self._rfc2136()
+
+    def _infoblox(self) -> None:
+        """k8gb's ValidateInfobloxStruct, at start: a grid host that is a host name or an IP, a WAPI
+        version, a user and a password (pygslb used to start and fail on every request)."""
+        host = self.infoblox_grid_host
+        if not host:
+            raise ValueError("INFOBLOX_GRID_HOST: EDGE_DNS_TYPE=infoblox needs the grid's host name or IP")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not _HOSTNAME.fullmatch(host) or _DOTTED_NUMBERS.fullmatch(host):
+                raise ValueError(
+                    f"INFOBLOX_GRID_HOST: {host!r} is not a host name or an IP address"
+                ) from None
+        if not self.infoblox_wapi_version.strip():
+            raise ValueError("INFOBLOX_WAPI_VERSION: empty; give the grid's WAPI version, e.g. 2.3.1")
+        if not self.infoblox_wapi_username:
+            raise ValueError("INFOBLOX_WAPI_USERNAME: required with Infoblox (INFOBLOX_GRID_HOST is set)")
+        if self.infoblox_wapi_password is None or not self.infoblox_wapi_password.get_secret_value():
+            raise ValueError(
+                "INFOBLOX_WAPI_PASSWORD: required with Infoblox (or INFOBLOX_WAPI_PASSWORD_FILE)"
+            )
+
+    def _rfc2136(self) -> None:
+        if not self.rfc2136_host:
+            raise ValueError("RFC2136_HOST: EDGE_DNS_TYPE=rfc2136 needs the server, host or host:port")
+        try:
+            split_host_port(self.rfc2136_host, 53)
+        except ValueError as exc:
+            raise ValueError(f"RFC2136_HOST: {exc}") from None
+        if self.rfc2136_tsig_keyname and not (
+            self.rfc2136_tsig_secret and self.rfc2136_tsig_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "RFC2136_TSIG_SECRET: RFC2136_TSIG_KEYNAME is set but the secret (or _FILE) is empty"
+            )
+
+    def notices(self, environ: Mapping[str, str] = os.environ) -> list[str]:
+        """Warnings for the start's log: deprecated names in use, and k8gb settings pygslb ignores."""
+        notes = []
+        legacy = ["EDGE_DNS_SERVER"] if self.edge_dns_server else []
+        legacy += ["EDGE_DNS_SERVER_PORT"] if "edge_dns_server_port" in self.model_fields_set else []
+        if legacy:  # k8gb's GetDeprecations, and what became of them
+            fallback = f"{self.edge_dns_server.strip()}:{self.edge_dns_server_port}"
+            used = self.edge_dns_server and self.edge_dns_servers == [fallback]
+            outcome = (
+                f"used as EDGE_DNS_SERVERS={self.edge_dns_servers[0]}" if used else "EDGE_DNS_SERVERS wins"
+            )
+            notes.append(f"{' and '.join(legacy)} deprecated, use EDGE_DNS_SERVERS instead ({outcome})")
+        names = {name.upper() for name in environ}
+        ignored = {
+            name: why
+            for name, why in _IGNORED.items()
+            if name in names and (name not in ("DNS_ZONE", "EDGE_DNS_ZONE") or getattr(self, name.lower()))
+        }
+        if ignored:
+            notes.append(
+                "ignored k8gb settings: " + "; ".join(f"{name} ({why})" for name, why in ignored.items())
+            )
+        return notes
 
     @property
     def otlp_traces_url(self) -> str:
@@ -323,7 +497,7 @@ class Settings(BaseSettings):
 
     @property
     def edge_servers(self) -> list[tuple[str, int]]:
-        return [split_host_port(s, 53) for s in self.edge_dns_servers if s.count(":") <= 1]
+        return [edge_server(s) for s in self.edge_dns_servers]
 
     @property
     def glue_ips(self) -> list[str]:
@@ -342,6 +516,20 @@ class Settings(BaseSettings):
 
     def api_token(self) -> str | None:
         return self.gslb_api_token.get_secret_value() if self.gslb_api_token else None
+
+
+#: k8gb's settings pygslb reads nothing from, and why: one start-up warning lists those set.
+_IGNORED = {
+    "METRICS_ADDRESS": "/metrics is served on API_ADDRESS",
+    "NO_COLOR": "log lines are never coloured",
+    "ZONE_DELEGATION_RECOVERY_SECONDS": "a failed delegation is retried with backoff from 1 s to 60 s",
+    "INFOBLOX_HTTP_POOL_CONNECTIONS": "WAPI requests share one connection pool of the HTTP client's size",
+    "SPLIT_BRAIN_CHECK": "k8gb <= 0.14's split-brain TXT heartbeat is gone, as in k8gb",
+    "COREDNS_EXPOSED": "deprecated and ignored by k8gb too",
+    "FEATURE_DYNAMIC_ZONES": "zones come from DNS_ZONES only, there are no ZoneDelegation resources",
+    "DNS_ZONE": "k8gb <= 0.14's single zone; DNS_ZONES is set and wins",
+    "EDGE_DNS_ZONE": "k8gb <= 0.14's single zone; DNS_ZONES is set and wins",
+}
 
 
 def load_settings(**overrides: object) -> Settings:

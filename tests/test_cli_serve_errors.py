@@ -115,6 +115,59 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             {"GEOIP_CIDRS": "10.0.0.0/8="},
             "error: invalid setting GEOIP_CIDRS: GEOIP_CIDRS entry '10.0.0.0/8=': the tag must be letters",
         ),
+        (
+            {"EDGE_DNS_SERVERS": "10.0.0.1,::1"},
+            "error: invalid setting EDGE_DNS_SERVERS: '::1': IPv6 addresses and URLs are not supported",
+        ),
+        (
+            {"EDGE_DNS_SERVERS": "10.0.0.1,10.0.0.1"},
+            "error: invalid setting EDGE_DNS_SERVERS: '10.0.0.1' is listed twice",
+        ),
+        (
+            {"EDGE_DNS_SERVER": "bad_host!"},
+            "error: invalid setting EDGE_DNS_SERVER: 'bad_host!:53': not an IPv4",
+        ),
+        (
+            {"DNS_ZONE": "cloud.example.org", "EDGE_DNS_ZONE": "example.org"},
+            "error: invalid settings: DNS_ZONE, EDGE_DNS_ZONE: k8gb <= 0.14's single zone is no longer read "
+            "(k8gb requires DNS_ZONES too); set DNS_ZONES=example.org:cloud.example.org:30 instead",
+        ),
+        (
+            {"EXTDNS_ENABLED": "true"},
+            "error: invalid setting EXTDNS_ENABLED: pygslb does not write the edge delegation through "
+            "ExternalDNS; set EDGE_DNS_TYPE to rfc2136, infoblox or none",
+        ),
+        (
+            {"EXTDNS_ENABLED": "true", "INFOBLOX_GRID_HOST": "grid.example.com"},
+            "error: invalid settings: EXTDNS_ENABLED, INFOBLOX_GRID_HOST: multiple DNS providers configured "
+            "simultaneously (ExternalDNS, infoblox)",
+        ),
+        (
+            {"INFOBLOX_GRID_HOST": "grid.example.com"},
+            "error: invalid setting INFOBLOX_WAPI_USERNAME: required with Infoblox",
+        ),
+        (
+            {"INFOBLOX_GRID_HOST": "bad host!", "INFOBLOX_WAPI_USERNAME": "u", "INFOBLOX_WAPI_PASSWORD": "p"},
+            "error: invalid setting INFOBLOX_GRID_HOST: 'bad host!' is not a host name or an IP address",
+        ),
+        (
+            {
+                "INFOBLOX_GRID_HOST": "grid.example.com",
+                "INFOBLOX_WAPI_USERNAME": "u",
+                "INFOBLOX_WAPI_PASSWORD": "p",
+                "INFOBLOX_WAPI_VERSION": "",
+            },
+            "error: invalid setting INFOBLOX_WAPI_VERSION: empty",
+        ),
+        (
+            {"NS_RECORD_TTL": "4294967296"},
+            "error: invalid setting NS_RECORD_TTL: Input should be less than or equal to 2147483647",
+        ),
+        (
+            {"DNS_ZONES": "example.com:cloud.example.com:99999999999"},
+            "error: invalid setting DNS_ZONES: DNS_ZONES entry 'example.com:cloud.example.com:99999999999': "
+            "negTTL must be a whole number from 0 to 2147483647",
+        ),
     ],
     ids=[
         "api-port",
@@ -137,6 +190,17 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "geoip-cidrs-host-bits",
         "geoip-cidrs-bad-tag",
         "geoip-cidrs-empty-tag",
+        "edge-ipv6",
+        "edge-twice",
+        "edge-legacy-host",
+        "legacy-single-zone",
+        "extdns",
+        "multiple-providers",
+        "infoblox-no-user",
+        "infoblox-bad-host",
+        "infoblox-empty-version",
+        "ns-ttl-over-32-bits",
+        "neg-ttl-over-32-bits",
     ],
 )
 def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expected: str) -> None:
@@ -144,6 +208,30 @@ def test_invalid_settings_are_named(tmp_path: Path, env: dict[str, str], expecte
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(expected), result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+
+
+async def test_old_and_k8gb_only_settings_are_warned_about_once_at_start(tmp_path: Path) -> None:
+    """k8gb's deprecated edge server is used (as k8gb uses it) with its warning; k8gb settings pygslb
+    does not read are listed with why; k8gb's 0 for the delegation requeue starts."""
+    from tests.support.instance import running
+
+    async with running(
+        tmp_path,
+        EDGE_DNS_SERVER="127.0.0.1",
+        EDGE_DNS_SERVER_PORT="5399",
+        METRICS_ADDRESS="0.0.0.0:8080",
+        ZONE_DELEGATION_RECOVERY_SECONDS="60",
+        ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS="0",
+    ) as gslb:
+        log = gslb.log()
+    warnings = [line for line in log.splitlines() if "WARNING pygslb.settings" in line]
+    assert [line.split("pygslb.settings: ")[1] for line in warnings] == [
+        "EDGE_DNS_SERVER and EDGE_DNS_SERVER_PORT deprecated, use EDGE_DNS_SERVERS instead "
+        "(used as EDGE_DNS_SERVERS=127.0.0.1:5399)",
+        "ignored k8gb settings: METRICS_ADDRESS (/metrics is served on API_ADDRESS); "
+        "ZONE_DELEGATION_RECOVERY_SECONDS (a failed delegation is retried with backoff from 1 s to 60 s)",
+    ], log
 
 
 def test_what_the_setup_lacks_is_one_line(tmp_path: Path) -> None:

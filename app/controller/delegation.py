@@ -1,6 +1,7 @@
 """Keeps this cluster in the edge zone's delegation: NS + own glue A per load-balanced zone (k8gb §4.2, §4.6).
 
-Runs on its own schedule (k8gb's ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS), independent of Gslbs.
+Runs on its own schedule (k8gb's ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS; 0: at start, then only
+when kicked), independent of Gslbs.
 The glue addresses come from a `GlueSource` asked every round: settings, or in kubernetes mode the
 cluster's own DNS Service or ip-source Ingress, whose changes `kick` the loop. While they are unknown, and
 while the provider fails, each zone is retried with exponential backoff; the last outcome per zone is kept
@@ -97,8 +98,9 @@ class DelegationLoop:
             for zone in self.zones:
                 ok &= await self.sync_zone(zone, failures + 1)
             failures = 0 if ok else failures + 1
+            delay: float | None
             if ok:
-                delay = self.interval
+                delay = self.interval or None  # k8gb's 0: no periodic check, only a kick
             else:
                 delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1)) * random.uniform(0.9, 1.1)
             try:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+#: RFC 2181 §8: a TTL is at most 2^31 - 1 (from 2^32 on it does not even fit the wire's 32 bits).
+MAX_TTL = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,8 @@ def parse_dns_zones(value: str) -> list[ZoneConfig]:
         if len(parts) != 3:
             raise ValueError(f"DNS_ZONES entry {chunk!r} must be parent:loadBalancedZone:negTTL")
         parent, zone, neg = (p.lower().rstrip(".") for p in parts)
-        if not neg.isdigit():
-            raise ValueError(f"DNS_ZONES entry {chunk!r}: negTTL must be a non-negative integer")
+        if not neg.isdigit() or int(neg) > MAX_TTL:
+            raise ValueError(f"DNS_ZONES entry {chunk!r}: negTTL must be a whole number from 0 to {MAX_TTL}")
         if not (valid_name(parent) and valid_name(zone)):
             raise ValueError(f"DNS_ZONES entry {chunk!r}: zone names must be valid DNS names")
         if zone == parent or not zone.endswith("." + parent):

@@ -111,6 +111,7 @@ def test_a_values_file_with_wrong_types_fails_with_every_mistake_named() -> None
         ),
         ({"coredns": {"serviceType": "Headless"}}, "at '/coredns/serviceType': value must be one of"),
         ({"extdns": {"enabled": "yes"}}, "at '/extdns/enabled': got string, want boolean"),
+        ({"k8gb": {"nsRecordTTL": 2**31}}, "at '/k8gb/nsRecordTTL': maximum: got 2.147483648"),
         ({"pygslb": {"api": {"port": 70000}}}, "at '/pygslb/api/port': maximum: got 70,000, want 65,535"),
         ({"pygslb": {"replicas": 0}}, "at '/pygslb/replicas': minimum: got 0, want 1"),
         (
@@ -170,6 +171,7 @@ def test_k8gb_values_files_keep_working() -> None:
                 {"parentZone": "example.com", "loadBalancedZone": "cloud.example.com", "dnsZoneNegTTL": 30}
             ],
             "reconcileRequeueSeconds": 30,
+            "zoneDelegationReconcileRequeueSeconds": 0,  # k8gb's min: at start only
             "nsRecordTTL": 30,
             "glueAPrefix": "gslb-ns-",
             "log": {"format": "simple", "level": "info"},

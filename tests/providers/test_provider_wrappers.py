@@ -180,17 +180,3 @@ async def test_infoblox_from_settings_delegates_in_wapi(wapi: FakeWapi) -> None:
     assert wapi.zone("cloud.example.com") is not None
     assert wapi.requests[-1].path == "/wapi/v2.3.1/zone_delegated"
     await provider.aclose()
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"edge_dns_type": "rfc2136"}, "RFC2136_HOST"),
-        ({"edge_dns_type": "rfc2136", "rfc2136_host": "127.0.0.1", "rfc2136_tsig_keyname": "k"}, "SECRET"),
-        ({"edge_dns_type": "infoblox"}, "INFOBLOX_GRID_HOST"),
-        ({"infoblox_grid_host": "grid.example.com"}, "INFOBLOX_WAPI_USERNAME"),
-    ],
-)
-def test_incomplete_settings_are_refused(overrides: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        build_edge_provider(load_settings(**overrides))
