@@ -9,7 +9,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry
 
-from app.controller.delegation import DelegationLoop
+from app.controller.delegation import DelegationLoop, StaticGlue
 from app.controller.metrics import ControllerMetrics
 from app.providers.edge import build_edge_provider
 from app.settings import load_settings
@@ -34,7 +34,7 @@ async def test_zero_interval_delegates_at_start_retries_failures_then_waits_for_
             zones=settings.zones,
             own_tag="eu",
             peer_tags=[],
-            glue_ips=["10.0.0.1"],
+            glue=StaticGlue(["10.0.0.1"]),
             glue_prefix=settings.gluea_prefix,
             ns_ttl=settings.ns_record_ttl,
             metrics=ControllerMetrics(CollectorRegistry()),

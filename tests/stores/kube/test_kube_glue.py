@@ -82,7 +82,7 @@ class Edge:
 @asynccontextmanager
 async def delegating(kube: KubeClient, **settings: Any) -> AsyncIterator[Edge]:
     """The kube parts and the delegation loop, wired as the runtime wires them."""
-    config = kube_settings(edge_dns_type="rfc2136", **settings)
+    config = kube_settings(edge_dns_type="rfc2136", rfc2136_host="127.0.0.1:53", **settings)  # never asked
     store = await build_kube_store(config, kube)
     parts = KubeParts.of(store, config)
     provider = InMemoryProvider()
