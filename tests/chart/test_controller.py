@@ -94,10 +94,15 @@ def test_k8gb_values_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert settings.peer_refresh_seconds == 2  # extraEnv
 
 
-def test_the_glue_is_the_charts_dns_service_unless_addresses_are_given(
+def test_the_glue_is_the_charts_dns_load_balancer_unless_addresses_are_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rendered = helm.render()
+    cluster_ip = helm.render()  # k8gb's default: no Service address for the edge, the ip-source Ingress
+    assert "DNS_SERVICE_NAME" not in cluster_ip.env() and "COREDNS_SERVICE_TYPE" not in cluster_ip.env()
+    k8gb_style = helm.render({"coredns": {"serviceType": "LoadBalancer"}})
+    assert k8gb_style.env()["DNS_SERVICE_NAME"] == f"{helm.FULLNAME}-dns"
+
+    rendered = helm.render({"pygslb": {"dns": {"service": {"type": "LoadBalancer"}}}})
     settings = _settings(rendered, tmp_path, monkeypatch)
     assert settings.dns_service_name == f"{helm.FULLNAME}-dns"
     dns_service = rendered.get("Service", settings.dns_service_name)  # the Service the chart makes
@@ -112,6 +117,8 @@ def test_the_glue_is_the_charts_dns_service_unless_addresses_are_given(
     without = helm.render({"pygslb": {"dns": {"enabled": False}}})  # k8gb's CoreDNS: k8gb's own rules
     assert "DNS_SERVICE_NAME" not in without.env()
     assert not without.has("Service", f"{helm.FULLNAME}-dns")
+    coredns = helm.render({"pygslb": {"dns": {"enabled": False}}, "coredns": {"serviceType": "LoadBalancer"}})
+    assert coredns.env()["COREDNS_SERVICE_TYPE"] == "LoadBalancer" and "DNS_SERVICE_NAME" not in coredns.env()
 
 
 def test_tracing_values_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,3 +342,17 @@ def test_disruption_budget_never_blocks_a_single_replica() -> None:
     assert helm.render().get("PodDisruptionBudget", helm.FULLNAME)["spec"]["maxUnavailable"] == 1
     percent = helm.render(SCENARIOS["pdb-percent"]).get("PodDisruptionBudget", helm.FULLNAME)
     assert percent["spec"]["maxUnavailable"] == "50%"
+
+
+def test_notes_say_where_the_glue_comes_from_when_no_address_is_given() -> None:
+    rfc2136 = {"enabled": True, "host": "10.0.0.53:53", "tsigKeyName": "k", "tsigSecretRef": {"name": "s"}}
+    note = "the edge zone's glue for this cluster is the first Ingress labelled k8gb.io/ip-source=true"
+    assert note in helm.render({"rfc2136": rfc2136}).notes
+    assert note not in helm.render().notes  # no edge provider: nothing to delegate
+    for given in (
+        {"pygslb": {"dns": {"service": {"type": "LoadBalancer"}}}},
+        {"coredns": {"serviceType": "LoadBalancer"}},
+        {"pygslb": {"dns": {"exposedIPs": ["203.0.113.53"]}}},
+        {"k8gb": {"clusterExposedIPs": ["203.0.113.9"]}},
+    ):
+        assert note not in helm.render({"rfc2136": rfc2136, **given}).notes, given
