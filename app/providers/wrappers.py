@@ -101,7 +101,8 @@ class Traced(_Wrapper):
 
 
 RetryObserver = Callable[[str, str, ProviderError, int], None]
-"""(provider name, operation, error, attempt number) for every failed attempt; e.g. metrics."""
+"""(provider name, operation, error, attempt number) for every failed attempt that is retried (a
+transient error with attempts left), e.g. a retry counter; a fatal error or the last attempt is not."""
 
 
 class Retrying(_Wrapper):
@@ -155,10 +156,10 @@ class Retrying(_Wrapper):
                 result = await call()
             except ProviderError as exc:
                 self.last_error = exc
-                if self._observer is not None:
-                    self._observer(self.name, operation, exc, attempt)
                 if not exc.transient or attempt == self.attempts:
                     raise
+                if self._observer is not None:
+                    self._observer(self.name, operation, exc, attempt)
                 pause = self.delay(attempt)
                 log.warning(
                     "%s %s failed (attempt %d/%d), retrying in %.2fs: %s",

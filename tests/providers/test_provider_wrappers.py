@@ -101,7 +101,7 @@ def test_retrying_needs_an_attempt() -> None:
         Retrying(InMemoryProvider(), attempts=0)
 
 
-async def test_retry_observer_sees_every_failed_attempt(bind9: Bind9) -> None:
+async def test_retry_observer_sees_every_retried_attempt(bind9: Bind9) -> None:
     seen: list[tuple[str, str, bool, int]] = []
 
     async def sleep(seconds: float) -> None:
@@ -116,11 +116,16 @@ async def test_retry_observer_sees_every_failed_attempt(bind9: Bind9) -> None:
     await bind9.stop()
     with pytest.raises(TransientProviderError):
         await provider.apply("example.com", Changes(create=(GLUE,)))
-    assert seen == [
-        ("rfc2136", "apply", True, 1),
-        ("rfc2136", "apply", True, 2),
-        ("rfc2136", "apply", True, 3),
-    ]
+    assert seen == [("rfc2136", "apply", True, 1), ("rfc2136", "apply", True, 2)]  # the third is not retried
+
+    seen.clear()  # a fatal error (a key the server does not know) is not retried, so not seen
+    await bind9.start()
+    refused = Retrying(
+        rfc2136_for(bind9, keyname="nobody"), attempts=3, sleep=sleep, observer=lambda *a: seen.append(a)
+    )
+    with pytest.raises(ProviderError) as fatal:
+        await refused.apply("example.com", Changes(create=(GLUE,)))
+    assert not fatal.value.transient and seen == []
 
 
 async def test_cache_answers_until_ttl_and_forgets_on_apply() -> None:
