@@ -47,6 +47,18 @@ _TSIG_ERRORS = (dns.tsig.PeerError, dns.tsig.BadSignature, dns.tsig.BadKey, dns.
 _WIRE_ERRORS = (dns.exception.DNSException, OSError, EOFError, TimeoutError)
 
 
+# The names BIND's tsig-keygen and ExternalDNS's rfc2136 provider (k8gb's) use; dnspython names MD5 by
+# its registered name only.
+TSIG_ALGORITHMS = ("hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512")
+_TSIG_ALIASES = {"hmac-md5": dns.tsig.HMAC_MD5}
+
+
+def tsig_algorithm(name: str) -> dns.name.Name | str:
+    """A TSIG algorithm named as BIND or ExternalDNS name it, in any case, as dnspython knows it."""
+    lowered = name.strip().lower()
+    return _TSIG_ALIASES.get(lowered.rstrip("."), lowered)
+
+
 class Rfc2136Provider:
     name = "rfc2136"
 
@@ -70,12 +82,15 @@ class Rfc2136Provider:
             try:
                 if not binascii.a2b_base64(secret.encode(), strict_mode=True):
                     raise ValueError("empty secret")
-                self._key = dns.tsig.Key(keyname, secret, algorithm)
+                self._key = dns.tsig.Key(keyname, secret, tsig_algorithm(algorithm))
                 dns.tsig.get_context(self._key)  # type: ignore[no-untyped-call]
             except (binascii.Error, ValueError) as exc:
                 raise ValueError(f"TSIG secret of key {keyname!r} is not valid base64") from exc
             except (NotImplementedError, dns.exception.DNSException) as exc:
-                raise ValueError(f"TSIG key {keyname!r}: unsupported algorithm {algorithm!r}") from exc
+                raise ValueError(
+                    f"TSIG key {keyname!r}: unsupported algorithm {algorithm!r} "
+                    f"(one of {', '.join(TSIG_ALGORITHMS)})"
+                ) from exc
 
     def span_attributes(self, zone: str) -> dict[str, str | int]:
         """What the traced wrapper records on this provider's client spans (OTel DNS conventions)."""

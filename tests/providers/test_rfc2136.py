@@ -13,7 +13,7 @@ from app.domain.zones import ZoneConfig
 from app.providers.base import ChangeConflictError, ProviderError, TransientProviderError
 from app.providers.rfc2136 import Rfc2136Provider
 from tests.providers.conftest import rfc2136_for
-from tests.support.bind9 import Bind9
+from tests.support.bind9 import Bind9, generate_key, require_named
 
 ZONE = ZoneConfig(parent_zone="example.com", load_balanced_zone="cloud.example.com", neg_ttl=30)
 EU = "gslb-ns-eu-cloud.example.com"
@@ -122,3 +122,15 @@ def test_bad_key_settings_are_refused_at_start(secret: str, algorithm: str, mess
     with pytest.raises(ValueError, match=message) as caught:
         Rfc2136Provider("127.0.0.1", 53, "edge-key", secret, algorithm)
     assert "edge-key" in str(caught.value) and secret not in str(caught.value)
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-md5", "HMAC-MD5", "hmac-sha512"])
+async def test_a_key_named_as_tsig_keygen_names_it_signs_updates(algorithm: str) -> None:
+    """BIND's `tsig-keygen -a hmac-md5` (and ExternalDNS's rfc2136 settings) call MD5 `hmac-md5`."""
+    require_named()
+    key = await generate_key("edge-key", algorithm.lower())
+    async with Bind9(["example.com"], key=key) as server:
+        provider = Rfc2136Provider(server.host, server.port, key.name, key.secret, algorithm, timeout=2.0)
+        await provider.apply("example.com", Changes(create=(GLUE,)))
+        glue = await ask(server, EU, "A")
+        assert [r.address for r in glue.answer[0]] == ["10.0.0.1"]
