@@ -189,7 +189,7 @@ class InfobloxProvider:
                 raise ProviderError(
                     f"ZoneRead {fqdn}: WAPI answered {type(result).__name__}, expected a list"
                 )
-            found[fqdn] = result[0] if result else None
+            found[fqdn] = _checked(fqdn, result[0]) if result else None
         return found
 
     async def _call(
@@ -220,6 +220,11 @@ class InfobloxProvider:
             raise TransientProviderError(
                 f"{operation}: cannot reach Infoblox {self.base_url}: {exc}"
             ) from exc
+        except httpx.HTTPError as exc:  # an answer httpx cannot read (DecodingError: bad Content-Encoding)
+            raise ProviderError(
+                f"{operation}: Infoblox {self.base_url} sent an answer that cannot be read: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             self._duration.labels(operation, "true" if ok else "false").observe(time.perf_counter() - started)
 
@@ -243,6 +248,29 @@ class InfobloxProvider:
         if status == 404 or code == "Client.Ibap.Data.Conflict":
             raise ChangeConflictError(f"{message} (changed by someone else meanwhile)")
         raise ProviderError(message)
+
+
+def _checked(fqdn: str, obj: object) -> dict[str, Any]:
+    """A zone_delegated as the translation reads it, or a ProviderError naming what WAPI got wrong:
+    a grid (or a proxy in front of it) answering another shape is a misconfiguration, not a bug here."""
+
+    def wrong(what: str) -> ProviderError:
+        return ProviderError(f"ZoneRead {fqdn}: WAPI answered a zone_delegated {what}")
+
+    if not isinstance(obj, dict):
+        raise wrong(f"that is {type(obj).__name__}, not an object")
+    if not isinstance(obj.get("_ref"), str) or not obj["_ref"]:
+        raise wrong("without a _ref")
+    entries = obj.get("delegate_to")
+    if entries is not None and not isinstance(entries, list):
+        raise wrong(f"whose delegate_to is {type(entries).__name__}, not a list")
+    for entry in entries or []:
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "address")):
+            raise wrong(f"whose delegate_to entry {entry!r} lacks a name or address")
+    ttl = obj.get("ttl")
+    if obj.get("use_ttl") and ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+        raise wrong(f"whose ttl is {ttl!r}, not a number")
+    return obj
 
 
 def _wapi_error(response: httpx.Response) -> tuple[str, str]:

@@ -230,3 +230,45 @@ async def test_fatal_error_is_not_retried(wapi: FakeWapi, infoblox: InfobloxProv
     with pytest.raises(ProviderError, match="Invalid value for delegate_to"):
         await provider.records("example.com")
     assert provider.calls == 1
+
+
+async def test_an_undecodable_answer_is_a_provider_error(wapi: FakeWapi, infoblox: InfobloxProvider) -> None:
+    """A proxy labelling a plain body gzip: httpx's DecodingError is neither a timeout nor a transport
+    error, and escaped as itself (and ended the delegation loop)."""
+    wapi.fail_next(1, 200)
+    with pytest.raises(ProviderError, match="ZoneRead: Infoblox .* cannot be read: DecodingError") as caught:
+        await infoblox.records("example.com")
+    assert not caught.value.transient
+
+
+@pytest.mark.parametrize(
+    ("delegate_to", "expected"),
+    [
+        ([{"name": EU}], "delegate_to entry {'name': '" + EU + "'} lacks a name or address"),
+        ("gslb-ns-eu", "delegate_to is str, not a list"),
+        (
+            [["gslb-ns-eu", "10.0.0.1"]],
+            "delegate_to entry ['gslb-ns-eu', '10.0.0.1'] lacks a name or address",
+        ),
+    ],
+)
+async def test_a_malformed_zone_delegated_is_a_provider_error_naming_it(
+    wapi: FakeWapi, infoblox: InfobloxProvider, delegate_to: object, expected: str
+) -> None:
+    wapi.seed("cloud.example.com", delegate_to)  # type: ignore[arg-type]
+    for attempt in (lambda: infoblox.records("example.com"), lambda: publish(infoblox, "eu", ["10.0.0.1"])):
+        with pytest.raises(ProviderError) as caught:
+            await attempt()
+        assert f"ZoneRead cloud.example.com: WAPI answered a zone_delegated whose {expected}" in str(
+            caught.value
+        )
+        assert not caught.value.transient
+    assert not wapi.writes()
+
+
+async def test_a_zone_delegated_with_a_text_ttl_is_refused(
+    wapi: FakeWapi, infoblox: InfobloxProvider
+) -> None:
+    wapi.seed("cloud.example.com", [{"name": EU, "address": "10.0.0.1"}], ttl="thirty", use_ttl=True)
+    with pytest.raises(ProviderError, match="whose ttl is 'thirty', not a number"):
+        await infoblox.records("example.com")

@@ -54,7 +54,8 @@ class Request:
 
 @dataclass
 class Fault:
-    """`status` 5xx/4xx answers that status; `status` 0 holds the request until the client gives up."""
+    """`status` 5xx/4xx answers that status; `status` 0 holds the request until the client gives up;
+    `status` 200 answers a body labelled gzip that is not (a proxy that mangles encodings)."""
 
     status: int
     text: str = "Injected fault"
@@ -81,7 +82,8 @@ class FakeWapi:
         return f"http://127.0.0.1:{self.port}"
 
     def fail_next(self, count: int = 1, status: int = 500, text: str = "Injected fault") -> None:
-        """The next `count` requests fail with `status` (0 = hang until the client times out)."""
+        """The next `count` requests fail with `status` (0 = hang until the client times out, 200 = a
+        body that claims gzip and is not)."""
         self.faults.extend(Fault(status, text) for _ in range(count))
 
     def seed(self, fqdn: str, delegate_to: list[dict[str, str]], view: str = "default", **fields: Any) -> str:
@@ -156,6 +158,9 @@ class FakeWapi:
             if fault.status == 0:
                 await self._release.wait()
                 return _error(500, "AdmConProtoError", "Server", "released at shutdown"), None
+            if fault.status == 200:
+                headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+                return web.Response(status=200, body=b"[]", headers=headers), None
             code = "Server" if fault.status >= 500 else "Client.Ibap.Proto"
             return _error(fault.status, "AdmConProtoError", code, fault.text), None
         if request.method in {"POST", "PUT"} and not isinstance(body, dict):
