@@ -122,6 +122,9 @@ class DelegationLoop:
                     DelegationState(zone.load_balanced_zone, False, str(exc), _now(), attempt, exc.reason)
                 )
                 return False
+            except Exception as exc:  # reading the cluster's addresses failed in a way nobody foresaw
+                self._failed(zone, name, exc, attempt, False, span, unexpected=True)
+                return False
             span.set_attribute("dns.glue", ",".join(glue_ips))
             try:
                 current = await self.provider.records(zone.parent_zone)
@@ -134,15 +137,10 @@ class DelegationLoop:
                     log.info("edge delegation of %s updated through %s", zone.load_balanced_zone, name)
             except (ProviderError, ValueError, OSError) as exc:
                 transient = bool(getattr(exc, "transient", isinstance(exc, OSError)))
-                self.metrics.provider_errors.labels(
-                    name, zone.load_balanced_zone, str(transient).lower()
-                ).inc()
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                self._set(DelegationState(zone.load_balanced_zone, False, f"{name}: {exc}", _now(), attempt))
-                log.warning(
-                    "edge delegation of %s failed (attempt %d): %s", zone.load_balanced_zone, attempt, exc
-                )
+                self._failed(zone, name, exc, attempt, transient, span)
+                return False
+            except Exception as exc:  # a bug or an answer nobody foresaw: a failed attempt, never the end
+                self._failed(zone, name, exc, attempt, False, span, unexpected=True)
                 return False
             before = self.state.get(zone.load_balanced_zone)
             if before is not None and not before.ok:
@@ -158,6 +156,36 @@ class DelegationLoop:
         if before is None or before.message != state.message:
             log.warning("edge delegation of %s not published: %s", state.zone, state.message)
         self._set(state)
+
+    def _failed(
+        self,
+        zone: ZoneConfig,
+        name: str,
+        exc: Exception,
+        attempt: int,
+        transient: bool,
+        span: trace.Span,
+        *,
+        unexpected: bool = False,
+    ) -> None:
+        """Record a failed attempt in metrics, span, state (so status) and the log; the loop backs off.
+        An unexpected error logs its traceback when it first shows, not on every retry."""
+        self.metrics.provider_errors.labels(name, zone.load_balanced_zone, str(transient).lower()).inc()
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)))
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ") if unexpected else str(exc)
+        message = f"{name}: {text}"
+        before = self.state.get(zone.load_balanced_zone)
+        first = before is None or before.ok or before.message != message
+        self._set(DelegationState(zone.load_balanced_zone, False, message, _now(), attempt))
+        log.log(
+            logging.ERROR if unexpected and first else logging.WARNING,
+            "edge delegation of %s failed (attempt %d): %s",
+            zone.load_balanced_zone,
+            attempt,
+            text,
+            exc_info=exc if unexpected and first else None,
+        )
 
     def _set(self, state: DelegationState) -> None:
         """Record the outcome; when it differs from the last one, let the Gslbs of the zone show it."""

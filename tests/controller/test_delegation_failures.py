@@ -1,0 +1,94 @@
+"""The edge delegation loop on its own: any failed attempt is recorded and retried, the loop never ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from app.controller.delegation import DelegationLoop, StaticGlue
+from app.controller.metrics import ControllerMetrics
+from app.domain.endpoint import Endpoint
+from app.domain.zones import parse_dns_zones
+from app.providers.inmemory import InMemoryProvider
+from tests.support.instance import eventually
+
+ZONES = parse_dns_zones("example.com:cloud.example.com:30")
+ZONE = "cloud.example.com"
+
+
+class Unforeseen(InMemoryProvider):
+    """The reference provider, failing its first reads with what a provider did not translate (the
+    Infoblox provider let KeyError, TypeError and httpx.DecodingError through)."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        super().__init__()
+        self.failures = failures
+        self.reads = 0
+
+    async def records(self, zone: str) -> list[Endpoint]:
+        self.reads += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().records(zone)
+
+
+def loop_for(provider: InMemoryProvider, registry: CollectorRegistry) -> DelegationLoop:
+    return DelegationLoop(
+        provider=provider,
+        zones=ZONES,
+        own_tag="eu",
+        peer_tags=[],
+        glue=StaticGlue(["10.0.0.1"]),
+        glue_prefix="gslb-ns-",
+        ns_ttl=30,
+        metrics=ControllerMetrics(registry),
+        interval=300.0,
+        base_delay=0.05,
+        max_delay=0.1,
+    )
+
+
+async def test_an_unforeseen_error_is_a_failed_attempt_retried_with_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "pygslb.delegation")
+    registry = CollectorRegistry()
+    provider = Unforeseen([KeyError("address"), KeyError("address"), TypeError("string indices")])
+    loop = loop_for(provider, registry)
+    seen: list[str] = []
+    loop.on_change = lambda zone: seen.append(loop.state[zone].message)
+    task = asyncio.create_task(loop.run())
+
+    async def delegated() -> bool:
+        state = loop.state.get(ZONE)
+        return state is not None and state.ok
+
+    try:
+        await eventually(delegated, True, timeout=5)
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):  # cancellation still ends it
+            await task
+    # Status showed each failure, then the delegation, which is in place.
+    assert seen == [
+        "inmemory: KeyError: 'address'",
+        "inmemory: TypeError: string indices",
+        "delegated through inmemory",
+    ]
+    assert provider.reads == 4
+    assert {e.record_type for e in await provider.records("example.com")} == {"NS", "A"}
+    labels = {"provider": "inmemory", "zone": ZONE, "transient": "false"}
+    assert registry.get_sample_value("pygslb_provider_errors_total", labels) == 3
+    # Logged at ERROR with a traceback when each error first shows, not on every retry.
+    failures = [r for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert [(r.levelno, r.exc_info is not None) for r in failures] == [
+        (logging.ERROR, True),
+        (logging.WARNING, False),
+        (logging.ERROR, True),
+    ]
+    assert "attempt 2" in failures[1].getMessage() and "KeyError: 'address'" in failures[1].getMessage()
+    assert "works again" in caplog.text
