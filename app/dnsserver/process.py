@@ -6,7 +6,8 @@ from a snapshot taken in the same loop turn as it is connected, so it misses not
 twice, whether it is the first start or a restart. Several workers share the address with
 SO_REUSEPORT (the kernel spreads queries over them). NOTIFYs a worker acknowledges come back to
 `on_notify` here. A worker that dies or closes its channel is restarted with exponential backoff, and
-the main process logs it; `stop()` closes the channels, which ends every worker (and so does the main
+the main process logs it (a start that fails, even with an OSError from fork, is retried the same
+way); `stop()` closes the channels, which ends every worker (and so does the main
 process dying: the worker sees its channel close).
 
 Same surface as `DnsServer` where the runtime uses it: `start()`, `stop()`, `host`, `port`.
@@ -243,6 +244,11 @@ class DnsWorkers:
         ]
         log.info("DNS server: %d worker process(es) on %s:%d", len(self._workers), self.host, self._port)
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The supervisors, one per worker: they run until `stop()` (the runtime watches them)."""
+        return list(self._supervisors)
+
     def stopping(self) -> None:
         """From now on a worker that exits is not restarted: the server is on its way down."""
         self._stopping = True
@@ -255,8 +261,12 @@ class DnsWorkers:
         for task in self._supervisors:
             task.cancel()
         for task in self._supervisors:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # already reported when it ended; the workers must still be stopped
+                log.debug("%s had ended with an error", task.get_name())
         self._supervisors = []
         await asyncio.gather(*(w.terminate(STOP_GRACE) for w in self._workers))
 
@@ -300,6 +310,9 @@ class DnsWorkers:
                 await worker.launch(self._port)
             except WorkerFailed as exc:
                 log.error("%s", exc)
+                continue
+            except Exception as exc:  # EAGAIN/EMFILE from fork or socketpair: a failed start, retried
+                log.error("DNS worker %d could not be started: %s", worker.index, exc, exc_info=exc)
                 continue
             self.restarts += 1
             log.warning("DNS worker %d restarted (pid %d)", worker.index, worker.process.pid)  # type: ignore[union-attr]

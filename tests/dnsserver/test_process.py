@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import os
 import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import dns.asyncquery
 import dns.edns
@@ -157,6 +159,48 @@ async def test_killed_worker_is_restarted_from_a_fresh_snapshot(
     logged = caplog.text
     assert f"DNS worker 0 (pid {victim}) exited with code -9; restarting" in logged
     assert "DNS worker 0 restarted" in logged
+
+
+async def test_a_restart_that_cannot_fork_is_retried(
+    workers: DnsWorkers, table: ZoneTable, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EAGAIN from fork (a full process table) ended the supervisor: with one worker, DNS for good."""
+    caplog.set_level(logging.INFO, "app.dnsserver.process")
+    spawn = asyncio.create_subprocess_exec
+    refusals = [OSError(errno.EAGAIN, "Resource temporarily unavailable")] * 2
+
+    async def busy_system(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        if refusals:
+            raise refusals.pop()
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", busy_system)
+    (victim,) = workers.pids
+    os.kill(victim, signal.SIGKILL)
+    await eventually(lambda: asyncio.sleep(0, refusals), [], timeout=10)
+    await table.apply(ZONE, Changes(create=(NEW,)))
+    await eventually(lambda: a_records(("127.0.0.1", workers.port), NEW.dns_name), {"10.9.9.9"}, timeout=15)
+    assert workers.restarts == 1 and len(workers.pids) == 1
+    assert (
+        caplog.text.count("DNS worker 0 could not be started: [Errno 11] Resource temporarily unavailable")
+        == 2
+    )
+
+
+async def test_stop_stops_the_workers_of_a_supervisor_that_failed(
+    table: ZoneTable, notifications: Notifications, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stop() re-raised a supervisor's error, skipping the rest of the shutdown: the workers ran on."""
+
+    async def broken(self: object) -> str:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr("app.dnsserver.process._Worker.gone", broken)
+    workers = await start(table, notifications, count=2)
+    pids = workers.pids
+    await eventually(lambda: asyncio.sleep(0, all(t.done() for t in workers.tasks)), True)
+    await workers.stop()
+    assert workers.pids == [] and not any(alive(p) for p in pids)
 
 
 async def test_stop_leaves_no_worker_behind(table: ZoneTable, notifications: Notifications) -> None:
