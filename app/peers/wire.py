@@ -51,15 +51,19 @@ def classify(exc: BaseException, timeout: float) -> ExchangeError:
     return ExchangeError(f"{type(exc).__name__}: {exc}".rstrip(": "), "network")
 
 
-async def to_address(host: str, port: int) -> str:
-    """dnspython needs an IP; edge servers may be given by name (k8gb allows it)."""
+async def to_address(host: str, port: int, timeout: float) -> str:
+    """dnspython needs an IP; edge servers may be given by name (k8gb allows it). The lookup counts
+    against the exchange's `timeout`: a slow system resolver must not hold a glue lookup for 20 s."""
     try:
         ipaddress.ip_address(host)
         return host
     except ValueError:
         pass
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        async with asyncio.timeout(timeout):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except TimeoutError as exc:
+        raise ExchangeError(f"{host} did not resolve within {timeout:g}s", "unresolvable") from exc
     except OSError as exc:
         raise ExchangeError(f"{host} does not resolve ({exc})", "unresolvable") from exc
     if not infos:
@@ -76,7 +80,7 @@ async def exchange(
     of costing a whole timeout, as it does for k8gb's Go resolver.
     """
     try:
-        where = await to_address(host, port)
+        where = await to_address(host, port, timeout)
         backend = dns.asyncbackend.get_backend("asyncio")
         family = dns.inet.af_for_address(where)
         make_socket: Any = backend.make_socket  # untyped in dnspython

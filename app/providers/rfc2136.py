@@ -181,9 +181,14 @@ class Rfc2136Provider:
         except OSError:
             pass
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                self.server_host, self.server_port, type=socket.SOCK_STREAM
-            )
+            async with asyncio.timeout(self.timeout):  # the system resolver has no deadline of its own
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    self.server_host, self.server_port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError as exc:
+            raise TransientProviderError(
+                f"cannot resolve RFC2136 server {self.server_host}: no answer within {self.timeout}s"
+            ) from exc
         except OSError as exc:
             raise TransientProviderError(f"cannot resolve RFC2136 server {self.server_host}: {exc}") from exc
         return str(infos[0][4][0])

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from app.peers.discovery import peer_nameservers
+from app.domain.zones import parse_dns_zones
+from app.peers.discovery import PeerDirectory, peer_nameservers
 from tests.peers.conftest import DnsNet
 
 GLUE_US = "gslb-ns-us-cloud.example.com"
@@ -137,3 +138,25 @@ async def test_notify_targets_are_first_server_of_each_resolved_peer(dns_net: Dn
     await dns_net.edge({"us": "127.0.0.2", "za": "127.0.0.3"})
     directory = dns_net.directory(["us", "za", "ap"])
     assert await directory.notify_targets() == [("127.0.0.2", dns_net.port), ("127.0.0.3", dns_net.port)]
+
+
+async def test_a_slow_resolver_for_an_edge_servers_name_costs_the_timeout_not_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EDGE_DNS_SERVERS may name a host; its lookup went through the system resolver with no deadline
+    (a glue lookup with timeout 2 s took 20 s behind a slow resolver)."""
+    loop = asyncio.get_running_loop()
+
+    async def slow_resolver(*args: object, **kwargs: object) -> list[object]:
+        await asyncio.sleep(30)
+        return []
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow_resolver)
+    zone = parse_dns_zones("example.com:cloud.example.com:30")[0]
+    directory = PeerDirectory([zone], "eu", ["us"], "gslb-ns-", [("edge.example.net", 53)], timeout=0.3)
+    started = loop.time()
+    [peer] = await directory.peers(zone)
+    assert loop.time() - started < 1.5
+    assert peer.error == (
+        "glue gslb-ns-us-cloud.example.com: edge.example.net:53 edge.example.net did not resolve within 0.3s"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dns.asyncquery
 import dns.message
 import dns.rdatatype
@@ -134,3 +136,25 @@ async def test_a_key_named_as_tsig_keygen_names_it_signs_updates(algorithm: str)
         await provider.apply("example.com", Changes(create=(GLUE,)))
         glue = await ask(server, EU, "A")
         assert [r.address for r in glue.answer[0]] == ["10.0.0.1"]
+
+
+async def test_a_slow_resolver_for_the_servers_name_costs_the_timeout_not_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC2136_HOST may be a name; its lookup had no deadline, whatever RFC2136's timeout said."""
+    loop = asyncio.get_running_loop()
+
+    async def slow_resolver(*args: object, **kwargs: object) -> list[object]:
+        await asyncio.sleep(30)
+        return []
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow_resolver)
+    provider = Rfc2136Provider("bind.example.net", 53, timeout=0.3)
+    for attempt in (
+        lambda: provider.records("example.com"),
+        lambda: provider.apply("example.com", Changes(create=(GLUE,))),
+    ):
+        started = loop.time()
+        with pytest.raises(TransientProviderError, match="bind.example.net: no answer within 0.3s"):
+            await attempt()
+        assert loop.time() - started < 1.5

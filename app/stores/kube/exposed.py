@@ -85,7 +85,7 @@ async def _ask(qname: str, servers: Sequence[tuple[str, int]], timeout: float) -
     errors = []
     for host, port in servers:
         try:
-            address = await _address(host)
+            address = await _address(host, timeout)
             query = dns.message.make_query(qname, dns.rdatatype.A)
             response = await dns.asyncquery.udp(query, address, port=port, timeout=timeout)
             if response.flags & dns.flags.TC:
@@ -96,13 +96,18 @@ async def _ask(qname: str, servers: Sequence[tuple[str, int]], timeout: float) -
     raise ExposedIpError(f"can't resolve FQDN {qname} using nameservers: {'; '.join(errors)}")
 
 
-async def _address(host: str) -> str:
+async def _address(host: str, timeout: float) -> str:
     try:
         ipaddress.ip_address(host)
         return host
     except ValueError:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, family=socket.AF_INET)
-        return str(infos[0][4][0])
+        pass
+    try:
+        async with asyncio.timeout(timeout):  # the system resolver has no deadline of its own
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, family=socket.AF_INET)
+    except TimeoutError:
+        raise OSError(f"{host} did not resolve within {timeout:g}s") from None
+    return str(infos[0][4][0])
 
 
 class KubeExposedIps:

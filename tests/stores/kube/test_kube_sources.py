@@ -16,7 +16,7 @@ from app.domain.health import ServiceState
 from app.stores.base import ObjectKey
 from app.stores.kube.client import KubeApiError, KubeClient
 from app.stores.kube.events import KubeEvents
-from app.stores.kube.exposed import ExposedIpError, KubeExposedIps
+from app.stores.kube.exposed import ExposedIpError, KubeExposedIps, resolve_a
 from app.stores.kube.health import EndpointSliceHealth
 from app.stores.kube.refs import ResolveError
 from app.stores.kube.servers import KubeServerSource
@@ -764,3 +764,23 @@ async def test_the_api_refusing_a_lookup_is_a_reconcile_error_event(
         await servers.servers(gslb)
     assert caught.value.status == 404
     assert warnings(kube_api, "ReconcileError") == [str(caught.value)]
+
+
+async def test_an_edge_server_name_behind_a_slow_resolver_costs_the_timeout_not_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hostname Ingress resolved through an edge server given by name: the name's own lookup had no
+    deadline, whatever the timeout said."""
+    loop = asyncio.get_running_loop()
+
+    async def slow_resolver(*args: object, **kwargs: object) -> list[object]:
+        await asyncio.sleep(30)
+        return []
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow_resolver)
+    started = loop.time()
+    with pytest.raises(
+        ExposedIpError, match="edge.example.net:53: edge.example.net did not resolve within 0.3s"
+    ):
+        await resolve_a("lb.example.net", [("edge.example.net", 53)], timeout=0.3)
+    assert loop.time() - started < 1.5
