@@ -246,6 +246,7 @@ class Controller:
             self._discard(self._by_host, host, key)
         if outcome.deleted:
             self._notified_at.pop(key, None)
+            self._forget_peers(hosts)
             return
         # Hosts as DNS compares them: a NOTIFY's name arrives lowercased, a host may be written in any case.
         outcome_hosts = tuple(dict.fromkeys(h.lower().rstrip(".") for h in outcome.hosts))
@@ -255,7 +256,14 @@ class Controller:
         for host in outcome_hosts:
             self._by_host[host].add(key)
         for host, by_tag in outcome.peer_targets.items():
-            self._peer_seen[host] = by_tag
+            self._peer_seen[host.lower().rstrip(".")] = by_tag
+        self._forget_peers(hosts)
+
+    def _forget_peers(self, hosts: Iterable[str]) -> None:
+        """What peers answered for hosts no Gslb serves any more goes: every host ever served stayed."""
+        for host in hosts:
+            if host not in self._by_host:
+                self._peer_seen.pop(host, None)
 
     @staticmethod
     def _discard[T](index: dict[T, set[ObjectKey]], entry: T, key: ObjectKey) -> None:
@@ -283,6 +291,8 @@ class Controller:
                         log.debug("peer refresh for %s failed: %s", host, exc)
                         return
                 seen = {tag: tuple(sorted(a.targets)) for tag, a in answers.items() if a.targets}
+                if host not in self._by_host:  # dropped while peers were asked
+                    return
                 if seen != self._peer_seen.get(host, {}):
                     self._peer_seen[host] = seen
                     for key in sorted(self._by_host.get(host, ())):
