@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,7 @@ class Runtime:
     fatal: asyncio.Event = field(default_factory=asyncio.Event)
     fatal_reason: str = ""
     warm_up: WarmUp = field(default_factory=WarmUp)
+    _stopping: bool = False
 
     async def _lost_leadership(self) -> None:
         """As controller-runtime does: a replica that lost its Lease exits, non-zero, and its restart comes
@@ -131,6 +133,30 @@ class Runtime:
         log.error("leader election lost: exiting so the next leader rebuilds its queue from a list")
         self.fatal_reason = "leader election lost"
         self.fatal.set()
+
+    def _watch(self, task: asyncio.Task[Any], *, may_end: Callable[[], bool] = lambda: False) -> None:
+        """A background task that dies while the server runs stops it, non-zero, as a lost Lease does:
+        each loop already turns the failures it expects into retries, so what ends one is a bug, and
+        the restart (kubelet, systemd) rebuilds queues, indexes and caches from a fresh list, where
+        restarting the task in place would keep whatever it left half done (and could die again in a
+        tight loop). The error is logged at once, with its traceback."""
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            if self._stopping or task.cancelled():
+                return
+            exc = task.exception()
+            if exc is None and may_end():
+                return
+            name = task.get_name()
+            if exc is None:
+                log.error("background task %s ended while the server runs: stopping the server", name)
+                self.fatal_reason = f"background task {name} ended"
+            else:
+                log.error("background task %s failed: stopping the server", name, exc_info=exc)
+                self.fatal_reason = f"background task {name} failed: {type(exc).__name__}: {exc}"
+            self.fatal.set()
+
+        task.add_done_callback(ended)
 
     async def start(self) -> None:
         s = self.settings
@@ -218,6 +244,7 @@ class Runtime:
             peers=peers,
             peer_refresh_seconds=s.peer_refresh_seconds,
         )
+        self.controller.on_task = self._watch  # its tasks start now, or when this replica leads
         controller_ref.append(self.controller)
         if self.delegation is not None:
             self.delegation.on_change = self.controller.zone_changed
@@ -299,6 +326,17 @@ class Runtime:
                 self.extra_tasks[-1].result()
                 raise RuntimeError("API server stopped during start-up")
             await asyncio.sleep(0.01)
+        server = self.server
+        for task in self.extra_tasks:
+            if task.get_name() == "uvicorn":  # ends on SIGTERM/SIGINT, which it catches before serve() does
+                self._watch(task, may_end=lambda: server.should_exit)
+            elif task.get_name() in ("gc-warm-up", "zone-loaded"):  # one-shot: done is fine, failed is not
+                self._watch(task, may_end=lambda: True)
+            else:
+                self._watch(task)
+        if isinstance(self.dns, DnsWorkers):
+            for task in self.dns.tasks:
+                self._watch(task)
 
     def _ready(self) -> bool:
         """Embedded, or the only Kubernetes replica: once every Gslb has been reconciled (the zone is
@@ -432,6 +470,7 @@ class Runtime:
         return self.dns.port
 
     async def stop(self, grace: float = 10.0) -> None:
+        self._stopping = True
         self.warm_up.cancel()
         if isinstance(self.dns, DnsWorkers):
             self.dns.stopping()  # the workers may have had the same signal: their exit is expected now

@@ -69,6 +69,9 @@ class Controller:
         self._synced = asyncio.Event()
         self.reconciles = 0
         self.on_reconciled: Callable[[ObjectKey, Outcome | None], None] | None = None
+        self.on_task: Callable[[asyncio.Task[None]], None] | None = None
+        """Sees each task `start()` creates (the watch, the workers, the peer refresh): they run until
+        `stop()`, so the runtime watches for one that ends."""
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -96,6 +99,9 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._worker(), name=f"gslb-worker-{i}"))
         if self.peers is not None:
             self._tasks.append(asyncio.create_task(self._peer_refresh(), name="peer-refresh"))
+        if self.on_task is not None:
+            for task in self._tasks:
+                self.on_task(task)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let in-flight reconciles finish within `grace`, then cancel."""
