@@ -92,3 +92,37 @@ async def test_an_unforeseen_error_is_a_failed_attempt_retried_with_backoff(
     ]
     assert "attempt 2" in failures[1].getMessage() and "KeyError: 'address'" in failures[1].getMessage()
     assert "works again" in caplog.text
+
+
+class Held(InMemoryProvider):
+    """The reference provider whose first read waits for `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.reading = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def records(self, zone: str) -> list[Endpoint]:
+        self.reads += 1
+        if self.reads == 1:
+            self.reading.set()
+            await self.release.wait()
+        return await super().records(zone)
+
+
+async def test_a_kick_during_a_sync_is_not_lost() -> None:
+    """kick() while a zone was being synced was cleared at the end of that sync: the re-check it asked
+    for (a peer appeared) waited for the next interval, five minutes by default."""
+    provider = Held()
+    loop = loop_for(provider, CollectorRegistry())
+    task = asyncio.create_task(loop.run())
+    try:
+        await provider.reading.wait()
+        loop.kick()
+        provider.release.set()
+        await eventually(lambda: asyncio.sleep(0, provider.reads), 2, timeout=2)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
