@@ -102,7 +102,9 @@ class DelegationLoop:
             if ok:
                 delay = self.interval or None  # k8gb's 0: no periodic check, only a kick
             else:
-                delay = min(self.max_delay, self.base_delay * 2 ** (failures - 1)) * random.uniform(0.9, 1.1)
+                # backing off never waits longer than the interval would have (the edge back, repaired soon)
+                ceiling = min(self.max_delay, self.interval) if self.interval else self.max_delay
+                delay = min(ceiling, self.base_delay * 2 ** (failures - 1)) * random.uniform(0.9, 1.1)
             try:
                 await asyncio.wait_for(self._kick.wait(), timeout=delay)
             except TimeoutError:
@@ -134,6 +136,7 @@ class DelegationLoop:
                 span.set_attribute("dns.changes", changes.count())
                 if changes.has_changes:
                     await self.provider.apply(zone.parent_zone, changes)
+                    await self._check_applied(zone, name, glue_ips)
                     log.info("edge delegation of %s updated through %s", zone.load_balanced_zone, name)
             except (ProviderError, ValueError, OSError) as exc:
                 transient = bool(getattr(exc, "transient", isinstance(exc, OSError)))
@@ -149,6 +152,21 @@ class DelegationLoop:
                 DelegationState(zone.load_balanced_zone, True, f"delegated through {name}", _now(), attempt)
             )
             return True
+
+    async def _check_applied(self, zone: ZoneConfig, name: str, glue_ips: list[str]) -> None:
+        """Read the edge back after a write: an RFC 2136 server answers success to an add it ignores
+        (RFC 2136 §3.4.2.2: say, a glue A where someone put a CNAME), which would otherwise be reported
+        as delegated and rewritten every round for ever."""
+        after = await self.provider.records(zone.parent_zone)
+        left = delegation_changes(
+            zone, self.own_tag, self.peer_tags, glue_ips, self.glue_prefix, self.ns_ttl, after
+        )
+        if left.has_changes:
+            names = sorted({e.dns_name for e in (*left.create, *left.update_new, *left.delete)})
+            raise ProviderError(
+                f"the update was answered with success but the edge does not hold it for {', '.join(names)} "
+                "(another record there, such as a CNAME, makes the server ignore it)"
+            )
 
     def _waiting(self, state: DelegationState) -> None:
         """No glue to publish: the edge keeps what it has (k8gb waits too); said once per new reason."""

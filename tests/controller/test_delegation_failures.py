@@ -13,6 +13,8 @@ from app.controller.metrics import ControllerMetrics
 from app.domain.endpoint import Endpoint
 from app.domain.zones import parse_dns_zones
 from app.providers.inmemory import InMemoryProvider
+from app.providers.rfc2136 import Rfc2136Provider
+from tests.support.bind9 import Bind9, generate_key, require_named, zone_text
 from tests.support.instance import eventually
 
 ZONES = parse_dns_zones("example.com:cloud.example.com:30")
@@ -79,7 +81,7 @@ async def test_an_unforeseen_error_is_a_failed_attempt_retried_with_backoff(
         "inmemory: TypeError: string indices",
         "delegated through inmemory",
     ]
-    assert provider.reads == 4
+    assert provider.reads == 5  # three failed, one that wrote, one reading the write back
     assert {e.record_type for e in await provider.records("example.com")} == {"NS", "A"}
     labels = {"provider": "inmemory", "zone": ZONE, "transient": "false"}
     assert registry.get_sample_value("pygslb_provider_errors_total", labels) == 3
@@ -121,7 +123,57 @@ async def test_a_kick_during_a_sync_is_not_lost() -> None:
         await provider.reading.wait()
         loop.kick()
         provider.release.set()
-        await eventually(lambda: asyncio.sleep(0, provider.reads), 2, timeout=2)
+        await eventually(lambda: asyncio.sleep(0, provider.reads), 3, timeout=2)  # write, read back, the kick
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_an_update_the_edge_ignores_is_a_failure_not_delegated() -> None:
+    """BIND answers NOERROR to an add it ignores (RFC 2136 §3.4.2.2): here a CNAME someone put at this
+    cluster's glue name. The loop reported the zone delegated and wrote the same update every round."""
+    require_named()
+    key = await generate_key("edge-key")
+    blocked = zone_text("example.com", records="gslb-ns-eu-cloud 30 IN CNAME ns1.example.com.")
+    async with Bind9({"example.com": blocked}, key=key) as edge:
+        provider = Rfc2136Provider(edge.host, edge.port, key.name, key.secret, key.algorithm, timeout=2.0)
+        loop = DelegationLoop(
+            provider=provider,
+            zones=ZONES,
+            own_tag="eu",
+            peer_tags=[],
+            glue=StaticGlue(["10.0.0.1"]),
+            glue_prefix="gslb-ns-",
+            ns_ttl=30,
+            metrics=ControllerMetrics(CollectorRegistry()),
+        )
+        assert not await loop.sync_zone(ZONES[0])
+        state = loop.state[ZONE]
+        assert not state.ok and "gslb-ns-eu-cloud.example.com" in state.message
+        assert "does not hold it" in state.message
+
+
+async def test_backing_off_never_waits_longer_than_the_interval() -> None:
+    """An edge down for a while came back repaired only after max_delay (60 s), even with a shorter
+    ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS: peers meanwhile found no glue and dropped this cluster."""
+    provider = Unforeseen([TimeoutError("edge down")] * 100)
+    loop = DelegationLoop(
+        provider=provider,
+        zones=ZONES,
+        own_tag="eu",
+        peer_tags=[],
+        glue=StaticGlue(["10.0.0.1"]),
+        glue_prefix="gslb-ns-",
+        ns_ttl=30,
+        metrics=ControllerMetrics(CollectorRegistry()),
+        interval=0.1,
+        base_delay=1.0,
+        max_delay=60.0,
+    )
+    task = asyncio.create_task(loop.run())
+    try:
+        await eventually(lambda: asyncio.sleep(0, provider.reads >= 4), True, timeout=2)
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
