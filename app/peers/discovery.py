@@ -49,6 +49,7 @@ class _Glue:
     addresses: tuple[str, ...]
     error: str | None
     expires: float
+    stale: bool = False  # the edge did not answer: these are the addresses it gave last
 
 
 def peer_nameservers(address: str, edge_servers: Sequence[HostPort]) -> list[HostPort]:
@@ -146,10 +147,15 @@ class PeerDirectory:
             addresses, ttl = await self._lookup(name)
         except wire.ExchangeError as exc:
             if previous is not None and previous.addresses:
-                log.warning(
-                    "edge DNS did not answer for %s (%s); keeping %s", name, exc.reason, previous.addresses
+                # said once per outage, not on every refresh while it lasts
+                log.log(
+                    logging.DEBUG if previous.stale else logging.WARNING,
+                    "edge DNS did not answer for %s (%s); keeping %s",
+                    name,
+                    exc.reason,
+                    previous.addresses,
                 )
-                glue = _Glue(previous.addresses, None, now + self.retry_seconds)
+                glue = _Glue(previous.addresses, None, now + self.retry_seconds, stale=True)
             else:
                 glue = _Glue((), f"glue {name}: {exc.reason}", now + self.retry_seconds)
         else:
@@ -160,6 +166,8 @@ class PeerDirectory:
                 glue = _Glue((), f"glue {name} has no A record in edge DNS", now + self.retry_seconds)
         if (previous.addresses if previous else ()) != glue.addresses:
             log.info("peer glue %s -> %s", name, list(glue.addresses) or glue.error)
+        elif previous is not None and previous.stale and not glue.stale:
+            log.info("edge DNS answers for %s again", name)
         self._cache[name] = glue
         return glue
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -119,6 +120,31 @@ async def test_edge_outage_keeps_known_addresses(dns_net: DnsNet) -> None:
     now[0] += 1  # within retry_seconds: not asked again
     await directory.peers_for("app.cloud.example.com")
     assert len(edge.received) == 2
+
+
+async def test_an_edge_outage_is_warned_about_once_and_its_end_said(
+    dns_net: DnsNet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was a WARNING per glue name on every refresh while the edge was down (720 an hour each)."""
+    caplog.set_level(logging.INFO, "app.peers.discovery")
+    now = [0.0]
+    edge = await dns_net.edge({"us": "127.0.0.2"}, ttl=5)
+    directory = dns_net.directory(["us"], clock=lambda: now[0], retry_seconds=2)
+    await directory.peers_for("app.cloud.example.com")
+
+    edge.mode = "refuse"
+    for _ in range(5):
+        now[0] += 10
+        [peer] = await directory.peers_for("app.cloud.example.com")
+        assert peer.addresses == ("127.0.0.2",)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "edge DNS did not answer for " + GLUE_US in warnings[0]
+    assert len(edge.received) == 6  # still asked on every refresh
+
+    edge.mode = "answer"
+    now[0] += 10
+    await directory.peers_for("app.cloud.example.com")
+    assert f"edge DNS answers for {GLUE_US} again" in caplog.text
 
 
 async def test_edge_outage_without_history_names_the_failure(dns_net: DnsNet) -> None:
