@@ -28,6 +28,7 @@ from app.domain.gslb import (
     VERSION,
     Gslb,
     GslbSpec,
+    IngressSpec,
     ObjectMeta,
     OwnerReference,
     ResourceRef,
@@ -136,7 +137,11 @@ def gslb_from_ingress(ingress: Obj, existing: Gslb | None) -> Gslb:
             f"Gslb {meta['namespace']}/{meta['name']} is already controlled by {other.kind} {other.name}"
         )
     metadata.owner_references = [r for r in refs if r.uid != owner.uid] + [owner]
+    # k8gb writes `ingress: {}` (Go's omitempty keeps an empty struct): kept as it is, so a Gslb k8gb
+    # wrote is not rewritten only to drop it when pygslb takes over.
+    kept = existing.spec.ingress if existing is not None and existing.spec.ingress == IngressSpec() else None
     spec = GslbSpec(
+        ingress=kept,
         resource_ref=ResourceRef(api_version=INGRESS.api_version, kind=INGRESS.kind, name=meta["name"]),
         strategy=strategy,
     )

@@ -295,3 +295,42 @@ async def test_the_ingress_traceparent_never_replaces_a_newer_rest_writes_contex
         "k8gb.io/traceparent": newer,
         "k8gb.io/traceparent-generation": "1",
     }
+
+
+async def test_a_gslb_k8gb_wrote_for_an_ingress_is_taken_over_without_a_write(
+    kube_api: KubeApi, kube: KubeClient, kube_store: KubeGslbStore
+) -> None:
+    """k8gb's handler writes `ingress: {}` beside the resourceRef (Go keeps an empty struct): pygslb took
+    over such a Gslb by rewriting it only to drop that, a generation bump and a second reconcile."""
+    ingress = kube_api.create_object(
+        "networking.k8s.io", "v1", "ingresses", annotated({"k8gb.io/strategy": "roundRobin"})
+    )
+    owner = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "name": "web",
+        "uid": ingress["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    written = kube_api.create_object(
+        "k8gb.io",
+        "v1beta1",
+        "gslbs",
+        {
+            "apiVersion": "k8gb.io/v1beta1",
+            "kind": "Gslb",
+            "metadata": {"name": "web", "namespace": NS, "ownerReferences": [owner]},
+            "spec": {
+                "ingress": {},
+                "resourceRef": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"},
+                "strategy": {"type": "roundRobin", "dnsTtlSeconds": 30},
+            },
+        },
+    )
+    workflow = IngressWorkflow(kube, store=kube_store, events=KubeEvents(kube))
+    assert await workflow.handle(ingress) is not None
+    after = kube_api.get_object("k8gb.io", "gslbs", NS, "web")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+    assert after["spec"]["ingress"] == {}
