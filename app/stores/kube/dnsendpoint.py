@@ -15,6 +15,7 @@ for `healthyRecords`).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Sequence
 
@@ -77,8 +78,14 @@ def application_dnsendpoint(gslb: Gslb, endpoints: Sequence[Endpoint]) -> Obj:
 
 
 def _managed(obj: Obj) -> tuple[object, object, object]:
+    """What a write would change. The order of the endpoints does not count: k8gb's follows Go's map
+    order (random), so a DNSEndpoint k8gb wrote is not rewritten only to reorder it."""
     meta = obj.get("metadata") or {}
-    return (obj.get("spec") or {}, meta.get("labels") or {}, meta.get("annotations") or {})
+    spec = dict(obj.get("spec") or {})
+    endpoints = spec.get("endpoints")
+    if isinstance(endpoints, list) and all(isinstance(e, dict) for e in endpoints):
+        spec["endpoints"] = sorted(endpoints, key=lambda e: json.dumps(e, sort_keys=True))
+    return (spec, meta.get("labels") or {}, meta.get("annotations") or {})
 
 
 class DnsEndpointSink:

@@ -110,6 +110,22 @@ async def test_an_existing_dnsendpoint_is_overwritten_like_k8gb(
     assert stored(kube_api)["spec"] == {}  # endpoints omitted when empty, as Go's omitempty does
 
 
+async def test_a_dnsendpoint_in_another_order_is_not_rewritten(
+    kube: KubeClient, kube_api: KubeApi, weighted: Gslb
+) -> None:
+    """k8gb orders the endpoints as Go iterates a map (at random): taking one over is no reason to write."""
+    sink = DnsEndpointSink(kube)
+    await sink.publish(weighted, weighted_endpoints(weighted))
+    reordered = stored(kube_api)
+    reordered["spec"]["endpoints"].reverse()
+    kube_api.update_object("externaldns.k8s.io", "dnsendpoints", reordered)
+    version = stored(kube_api)["metadata"]["resourceVersion"]
+
+    published = await sink.publish(weighted, weighted_endpoints(weighted))  # read back in the object's order
+    assert sorted(published, key=repr) == sorted(weighted_endpoints(weighted), key=repr)
+    assert stored(kube_api)["metadata"]["resourceVersion"] == version
+
+
 async def test_withdraw_deletes_only_what_the_deleted_gslb_controls(
     kube: KubeClient, kube_api: KubeApi, kube_store: KubeGslbStore, weighted: Gslb
 ) -> None:
