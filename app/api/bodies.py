@@ -7,6 +7,7 @@ them), and YAML aliases are refused (a few hundred bytes of aliases can expand t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from typing import Any
@@ -130,7 +131,11 @@ async def read_object(request: Request, accepted: frozenset[str] = OBJECT_TYPES)
     media = media_type(request) or JSON
     if media not in accepted:
         raise unsupported(media, accepted)
-    document = parse_document(await request.body(), media)
+    raw = await request.body()
+    if media in YAML_TYPES:  # pure-Python PyYAML: a 1 MiB body is seconds of CPU, kept off the event loop
+        document = await asyncio.to_thread(parse_document, raw, media)
+    else:
+        document = parse_document(raw, media)
     if not isinstance(document, dict):
         raise bad_request(f"the request body must be an object, not {type(document).__name__}")
     return document

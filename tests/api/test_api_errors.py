@@ -173,6 +173,47 @@ async def test_yaml_timestamps_stay_strings(api: Api) -> None:
     assert response.json()["metadata"]["annotations"]["when"] == "2024-01-01T00:00:00Z"
 
 
+async def test_yaml_base_60_numbers_stay_strings_as_the_api_server_reads_them(api: Api) -> None:
+    """YAML 1.1 reads `12:30` as 750; the API server's decoder (and YAML 1.2) as the text it is."""
+    text = manifest("roundrobin.yaml").replace(
+        "  namespace: test-gslb\n", "  namespace: test-gslb\n  annotations:\n    window: 12:30\n"
+    )
+    response = await api.client.post(COLLECTION, content=text, headers={"Content-Type": "application/yaml"})
+    assert response.status_code == 201, response.text
+    assert response.json()["metadata"]["annotations"]["window"] == "12:30"
+
+
+async def test_an_explicit_base_60_integer_is_refused_not_computed(api: Api) -> None:
+    """PyYAML computes `!!int 1:0:0:...` in time quadratic in its length: a 1 MB body took 25 s."""
+    body = b"metadata: {name: x}\nspec: {n: !!int 1" + b":0" * 400_000 + b"}\n"
+    status = assert_status(
+        await api.client.post(COLLECTION, content=body, headers={"Content-Type": "application/yaml"}),
+        400,
+        "BadRequest",
+    )
+    assert "base-60 integer" in status["message"]
+    await assert_nothing_stored(api)
+
+
+async def test_a_large_yaml_body_is_parsed_while_other_requests_are_answered(api: Api) -> None:
+    """PyYAML is pure Python: parsing a large body on the event loop held every other request (and the
+    controller, and the probes) until it was done."""
+    body = b"metadata: {name: big}\nspec: {many: [" + b",".join([b"1"] * 60_000) + b"]}\n"
+    done: list[str] = []
+
+    async def post() -> None:
+        await api.client.post(COLLECTION, content=body, headers={"Content-Type": "application/yaml"})
+        done.append("post")
+
+    async def probe() -> None:
+        await asyncio.sleep(0.2)  # the POST is being parsed by now
+        assert (await api.client.get("/healthz")).status_code == 200
+        done.append("healthz")
+
+    await asyncio.gather(post(), probe())
+    assert done == ["healthz", "post"]
+
+
 @pytest.mark.parametrize("media", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 async def test_unknown_media_type_on_create_is_415(api: Api, media: str) -> None:
     response = await api.client.post(
