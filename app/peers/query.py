@@ -46,7 +46,7 @@ class PeerResolver:
         self.directory = directory
         self.timeout = timeout
         self.tracer = tracer or directory.tracer
-        self._failing: dict[str, bool] = {}
+        self._failing: dict[str, set[str]] = {}  # per peer, the names it fails for now
 
     async def localtargets(self, host: str) -> dict[str, PeerResult]:
         """Results keyed by peer geo tag; empty when the host is outside every zone or there are no peers."""
@@ -95,12 +95,18 @@ class PeerResolver:
             return targets
 
     def _log_transition(self, result: PeerResult, qname: str) -> None:
-        """Warn when a peer starts failing and say when it recovers; stay quiet while nothing changes."""
-        failing = result.error is not None
-        if self._failing.get(result.geo_tag, False) == failing:
+        """Warn when a peer starts failing and say when it answers every name again; stay quiet while
+        nothing changes, also while it fails for some names and answers others (a zone it does not
+        serve): the state is per peer, kept per name."""
+        names = self._failing.setdefault(result.geo_tag, set())
+        was_failing = bool(names)
+        if result.error is not None:
+            names.add(qname)
+        else:
+            names.discard(qname)
+        if bool(names) == was_failing:
             return
-        self._failing[result.geo_tag] = failing
-        if failing:
+        if names:
             log.warning("peer %s skipped: can't resolve %s (%s)", result.geo_tag, qname, result.error)
         else:
             log.info("peer %s answers again (%s)", result.geo_tag, result.server)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import dns.flags
+import dns.message
+import dns.rcode
 import pytest
 
 from app.peers.query import PeerResolver
@@ -124,3 +126,28 @@ async def test_failure_is_logged_once_per_change(dns_net: DnsNet, caplog: pytest
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         f"peer za answers again (127.0.0.3:{dns_net.port})"
     ]
+
+
+async def test_a_peer_failing_for_some_names_and_answering_others_is_logged_once(
+    dns_net: DnsNet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer that does not serve one zone (REFUSED there) and answers the other flipped the log between
+    "skipped" and "answers again" on every refresh: a WARNING a minute per host, for ever."""
+    resolver = await two_peers(dns_net)
+    za = dns_net.responders[2]
+    answer = za.respond
+
+    def refuse_the_other_zone(query: dns.message.Message) -> dns.message.Message:
+        if "other" in query.question[0].name.to_text():
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.REFUSED)
+            return response
+        return answer(query)
+
+    za.respond = refuse_the_other_zone  # type: ignore[method-assign]
+    caplog.set_level(logging.INFO, logger="app.peers.query")
+    for _ in range(3):
+        await resolver.localtargets("app.other.cloud.example.com")
+        await resolver.localtargets(HOST)
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.peers.query"]
+    assert len(messages) == 1 and "peer za skipped" in messages[0], messages
