@@ -44,7 +44,10 @@ class GslbSample:
         records: Mapping[str, Sequence[str]],
         own_ips: Sequence[str],
         geotag: str,
+        published: Sequence[tuple[str, int]] | None = None,
     ) -> GslbSample:
+        """`published`: (dns name, targets) of every record written, `localtargets-*` too, as k8gb counts
+        them for k8gb_endpoint_status_num (the DNSEndpoint's endpoints); by default the healthy records."""
         own = set(own_ips)
         known = strategy if strategy in _STRATEGIES else None
         by_status: list[tuple[str, int]] = []
@@ -60,7 +63,11 @@ class GslbSample:
             healthy_records=sum(len(v) for v in records.values()),
             geotag=geotag,
             healthy_local_records=sum(1 for ips in records.values() for ip in ips if ip in own),
-            endpoint_status=tuple((host, len(ips)) for host, ips in records.items()),
+            endpoint_status=(
+                tuple(published)
+                if published is not None
+                else tuple((host, len(ips)) for host, ips in records.items())
+            ),
             strategy=known,
             strategy_status=tuple(by_status),
         )

@@ -197,6 +197,7 @@ class Reconciler:
             records,
             exposed,
             self.geo_tag,
+            published=[(e.dns_name, len(e.targets)) for e in published],
         )
         self.metrics.observe(key.namespace, key.name, sample)
         return Outcome(

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.controller.gslb_series import GslbSample
 from app.controller.metrics import ControllerMetrics
 from app.domain.gslb import HealthStatus
+from app.domain.health import ServiceState
+from tests.support.gslb_factory import make_gslb
+
+from .conftest import Harness
 
 HEALTHY, UNHEALTHY = HealthStatus.HEALTHY, HealthStatus.UNHEALTHY
 
@@ -76,3 +82,17 @@ def test_a_deleted_gslb_leaves_no_series_behind() -> None:
     samples = scrape(metrics)
     assert series_of(samples, "app") == {}
     assert series_of(samples, "other")["k8gb_gslb_status_count_for_failover{status=Healthy_primary}"] == 1.0
+
+
+async def test_every_published_record_has_its_endpoint_status_series(harness: Harness) -> None:
+    """k8gb counts every endpoint of the DNSEndpoint, `localtargets-*` too, for k8gb_endpoint_status_num:
+    its dashboard's "targets per dns record" panel lost those lines."""
+    harness.health.states[("test-gslb", "frontend")] = ServiceState.HEALTHY
+    await harness.store.create(make_gslb("app", host="app.cloud.example.com", service="frontend"))
+    async with asyncio.timeout(5):
+        while harness.controller.reconciles < 1 or len(harness.controller.queue):
+            await asyncio.sleep(0.02)
+    app = series_of(scrape(harness.metrics), "app")
+    assert app["k8gb_endpoint_status_num{dns_name=app.cloud.example.com}"] == 1.0
+    assert app["k8gb_endpoint_status_num{dns_name=localtargets-app.cloud.example.com}"] == 1.0
+    assert app["k8gb_gslb_healthy_records{}"] == 1.0  # localtargets are no healthy record (status)
