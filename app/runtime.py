@@ -523,15 +523,31 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload_services)
+    # A stop signal ends a start that waits (for an API server that does not answer, say): a pod deleted
+    # or rolled out meanwhile must not wait out its whole termination grace period.
+    starting = asyncio.create_task(runtime.start(), name="start")
+    signalled = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
-        await runtime.start()
+        await asyncio.wait([starting, signalled], return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("stopped before start-up finished")
+            starting.cancel()
+            await asyncio.wait([starting])
+            await runtime.stop(grace=5.0)
+            return
+        starting.result()
     except BaseException as exc:
         # A failed start (the API port taken, the API server unreachable) still stops what did start and
         # flushes the traces recorded so far, before the error ends the process.
+        if not starting.done():
+            starting.cancel()
+            await asyncio.wait([starting])
         await runtime.stop(grace=5.0)
         if isinstance(exc, OSError | ServicesFileError | WorkerFailed | Unavailable):
             raise CannotStart(str(exc)) from exc
         raise
+    finally:
+        signalled.cancel()
     host, port = settings.api_host_port
     log.info(
         "pygslb serving: API http://%s:%d (Swagger UI at /docs), DNS %s, mode %s, geo tag %s",

@@ -3,6 +3,8 @@ no traceback for a mistake in the setup."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 import subprocess
 import sys
@@ -314,3 +316,34 @@ async def test_a_second_server_on_one_data_directory_is_refused(tmp_path: Path) 
         assert "Traceback" not in second.stderr, second.stderr
     async with running(tmp_path, "first") as again:  # once the first has stopped, it is free again
         assert again.process is not None and again.process.returncode is None
+
+
+async def test_sigterm_while_waiting_for_an_unreachable_api_server_stops_at_once(tmp_path: Path) -> None:
+    """Kubernetes mode waits for its first lists while the API server does not answer; SIGTERM was ignored
+    until then (a pod deleted during an API outage waited out its whole grace period)."""
+    from tests.support.instance import instance_env
+    from tests.support.kmockapi import write_kubeconfig
+
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")  # nobody there
+    env = instance_env(
+        tmp_path, "gslb", GSLB_MODE="kubernetes", KUBECONFIG=str(kubeconfig), CLUSTER_GEO_TAG="eu"
+    )
+    (tmp_path / "gslb").mkdir()
+    log = tmp_path / "gslb" / "serve.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "serve", cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+        try:
+            async with asyncio.timeout(30):
+                while "retrying" not in log.read_text(errors="replace"):  # it is waiting for the API server
+                    assert process.returncode is None, log.read_text()
+                    await asyncio.sleep(0.1)
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                assert await process.wait() == 0, log.read_text()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert "stopped before start-up finished" in log.read_text()
