@@ -234,6 +234,7 @@ class Runtime:
             peers=peers,
             notifier=notifier,
             edge_state=self.delegation.state if self.delegation else None,
+            migrator=kube.migrator if kube is not None else None,
         )
         self.controller = Controller(
             store=kube.reconciler_store if kube is not None else self.store,

@@ -76,3 +76,17 @@ class Notifier(Protocol):
     """Tells peers that this cluster's local targets for some names changed (DNS NOTIFY)."""
 
     async def notify(self, names: Sequence[str]) -> None: ...
+
+
+class LegacyMigrator(Protocol):
+    """k8gb's legacy-gslb-migrator (app/domain/migration.py), for `k8gb.absa.oss` Gslbs only.
+
+    `migrate` sees every live legacy Gslb before the legacy runtime does (which then leaves one labelled
+    for migration alone); `release` sees one being deleted, before its records are withdrawn: what
+    the migration holds on it (a finalizer, owner references) goes. Both are safe to repeat: each step
+    checks what is already done, so a crash half-way is finished by the next try.
+    """
+
+    async def migrate(self, legacy: Gslb) -> None: ...
+
+    async def release(self, legacy: Gslb) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
@@ -18,9 +18,19 @@ from opentelemetry.trace import Status, StatusCode
 from app.controller.delegation import DelegationState
 from app.controller.gslb_series import GslbSample
 from app.controller.metrics import ControllerMetrics
-from app.controller.ports import ExposedIpSource, HealthSource, Notifier, PeerSource, RecordSink, ServerSource
+from app.controller.ports import (
+    ExposedIpSource,
+    HealthSource,
+    LegacyMigrator,
+    Notifier,
+    PeerSource,
+    RecordSink,
+    ServerSource,
+)
 from app.domain.endpoint import Endpoint
 from app.domain.gslb import (
+    GROUP,
+    LEGACY_GROUP,
     ORPHAN_FINALIZER,
     Condition,
     Gslb,
@@ -33,6 +43,7 @@ from app.domain.gslb import (
     with_defaults,
 )
 from app.domain.health import host_health
+from app.domain.migration import is_migration_paused
 from app.domain.records import HostFacts, desired_endpoints, healthy_records
 from app.domain.zones import ZoneConfig, zone_for
 from app.stores.base import GslbStore, NotFound, ObjectKey
@@ -40,6 +51,7 @@ from app.telemetry.carry import Cause, annotations_from_context, start_reconcile
 from app.telemetry.spans import child_span
 
 log = logging.getLogger("pygslb.reconcile")
+TWIN_WAIT_SECONDS = 0.5
 tracer = trace.get_tracer("pygslb.controller")
 
 
@@ -48,11 +60,20 @@ class Outcome:
     """What the runner needs to schedule the next round."""
 
     deleted: bool = False
+    # A legacy Gslb labelled for migration: not reconciled, not resynced, in no index (k8gb's Stop()).
+    stopped: bool = False
+    # Look again after this many seconds (a stopped legacy Gslb whose twin has not published yet).
+    retry_after: float | None = None
     error: str | None = None
     localtargets_changed: tuple[str, ...] = ()
     services: tuple[tuple[str, str], ...] = ()
     hosts: tuple[str, ...] = ()
     peer_targets: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+class MigrationFailed(Exception):
+    """A step of the legacy migration failed: retried with the backoff, and no reconcile error (the
+    legacy Gslb's status, events and error count are the legacy runtime's, which stays off it)."""
 
 
 @dataclass(slots=True)
@@ -68,9 +89,13 @@ class Reconciler:
     peers: PeerSource | None = None
     notifier: Notifier | None = None
     edge_state: Mapping[str, DelegationState] | None = None
+    migrator: LegacyMigrator | None = None
     _localtargets: dict[ObjectKey, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     # The uid each Gslb had when last read: which one a reconcile that finds it gone withdraws.
     _uids: dict[ObjectKey, str] = field(default_factory=dict)
+    # The group whose Gslb last observed the (namespace, name) metric series: k8gb's series carry no
+    # group, so a legacy Gslb and its k8gb.io twin share them, and one leaving must not drop the other's.
+    _series_group: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def reconcile(
         self, key: ObjectKey, causes: Sequence[Cause] = (), reason: str = "", link: Cause | None = None
@@ -89,6 +114,10 @@ class Reconciler:
             started = time.perf_counter()
             try:
                 outcome = await self._reconcile(key, span)
+            except MigrationFailed as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, str(exc)))
+                raise
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
@@ -107,8 +136,15 @@ class Reconciler:
             return await self._withdraw(key, self._uids.pop(key, None))
         if gslb.metadata.deletion_timestamp:
             self._uids.pop(key, None)
+            if gslb.group == LEGACY_GROUP:
+                await self._migration_step(self.migrator.release if self.migrator else None, gslb)
             orphaning = ORPHAN_FINALIZER in (gslb.metadata.finalizers or ())
             return await self._withdraw(key, None if orphaning else gslb.metadata.uid)
+        if gslb.group == LEGACY_GROUP:
+            await self._migration_step(self.migrator.migrate if self.migrator else None, gslb)
+            if is_migration_paused(gslb):
+                span.set_attribute("pygslb.legacy.migration_paused", True)
+                return await self._stop(key)
         if gslb.metadata.uid:
             self._uids[key] = gslb.metadata.uid
         span.set_attribute("k8gb.gslb.generation", gslb.metadata.generation or 0)
@@ -200,6 +236,7 @@ class Reconciler:
             published=[(e.dns_name, len(e.targets)) for e in published],
         )
         self.metrics.observe(key.namespace, key.name, sample)
+        self._series_group[(key.namespace, key.name)] = key.group
         return Outcome(
             localtargets_changed=tuple(changed),
             services=tuple((svc.namespace, svc.name) for s in servers for svc in s.services),
@@ -258,12 +295,40 @@ class Reconciler:
         self._localtargets[key] = now
         return sorted(name for name in set(now) | set(before) if now.get(name) != before.get(name))
 
+    async def _migration_step(self, step: Callable[[Gslb], Awaitable[None]] | None, gslb: Gslb) -> None:
+        if step is None:
+            return
+        with child_span(tracer, "legacyMigration"):
+            try:
+                await step(gslb)
+            except Exception as exc:
+                raise MigrationFailed(f"legacy migration: {type(exc).__name__}: {exc}") from exc
+
+    async def _stop(self, key: ObjectKey) -> Outcome:
+        """Leave a legacy Gslb labelled for migration alone, as k8gb's legacy runtime does: no status,
+        no event, no metric series. Its records are withdrawn without its uid: kubernetes mode deletes
+        nothing then (the DNSEndpoint is, or is about to be, the twin's), embedded mode takes its part
+        out of the zone (the twin serves the same records; a restart would not rebuild them either),
+        once the twin has been reconciled, so that DNS has no gap in between."""
+        self._uids.pop(key, None)
+        try:
+            twin = await self.store.get(ObjectKey(GROUP, key.namespace, key.name))
+        except NotFound:
+            twin = None
+        if twin is not None and twin.status is None:  # not reconciled yet: keep serving meanwhile
+            return Outcome(stopped=True, retry_after=TWIN_WAIT_SECONDS)
+        outcome = await self._withdraw(key, None)
+        return Outcome(stopped=True, localtargets_changed=outcome.localtargets_changed)
+
     async def _withdraw(self, key: ObjectKey, uid: str | None) -> Outcome:
         await self.sink.withdraw(key.namespace, key.name, key.group, uid)
         gone = sorted(self._localtargets.pop(key, {}))
         if gone and self.notifier is not None:
             await self.notifier.notify(gone)
-        self.metrics.forget(key.namespace, key.name)
+        series = (key.namespace, key.name)
+        if self._series_group.get(series, key.group) == key.group:
+            self._series_group.pop(series, None)
+            self.metrics.forget(key.namespace, key.name)
         return Outcome(deleted=True, localtargets_changed=tuple(gone))
 
     async def _write_status(self, gslb: Gslb, status: GslbStatus) -> None:

@@ -228,10 +228,13 @@ class Controller:
             else:
                 self.queue.forget(key)
                 self._index(key, outcome)
-                if not outcome.deleted and self.requeue_seconds > 0:
+                gone = outcome.deleted or outcome.stopped
+                if not gone and self.requeue_seconds > 0:
                     self.queue.add_after(key, self.requeue_seconds, "resync")
-                elif outcome.deleted:
+                elif gone:
                     self.queue.cancel(key)
+                if outcome.retry_after is not None:
+                    self.queue.add_after(key, outcome.retry_after, "retry")
             finally:
                 self.reconciles += 1
                 self._inflight -= 1
@@ -250,7 +253,7 @@ class Controller:
             self._discard(self._by_service, service, key)
         for host in hosts:
             self._discard(self._by_host, host, key)
-        if outcome.deleted:
+        if outcome.deleted or outcome.stopped:
             self._notified_at.pop(key, None)
             self._forget_peers(hosts)
             return

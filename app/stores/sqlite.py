@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from app.domain.gslb import TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
+from app.domain.migration import migration_labels
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -393,7 +394,11 @@ class SqliteStore:
             )
             updated = stored.model_copy(update={"metadata": metadata, "spec": gslb.spec})
             self._store_row(conn, updated, revision)
-            relevant = spec_changed or _tracked_annotations(updated) != _tracked_annotations(stored)
+            relevant = (
+                spec_changed
+                or _tracked_annotations(updated) != _tracked_annotations(stored)
+                or migration_labels(updated.metadata.labels) != migration_labels(stored.metadata.labels)
+            )
             written = _traceparent(updated) != _traceparent(stored)
             return updated, WatchEvent(
                 EventType.MODIFIED, updated, spec_changed=relevant, trace_written=written

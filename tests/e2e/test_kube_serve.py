@@ -2,6 +2,7 @@
 the REST API shows the same object, the DNSEndpoint is written, and the built-in DNS server answers."""
 
 import asyncio
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from tests.stores.kube.test_kube_reconcile import get, ready_backend, set_ingress_ip
+from tests.support.gslb_factory import gslb_body
 from tests.support.instance import ROOT, a_records, eventually, running
 from tests.support.kmockapi import kube_mode_settings, load_yaml_documents, running_api
 
@@ -138,3 +140,58 @@ async def _name(client: httpx.AsyncClient, url: str):
 
 async def _exists(api, group, plural, name):
     return api.get_object(group, plural, "test-gslb", name) is not None
+
+
+async def test_a_legacy_gslb_migrates_to_its_twin_while_dns_keeps_answering(tmp_path):
+    """`kubectl label ... k8gb.io/migration-requested=true` on a served legacy Gslb with an embedded
+    ingress: the k8gb.io twin takes over (resourceRef to the Ingress, controller of the DNSEndpoint),
+    the built-in DNS server answers the same all along, and `kubectl delete` of the legacy Gslb
+    (Background) keeps the twin, the DNSEndpoint and the Ingress."""
+    async with running_api(tmp_path) as api:
+        api.install_crds(CRDS)
+        ready_backend(api, "frontend-podinfo")
+        async with running(tmp_path, **kube_mode_settings(api)) as gslb:
+            body = gslb_body("mig", group="k8gb.absa.oss", namespace="test-gslb", host=HOST)
+            api.create_object("k8gb.absa.oss", "v1beta1", "gslbs", body)
+            await eventually(lambda: _exists(api, "networking.k8s.io", "ingresses", "mig"), True)
+            set_ingress_ip(api, "mig", "192.0.2.10")
+            await eventually(lambda: a_records(gslb.dns, HOST), {"192.0.2.10"}, timeout=15)
+
+            answers: list[set[str] | None] = []
+
+            async def watch_dns() -> None:
+                while True:
+                    answers.append(await a_records(gslb.dns, HOST))
+                    await asyncio.sleep(0.02)
+
+            watcher = asyncio.create_task(watch_dns())
+            try:
+                gslbs = ("gslbs.k8gb.absa.oss", "mig", "-n", "test-gslb")
+                await kubectl(api.kubeconfig, "label", *gslbs, "k8gb.io/migration-requested=true")
+                await eventually(lambda: _label(api, "k8gb.io/migrated-to-k8gb-io"), "true", timeout=15)
+                twin = get(api, "k8gb.io", "gslbs", "mig")
+                assert twin is not None and twin["spec"]["resourceRef"]["kind"] == "Ingress"
+                await eventually(lambda: _controller_of(api, "mig"), twin["metadata"]["uid"], timeout=15)
+                await kubectl(api.kubeconfig, "delete", *gslbs, "--wait=true", "--timeout=30s")
+                assert get(api, "k8gb.absa.oss", "gslbs", "mig") is None
+                for _ in range(10):
+                    await asyncio.sleep(0.05)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            assert answers and all(a == {"192.0.2.10"} for a in answers), answers
+            assert get(api, "k8gb.io", "gslbs", "mig") is not None
+            assert get(api, "networking.k8s.io", "ingresses", "mig") is not None
+            assert await _controller_of(api, "mig") == twin["metadata"]["uid"]
+            assert await a_records(gslb.dns, HOST) == {"192.0.2.10"}
+
+
+async def _label(api, key):
+    obj = get(api, "k8gb.absa.oss", "gslbs", "mig") or {"metadata": {}}
+    return (obj["metadata"].get("labels") or {}).get(key)
+
+
+async def _controller_of(api, name):
+    obj = get(api, "externaldns.k8s.io", "dnsendpoints", name) or {"metadata": {}}
+    return next((r["uid"] for r in obj["metadata"].get("ownerReferences", []) if r.get("controller")), None)

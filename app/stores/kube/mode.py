@@ -2,9 +2,9 @@
 
 `build_kube_store(settings)` is what the composition root calls for GSLB_MODE=kubernetes;
 `KubeParts.of(store, settings)` then gives the reconciler's ports and the extra feeds on the same
-client: `parts.servers`, `parts.health`, `parts.exposed`, `parts.sink` for the Reconciler,
-`parts.triggers(on_key)` for k8gb's secondary watches, `parts.glue` for the edge delegation's glue
-addresses and `parts.elector(identity)` for the Lease.
+client: `parts.servers`, `parts.health`, `parts.exposed`, `parts.sink`, `parts.migrator` for the
+Reconciler, `parts.triggers(on_key)` for k8gb's secondary watches, `parts.glue` for the edge
+delegation's glue addresses and `parts.elector(identity)` for the Lease.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+from app.domain.migration import MIGRATOR_COMPONENT
 from app.settings import Settings
 from app.stores.kube.cached import ObjectCache
 from app.stores.kube.client import DNS_ENDPOINT, INGRESS, SERVICE, KubeClient, connect
@@ -23,6 +24,7 @@ from app.stores.kube.glue import KubeGlueSource, service_fields
 from app.stores.kube.health import EndpointSliceHealth
 from app.stores.kube.ingress_workflow import IngressWorkflow
 from app.stores.kube.lease import LeaderElector
+from app.stores.kube.migration import KubeLegacyMigrator
 from app.stores.kube.ownwrites import OwnWrites
 from app.stores.kube.reconcile_view import ReconcilerView
 from app.stores.kube.servers import KubeServerSource
@@ -59,6 +61,7 @@ class KubeParts:
     glue: KubeGlueSource
     ingresses: Informer
     dnsendpoints: Informer
+    migrator: KubeLegacyMigrator
 
     @classmethod
     def of(cls, store: KubeGslbStore, settings: Settings) -> KubeParts:
@@ -69,9 +72,8 @@ class KubeParts:
         ingresses, dnsendpoints = Informer(client, INGRESS), Informer(client, DNS_ENDPOINT)
         # Services: health reads their existence, the glue source the DNS Service's address.
         services = Informer(client, SERVICE, keep=service_fields(settings.pod_namespace))
-        servers = KubeServerSource(
-            client, events=events, own_writes=own_writes, ingresses=ObjectCache(ingresses)
-        )
+        ingress_cache, dnsendpoint_cache = ObjectCache(ingresses), ObjectCache(dnsendpoints)
+        servers = KubeServerSource(client, events=events, own_writes=own_writes, ingresses=ingress_cache)
         return cls(
             store=store,
             settings=settings,
@@ -86,7 +88,7 @@ class KubeParts:
                 events=events,
             ),
             sink=DnsEndpointSink(
-                client, own_writes=own_writes, dnsendpoints=ObjectCache(dnsendpoints), events=events
+                client, own_writes=own_writes, dnsendpoints=dnsendpoint_cache, events=events
             ),
             workflow=IngressWorkflow(client, store=store, events=events),
             glue=KubeGlueSource(
@@ -100,6 +102,13 @@ class KubeParts:
             ),
             ingresses=ingresses,
             dnsendpoints=dnsendpoints,
+            migrator=KubeLegacyMigrator(
+                store,
+                events=KubeEvents(client, component=MIGRATOR_COMPONENT, instance=events.instance),
+                own_writes=own_writes,
+                ingresses=ingress_cache,
+                dnsendpoints=dnsendpoint_cache,
+            ),
         )
 
     @property

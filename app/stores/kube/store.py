@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
+from app.domain.migration import migration_labels
 from app.stores.base import (
     AlreadyExists,
     Conflict,
@@ -89,13 +90,15 @@ def _traceparent(obj: Obj | None) -> str | None:
 
 
 def spec_changed(new: Obj, old: Obj | None) -> bool:
-    """k8gb's update predicate: generation or a k8gb annotation changed (deletion bumps generation)."""
+    """k8gb's update predicate: generation or a k8gb annotation changed (deletion bumps generation);
+    also a migration label, which k8gb's legacy runtime and migrator see (they watch every update)."""
     if old is None:
         return True
     new_meta, old_meta = new.get("metadata") or {}, old.get("metadata") or {}
     return (
         new_meta.get("generation") != old_meta.get("generation")
         or tracked_annotations(new) != tracked_annotations(old)
+        or migration_labels(new_meta.get("labels")) != migration_labels(old_meta.get("labels"))
         or bool(new_meta.get("deletionTimestamp")) != bool(old_meta.get("deletionTimestamp"))
     )
 

@@ -98,6 +98,7 @@ async def make_replica(kube: KubeClient, config: Settings) -> Replica:
         geo_tag=config.cluster_geo_tag,
         zones=config.zones,
         metrics=metrics,
+        migrator=parts.migrator,
     )
     controller = Controller(
         store=parts.reconciler_store, reconciler=reconciler, metrics=metrics, requeue_seconds=0, workers=2
