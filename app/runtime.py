@@ -24,6 +24,7 @@ from app.api.main import create_app
 from app.controller.delegation import DelegationLoop, StaticGlue
 from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
 from app.controller.metrics import ControllerMetrics
+from app.controller.migration import StoreLegacyMigrator
 from app.controller.ports import (
     ExposedIpSource,
     GlueSource,
@@ -234,7 +235,7 @@ class Runtime:
             peers=peers,
             notifier=notifier,
             edge_state=self.delegation.state if self.delegation else None,
-            migrator=kube.migrator if kube is not None else None,
+            migrator=kube.migrator if kube is not None else StoreLegacyMigrator(self.store),
         )
         self.controller = Controller(
             store=kube.reconciler_store if kube is not None else self.store,
