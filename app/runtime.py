@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 
 from app.api.main import create_app
 from app.controller.delegation import DelegationLoop, StaticGlue
@@ -106,12 +106,21 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def metrics_registry() -> CollectorRegistry:
+    """/metrics as a Go controller's read to Prometheus: the process_* series (memory, CPU, open files)
+    that generic alerts use, and no `_created` series beside each counter (Go's client has none)."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide: counters made from now on
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    return registry
+
+
 @dataclass
 class Runtime:
     """Everything one `gslb serve` process runs; tests build it to run a real instance in-process."""
 
     settings: Settings
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    registry: CollectorRegistry = field(default_factory=metrics_registry)
     tracing: TracingHandle | None = None
     store: GslbStore | None = None
     zone: ZoneTable | None = None

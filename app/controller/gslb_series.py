@@ -125,10 +125,11 @@ class GslbSeries(Collector):
             endpoint_f,
             strategy_f,
         ) = families = self._families()
-        for key, (count, created) in errors.items():
-            errors_f.add_metric(list(key), count, created=created)
-        for key, (count, created) in loops.items():
-            loops_f.add_metric(list(key), count, created=created)
+        # No `_created` samples: k8gb's Go client has none (doubled series for nothing on a dashboard).
+        for key, (count, _) in errors.items():
+            errors_f.add_metric(list(key), count)
+        for key, (count, _) in loops.items():
+            loops_f.add_metric(list(key), count)
         for (namespace, name), s in samples.items():
             healthy_f.add_metric([namespace, name], s.healthy_records)
             if (namespace, name) == self._placeholder:

@@ -89,6 +89,9 @@ async def test_an_orphan_delete_keeps_serving_and_the_gslb_applied_again_takes_i
             admin = {"Authorization": "Bearer admin-token"}
             async with httpx.AsyncClient(base_url=gslb.api, timeout=10, headers=admin) as client:
                 await eventually(lambda: _has_series(client, 'name="test-gslb"'), True)
+                scraped = (await client.get("/metrics")).text  # what a Go controller's /metrics has
+                assert "\nprocess_resident_memory_bytes " in scraped
+                assert not [line for line in scraped.splitlines() if "_created" in line.split(" ")[0]]
                 if by == "rest":
                     url = "/apis/k8gb.io/v1beta1/namespaces/test-gslb/gslbs/test-gslb"
                     deleted = await client.delete(url, params={"propagationPolicy": "Orphan"})
