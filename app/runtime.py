@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from prometheus_client import CollectorRegistry, ProcessCollector, disable_created_metrics
 
+from app.api.connections import guarded_protocol
 from app.api.main import create_app
 from app.controller.delegation import DelegationLoop, StaticGlue
 from app.controller.embedded import SpecServerSource, StaticExposedIps, ZoneSink
@@ -40,6 +41,7 @@ from app.dnsserver.process import DnsWorkers, WorkerFailed
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable
 from app.domain.health import ServiceState
+from app.fdlimit import raise_open_files_limit
 from app.gcfreeze import WarmUp
 from app.health.config import ServicesFileError
 from app.providers.wrappers import Traced
@@ -170,6 +172,7 @@ class Runtime:
 
     async def start(self) -> None:
         s = self.settings
+        open_files = raise_open_files_limit()
         self.warm_up.start()  # see gcfreeze.py: what start-up builds is frozen, not re-scanned
         self.tracing = setup_tracing(s)
         metrics = ControllerMetrics(self.registry, namespace=s.pod_namespace)
@@ -315,8 +318,13 @@ class Runtime:
             authorizer=authorizer,
         )
         host, port = s.api_host_port
+        # Half the descriptors at most for API clients: the rest stay for probes, peers, providers,
+        # the Kubernetes API and DNS, however many connections a client holds open.
+        max_connections = min(s.gslb_api_max_connections, max(1, open_files // 2))
+        log.debug("API connections at most: %d", max_connections)
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(s.gslb_api_header_timeout_seconds, max_connections),
             host=host,
             port=port,
             log_level="warning",

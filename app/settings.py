@@ -122,6 +122,21 @@ class Settings(BaseSettings):
     gslb_tls_cert_file: Path | None = Field(None, description="PEM certificate: serve the API over HTTPS")
     gslb_tls_key_file: Path | None = Field(None, description="PEM private key for GSLB_TLS_CERT_FILE")
     gslb_max_body_bytes: int = Field(1_048_576, ge=1024, description="request body size limit (413 above)")
+    gslb_api_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="seconds a client has to send a request's line and headers (counted from the "
+        "connection, or from the first byte after a keep-alive pause); then 408 and closed, or just "
+        "closed if nothing came",
+    )
+    gslb_api_max_connections: int = Field(
+        1024,
+        ge=1,
+        description="open API connections at most (never more than half the open-files limit); a new one "
+        "beyond it closes the longest-waiting connection with no request in progress of the client "
+        "address holding the most, else is closed itself",
+    )
     gslb_leader_election: bool = Field(
         False, description="kubernetes mode: elect one reconciling replica via a Lease"
     )

@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
 
+from app.api.connections import guarded_protocol
 from app.api.main import create_app
 from app.settings import Settings
 from app.stores.sqlite import SqliteStore
@@ -20,7 +21,10 @@ from tests.support.api_server import Api, ServeFactory
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[ServeFactory]:
-    """`await serve(token=..., max_body=...)` starts an API server; it is stopped after the test."""
+    """`await serve(token=..., max_body=...)` starts an API server; it is stopped after the test.
+
+    `header_seconds` and `max_connections` stand for GSLB_API_HEADER_TIMEOUT_SECONDS and
+    GSLB_API_MAX_CONNECTIONS."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None], SqliteStore, httpx.AsyncClient]] = []
 
     async def start(
@@ -29,12 +33,18 @@ async def serve(tmp_path: Path) -> AsyncIterator[ServeFactory]:
         max_body: int = 1_048_576,
         ready: Callable[[], bool] | None = None,
         registry: CollectorRegistry | None = None,
+        header_seconds: float | None = None,
+        max_connections: int | None = None,
     ) -> Api:
         store = SqliteStore(tmp_path / f"data-{len(running)}")
         await store.start()
         settings = Settings(gslb_api_token=token, gslb_max_body_bytes=max_body, api_address="127.0.0.1:0")
         app = create_app(settings=settings, store=store, ready=ready, metrics_registry=registry)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        http = guarded_protocol(
+            header_seconds or settings.gslb_api_header_timeout_seconds,
+            max_connections or settings.gslb_api_max_connections,
+        )  # the protocol `gslb serve` runs
+        config = uvicorn.Config(app, http=http, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         async with asyncio.timeout(10):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -31,6 +32,8 @@ class Instance:
     process: asyncio.subprocess.Process | None = None
     new_session: bool = False
     """In a process group of its own, so a test can signal the group (as systemd or `timeout` do)."""
+    open_files: tuple[int, int] | None = None
+    """RLIMIT_NOFILE (soft, hard) to start it with."""
     _log: object = field(default=None, repr=False)
 
     @property
@@ -56,6 +59,7 @@ class Instance:
             stderr=self._log,
             stdin=asyncio.subprocess.DEVNULL,
             start_new_session=self.new_session,
+            preexec_fn=self._limit_open_files if self.open_files else None,
         )
         async with httpx.AsyncClient(timeout=1, verify=False) as client:  # readiness only
             deadline = asyncio.get_running_loop().time() + timeout
@@ -68,6 +72,10 @@ class Instance:
                 if asyncio.get_running_loop().time() > deadline:
                     raise TimeoutError(f"gslb serve did not start:\n{self.log()}")
                 await asyncio.sleep(0.05)
+
+    def _limit_open_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
