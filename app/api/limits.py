@@ -6,6 +6,10 @@ received, so no handler ever buffers more than the limit. Before the 413 the res
 and dropped (up to a bound): closing a connection with unread data resets it, and a client still sending
 would see the reset instead of the answer. A body must arrive whole within `BODY_SECONDS` of the request:
 a client trickling it a byte at a time would otherwise hold a connection and a handler for ever.
+
+A request framed twice, with Transfer-Encoding and Content-Length, is refused with 400 and its
+connection closed (RFC 9112 §6.1): a proxy in front may have framed it by the other header, and what
+it took for this request's body would be read here as the next request (request smuggling).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self._framed_twice(scope):
+            message = "a request may not have both Transfer-Encoding and Content-Length (RFC 9112 §6.1)"
+            await _drain(receive)  # the body as framed here, so a client still sending sees the answer
+            await status_response(failure(400, "BadRequest", message), {"Connection": "close"})(
+                scope, receive, send
+            )
             return
         if self._declared(scope) > self.max_bytes:
             if not self._expects_continue(
@@ -109,6 +120,11 @@ class BodyLimitMiddleware:
         return any(
             name == b"expect" and value.lower() == b"100-continue" for name, value in scope.get("headers", ())
         )
+
+    @staticmethod
+    def _framed_twice(scope: Scope) -> bool:
+        names = {name for name, _ in scope.get("headers", ())}
+        return b"transfer-encoding" in names and b"content-length" in names
 
     @staticmethod
     def _declared(scope: Scope) -> int:

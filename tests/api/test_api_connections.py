@@ -1,5 +1,6 @@
 """The API's connections, over real sockets to a real uvicorn server running the protocol `gslb serve`
-runs: a request head must arrive in time, and open connections are capped."""
+runs: a request head must arrive in time, open connections are capped, and a request framed twice is
+refused and its connection closed."""
 
 from __future__ import annotations
 
@@ -130,3 +131,25 @@ async def test_when_every_connection_has_a_request_in_progress_a_new_one_is_clos
     for reader, writer in busy:
         assert await still_open(reader)
         writer.close()
+
+
+async def test_a_request_with_transfer_encoding_and_content_length_is_400_and_the_connection_closed(
+    api: Api,
+) -> None:
+    """RFC 9112 §6.1: what a proxy took for this body must not be read as the next request (smuggling)."""
+    reader, writer = await asyncio.open_connection(*address(api))
+    smuggled = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(
+        f"POST {GSLBS} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n".encode()
+        + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        + smuggled
+    )
+    received, _ = await until_closed(reader, timeout=3)
+    writer.close()
+    assert received.count(b"HTTP/1.1 ") == 1, received  # the smuggled GET got no answer
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"connection: close" in head
+    status = json.loads(body)
+    assert status["reason"] == "BadRequest"
+    assert "Transfer-Encoding and Content-Length" in status["message"]
+    assert (await api.client.get(GSLBS)).json()["items"] == []
