@@ -309,7 +309,9 @@ class Runtime:
         if kube is not None:  # requests reviewed by the API server (TokenReview + SubjectAccessReview)
             from app.stores.kube.auth import KubeAuthorizer
 
-            authorizer = KubeAuthorizer(kube.store.client)
+            authorizer = KubeAuthorizer(
+                kube.store.client, reviews_per_second=s.gslb_api_token_reviews_per_second
+            )
         app = create_app(
             settings=s,
             store=self.store,

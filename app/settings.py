@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "beyond it closes the longest-waiting connection with no request in progress of the client "
         "address holding the most, else is closed itself",
     )
+    gslb_api_token_reviews_per_second: float = Field(
+        20.0,
+        gt=0,
+        description="kubernetes mode: TokenReviews at most per second (and in a burst) for bearer tokens "
+        "not reviewed in the last 10 s; beyond it 429 with Retry-After, as the API server's "
+        "priority and fairness answers",
+    )
     gslb_leader_election: bool = Field(
         False, description="kubernetes mode: elect one reconciling replica via a Lease"
     )

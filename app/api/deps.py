@@ -17,9 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.api.auth import Authorizer, bearer_token, refusal
 from app.api.errors import ApiError
 from app.domain.gslb import PLURAL
-from app.domain.status import failure
+from app.domain.status import StatusDetails, failure
 from app.settings import Settings
-from app.stores.base import GslbStore, StoreError
+from app.stores.base import GslbStore, StoreError, TooManyRequests
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -80,6 +80,11 @@ async def authorize_request(request: Request) -> None:
         token = bearer_token(request.headers.get("authorization"))
         try:
             decision = await authorizer.authorize(token, *target)
+        except TooManyRequests as exc:  # worded as the API server's priority and fairness words it
+            details = StatusDetails(retry_after_seconds=exc.retry_after)
+            message = f"Too many requests, please try again later: {exc}"
+            status = failure(429, "TooManyRequests", message, details)
+            raise ApiError(status, {"Retry-After": str(exc.retry_after)}) from exc
         except StoreError as exc:
             status = failure(503, "ServiceUnavailable", f"cannot authorize the request now: {exc}")
             raise ApiError(status, {"Retry-After": "1"}) from exc

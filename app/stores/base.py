@@ -67,6 +67,17 @@ class Unavailable(StoreError):
     code = 503
 
 
+class TooManyRequests(StoreError):
+    """Not served now, to protect what is behind (TokenReviews to the API server); `retry_after` seconds."""
+
+    reason = "TooManyRequests"
+    code = 429
+
+    def __init__(self, message: str = "", *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class EventType(StrEnum):
     ADDED = "ADDED"
     MODIFIED = "MODIFIED"

@@ -7,10 +7,16 @@ There are no anonymous requests: without a token, or with one the review rejects
 
 Both reviews are cached briefly (`ttl`, default 10 s; at most `capacity` entries each, least recently
 used evicted), so a burst of requests costs one review of each kind; concurrent misses share one
-request. A review gets `REVIEW_TIMEOUT`, not the client's 30 s: a request waits on it. Tokens are
-cached under their SHA-256 digest: a token is never a key, and never logged. The controller's service
-account needs `create` on tokenreviews and subjectaccessreviews (the `system:auth-delegator`
-ClusterRole).
+request. Tokens the review rejects are remembered apart, in a small cache of their own, so a flood of
+made-up tokens never evicts the users' reviews; and tokens not reviewed lately are reviewed at most
+`reviews_per_second` a second (a token bucket as deep as one second's worth): beyond it the answer is
+429 with Retry-After, as the API server's priority and fairness answers a flood, not 401, which would
+tell a user whose token is good that it is not. Anyone can send a new token, so without the bound every
+anonymous request was one TokenReview.
+
+A review gets `REVIEW_TIMEOUT`, not the client's 30 s: a request waits on it. Tokens are cached under
+their SHA-256 digest: a token is never a key, and never logged. The controller's service account needs
+`create` on tokenreviews and subjectaccessreviews (the `system:auth-delegator` ClusterRole).
 
 The reviews run with the caller's W3C baggage cleared: the instrumented client would otherwise copy
 whatever `baggage` an unauthenticated caller sent onto the server's own requests to the API server.
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 
 from opentelemetry import baggage, context
 
-from app.stores.base import Unavailable
+from app.stores.base import TooManyRequests, Unavailable
 from app.stores.kube.client import KubeApiError, KubeClient, Obj, Resource
 
 log = logging.getLogger("pygslb.kube.auth")
@@ -43,6 +50,7 @@ ACCESS_REVIEW = Resource(
 # cut off, and every request waiting on it (and, through the shared miss, every request of that token)
 # is better served by a prompt 503 with Retry-After than by hanging for the client's 30 s.
 REVIEW_TIMEOUT = 5.0
+THROTTLE_LOG_SECONDS = 60.0
 
 
 class TtlCache[K: Hashable, V]:
@@ -61,6 +69,21 @@ class TtlCache[K: Hashable, V]:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def fresh(self, key: K) -> bool:
+        """Whether `key` has a value that has not expired (counted as a hit)."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self.clock():
+            return False
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = (self.clock() + self.ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value, else `await load()` (shared by concurrent callers; failures not cached)."""
@@ -91,10 +114,35 @@ class TtlCache[K: Hashable, V]:
         finally:
             self._loading.pop(key, None)
         future.set_result(value)
-        self._entries[key] = (self.clock() + self.ttl, value)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self.put(key, value)
         return value
+
+
+class TokenBucket:
+    """`rate` takes a second, at most `rate` at once (a bucket as deep as one second's worth)."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError("need rate > 0")
+        self.rate = rate
+        self.depth = max(1.0, rate)
+        self.clock = clock
+        self._tokens = self.depth
+        self._at = clock()
+
+    def take(self) -> float:
+        """0 when one was taken, else the seconds until one will be there."""
+        now = self.clock()
+        self._tokens = min(self.depth, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self.rate
+
+
+class _Rejected(Exception):
+    """The TokenReview did not accept the token (shared by the requests that waited on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +177,18 @@ class KubeAuthorizer:
         *,
         ttl: float = 10.0,
         capacity: int = 4096,
+        rejected_capacity: int = 256,
+        reviews_per_second: float = 20.0,
         review_timeout: float = REVIEW_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.review_timeout = review_timeout
-        self.identities: TtlCache[bytes, Identity | None] = TtlCache(ttl, capacity, clock=clock)
+        self.identities: TtlCache[bytes, Identity] = TtlCache(ttl, capacity, clock=clock)
+        self.rejected: TtlCache[bytes, bool] = TtlCache(ttl, rejected_capacity, clock=clock)
+        self.token_reviews = TokenBucket(reviews_per_second, clock=clock)
+        self.throttled = 0
+        self._throttled_logged = float("-inf")
         self.verdicts: TtlCache[tuple[object, ...], tuple[bool, str]] = TtlCache(ttl, capacity, clock=clock)
 
     async def authorize(
@@ -148,8 +202,12 @@ class KubeAuthorizer:
     ) -> ReviewDecision:
         if not token:
             return ReviewDecision(False, None, "Unauthorized")
-        identity = await self.identities.get(token_digest(token), lambda: self._review_token(token))
-        if identity is None:
+        digest = token_digest(token)
+        if self.rejected.fresh(digest):
+            return ReviewDecision(False, None, "Unauthorized")
+        try:
+            identity = await self.identities.get(digest, lambda: self._review_token(token, digest))
+        except _Rejected:
             return ReviewDecision(False, None, "Unauthorized")
         key = (identity, verb, group, resource, namespace, name)
         allowed, reason = await self.verdicts.get(
@@ -157,7 +215,16 @@ class KubeAuthorizer:
         )
         return ReviewDecision(allowed, identity.username, reason)
 
-    async def _review_token(self, token: str) -> Identity | None:
+    async def _review_token(self, token: str, digest: bytes) -> Identity:
+        """The token's identity; `_Rejected` (remembered apart) when the review does not accept it."""
+        wait = self.token_reviews.take()
+        if wait:
+            self._throttle()
+            raise TooManyRequests(
+                "more new bearer tokens than GSLB_API_TOKEN_REVIEWS_PER_SECOND "
+                f"({self.token_reviews.rate:g}) can be reviewed",
+                retry_after=max(1, math.ceil(wait)),
+            )
         body: Obj = {
             "apiVersion": TOKEN_REVIEW.api_version,
             "kind": TOKEN_REVIEW.kind,
@@ -167,7 +234,8 @@ class KubeAuthorizer:
         user = status.get("user") or {}
         if not status.get("authenticated") or not user.get("username"):
             log.info("bearer token rejected by TokenReview: %s", status.get("error") or "not authenticated")
-            return None
+            self.rejected.put(digest, True)
+            raise _Rejected
         extra = tuple(sorted((str(k), tuple(v or ())) for k, v in (user.get("extra") or {}).items()))
         return Identity(
             username=str(user["username"]),
@@ -175,6 +243,19 @@ class KubeAuthorizer:
             groups=tuple(user.get("groups") or ()),
             extra=extra,
         )
+
+    def _throttle(self) -> None:
+        """Count a request refused for want of a TokenReview; one WARNING a minute while it lasts."""
+        self.throttled += 1
+        now = self.token_reviews.clock()
+        if now - self._throttled_logged >= THROTTLE_LOG_SECONDS:
+            self._throttled_logged = now
+            log.warning(
+                "TokenReviews limited to %g a second (GSLB_API_TOKEN_REVIEWS_PER_SECOND): requests with "
+                "bearer tokens not reviewed lately are answered 429 (%d so far)",
+                self.token_reviews.rate,
+                self.throttled,
+            )
 
     async def _review_access(
         self,

@@ -12,7 +12,7 @@ import kmock
 import pytest
 from kubernetes_asyncio import client as k8s_client
 
-from app.stores.base import Unavailable
+from app.stores.base import TooManyRequests, Unavailable
 from app.stores.kube.auth import REVIEW_TIMEOUT, KubeAuthorizer, TtlCache, token_digest
 from app.stores.kube.client import KubeClient
 from tests.support.kmockapi import KubeApi
@@ -216,3 +216,40 @@ async def test_an_api_server_that_refuses_the_connection_is_named_as_the_reason(
     )
     # and one that does not answer would be given up on long before the client's own timeout
     assert authorizer.review_timeout == REVIEW_TIMEOUT < refusing.request_timeout / 5
+
+
+async def test_tokens_not_reviewed_lately_are_reviewed_at_a_bounded_rate(
+    kube_api: KubeApi, kube: KubeClient, clock: Clock
+) -> None:
+    """A token bucket as deep as one second's worth; beyond it TooManyRequests (429), never a review."""
+    authorizer = KubeAuthorizer(kube, reviews_per_second=5, clock=clock)
+    kube_api.access.add_token(TOKEN, "alice")
+    kube_api.access.allow("alice", ["get"], namespace=NS)
+    for n in range(5):
+        decision = await authorizer.authorize(f"made-up-{n}", "get", "k8gb.io", "gslbs", NS, "app")
+        assert decision.user is None
+    with pytest.raises(TooManyRequests) as throttled:
+        await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")
+    assert throttled.value.retry_after == 1
+    assert len(reviews(kube_api, "tokenreviews")) == 5
+    for n in range(5):  # rejected ones are remembered too: no review, no token from the bucket
+        assert (await authorizer.authorize(f"made-up-{n}", "get", "k8gb.io", "gslbs", NS, "app")).user is None
+
+    clock.now += 0.2  # one more token in the bucket
+    assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
+    assert len(reviews(kube_api, "tokenreviews")) == 6
+
+
+async def test_rejected_tokens_never_evict_the_reviews_of_accepted_ones(
+    kube_api: KubeApi, kube: KubeClient, clock: Clock
+) -> None:
+    authorizer = KubeAuthorizer(kube, ttl=10, capacity=8, clock=clock)
+    kube_api.access.add_token(TOKEN, "alice")
+    kube_api.access.allow("alice", ["get"], namespace=NS)
+    assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
+    for n in range(100):  # far more made-up tokens than the cache holds, within the review rate
+        clock.now += 0.05
+        assert (await authorizer.authorize(f"made-up-{n}", "get", "k8gb.io", "gslbs", NS, "app")).user is None
+
+    assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
+    assert len(reviews(kube_api, "tokenreviews")) == 101  # alice's one review still serves her
