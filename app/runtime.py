@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from app.domain.health import ServiceState
 from app.fdlimit import raise_open_files_limit
 from app.gcfreeze import WarmUp
 from app.health.config import ServicesFileError
+from app.logformat import install as install_log_format
 from app.providers.wrappers import Traced
 from app.settings import Settings
 from app.stores.base import GslbStore, Unavailable
@@ -67,14 +67,11 @@ class NoServices:
 
 
 def configure_logging(settings: Settings) -> None:
+    """LOG_LEVEL and LOG_FORMAT as k8gb reads them (app/logformat.py); trace logs as debug."""
     level = {"trace": logging.DEBUG, "warn": logging.WARNING}.get(
         settings.log_level, settings.log_level.upper()
     )
-    if settings.log_format == "json":
-        fmt = '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
-    else:
-        fmt = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    install_log_format(level, settings.log_format)
     for chatty in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -330,6 +327,7 @@ class Runtime:
             host=host,
             port=port,
             log_level="warning",
+            log_config=None,  # uvicorn's records go through our handler, in LOG_FORMAT, not its own
             lifespan="on",
             proxy_headers=False,
             server_header=False,

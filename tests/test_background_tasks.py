@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -61,7 +62,9 @@ def test_a_dead_background_task_stops_the_server_with_exit_1(
     finally:
         deadline.cancel()
     err = capsys.readouterr().err
-    assert f"ERROR   pygslb: background task {task} failed: stopping the server\nTraceback" in err, err
+    failed = rf" ERR app/runtime\.py:\d+ > background task {task} failed: stopping the server error="
+    assert re.search(failed, err), err
+    assert 'error="RuntimeError: injected" logger=pygslb\n    Traceback (most recent call last):' in err
     assert "RuntimeError: injected" in err
     assert f"error: gslb serve stopped: background task {task} failed: RuntimeError: injected" in err
     assert err.index("background task") < err.index("shutting down")

@@ -227,8 +227,9 @@ async def test_old_and_k8gb_only_settings_are_warned_about_once_at_start(tmp_pat
         ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS="0",
     ) as gslb:
         log = gslb.log()
-    warnings = [line for line in log.splitlines() if "WARNING pygslb.settings" in line]
-    assert [line.split("pygslb.settings: ")[1] for line in warnings] == [
+    suffix = " logger=pygslb.settings"
+    warnings = [line for line in log.splitlines() if " WRN " in line and line.endswith(suffix)]
+    assert [line.split(" > ")[1].removesuffix(suffix) for line in warnings] == [
         "EDGE_DNS_SERVER and EDGE_DNS_SERVER_PORT deprecated, use EDGE_DNS_SERVERS instead "
         "(used as EDGE_DNS_SERVERS=127.0.0.1:5399)",
         "ignored k8gb settings: METRICS_ADDRESS (/metrics is served on API_ADDRESS); "

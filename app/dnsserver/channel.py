@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from app.dnsserver.geo import GeoSpec
 from app.dnsserver.zonetable import TableSnapshot
+from app.logformat import Format
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 1 << 30
@@ -35,7 +36,7 @@ class WorkerConfig:
     snapshot: TableSnapshot
     geo: GeoSpec
     log_level: int
-    log_format: str
+    log_format: Format  # the main process's LOG_FORMAT: the worker logs as it does
     tcp_idle_timeout: float = 10.0
     max_tcp_connections: int = 256
 

@@ -30,6 +30,7 @@ import dns.message
 from app.dnsserver.channel import ChannelClosed, Notify, Ready, WorkerConfig, encode, receive
 from app.dnsserver.geo import GeoSpec
 from app.dnsserver.zonetable import ZoneTable, ZoneWrite
+from app.logformat import format_in_use
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,6 @@ class DnsWorkers:
     def config_for(self, port: int) -> WorkerConfig:
         """What a worker starts from: the table as of now."""
         root = logging.getLogger()
-        formats = (getattr(h.formatter, "_fmt", None) for h in root.handlers)
         return WorkerConfig(
             host=self.host,
             port=port,
@@ -222,7 +222,7 @@ class DnsWorkers:
             snapshot=self.table.snapshot(),
             geo=self.geo,
             log_level=root.getEffectiveLevel(),
-            log_format=next((f for f in formats if f), logging.BASIC_FORMAT),
+            log_format=format_in_use(),
             tcp_idle_timeout=self.tcp_idle_timeout,
             max_tcp_connections=self.max_tcp_connections,
         )

@@ -20,6 +20,7 @@ from app.dnsserver.channel import ChannelClosed, Notify, Ready, WorkerConfig, en
 from app.dnsserver.loop import install_uvloop
 from app.dnsserver.server import DnsServer
 from app.dnsserver.zonetable import ZoneTable, ZoneWrite
+from app.logformat import install as install_log_format
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ async def run(fd: int) -> int:
         return 0
     if not isinstance(config, WorkerConfig):
         raise TypeError(f"expected a WorkerConfig first, got {type(config).__name__}")
-    logging.basicConfig(level=config.log_level, format=config.log_format, stream=sys.stderr, force=True)
+    install_log_format(config.log_level, config.log_format)
     table = ZoneTable.from_snapshot(config.snapshot, await config.geo.build())
     server = DnsServer(
         table,

@@ -117,4 +117,4 @@ async def test_sigterm_to_the_whole_process_group_is_a_clean_stop(tmp_path: Path
     log = gslb.log()
     assert code == 0, log
     assert "shutting down" in log
-    assert "ERROR" not in log and "restart" not in log, log
+    assert " ERR " not in log and "restart" not in log, log

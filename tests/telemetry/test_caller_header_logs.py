@@ -14,7 +14,7 @@ from tests.support.instance import running
 
 pytestmark = pytest.mark.e2e
 
-#: The log line's own prefix (time, level, logger name) and the filter's note fit well within this.
+#: The log line's own parts (time, level, caller, logger name) and the filter's note fit well within this.
 LINE_BOUND = MAX_CHARS + 200
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -31,7 +31,7 @@ async def test_an_oversized_baggage_or_a_bad_tracestate_is_one_short_warning(tmp
         lines = gslb.log_path.read_text(errors="replace").splitlines()
     baggage = [line for line in lines if "Baggage header" in line]
     tracestate = [line for line in lines if "opentelemetry.trace" in line]
-    assert len(baggage) == 1 and "WARNING" in baggage[0], lines
+    assert len(baggage) == 1 and " WRN " in baggage[0], lines
     assert tracestate, lines
     assert [len(line) for line in baggage + tracestate if len(line) >= LINE_BOUND] == []
     assert "(cut from 90" in baggage[0]
