@@ -2,7 +2,8 @@
 holds, with zerolog's fields (`level` warn not WARNING, RFC 3339 UTC `time`, `caller`, `message`, `error` and
 `stack` for an exception); it was a printf template that a quote or a newline broke, with tracebacks as raw
 lines after it. LOG_FORMAT=simple is zerolog's ConsoleWriter (`INF`, `WRN`, `ERR`), and a newline in a
-caller's string (a Gslb's host name) cannot forge a line."""
+caller's string (a Gslb's host name) cannot forge a line. A failed reconcile is an error, as
+controller-runtime's "Reconciler error"; it was a warning, so alerts on k8gb's error lines never fired."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ async def test_every_json_line_is_one_zerolog_object(tmp_path: Path) -> None:
     assert ignored["level"] == "warn" and ignored["message"].endswith(EVIL_HOST)
     assert ignored["caller"].startswith("app/controller/reconcile.py:")
     failed = _one(objects, "retrying in")
-    assert failed["logger"] == "pygslb.controller", failed
+    assert failed["level"] == "error" and failed["logger"] == "pygslb.controller", failed
     assert failed["caller"].startswith("app/controller/runner.py:"), failed
     recorded = _one(objects, "could not record the reconcile error in status")
     assert recorded["level"] == "error" and "database is locked" in recorded["error"], recorded

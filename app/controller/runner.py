@@ -224,7 +224,8 @@ class Controller:
                 )
             except Exception as exc:  # any failure backs off; it never kills a worker
                 delay = self.queue.backoff(key)
-                log.warning("reconcile %s failed (%s); retrying in %.1fs", key, exc, delay)
+                # ERROR as controller-runtime's "Reconciler error": alerts on k8gb's error lines fire.
+                log.error("reconcile %s failed (%s); retrying in %.1fs", key, exc, delay)
             else:
                 self.queue.forget(key)
                 self._index(key, outcome)
