@@ -47,18 +47,37 @@ def _settings(args: argparse.Namespace) -> Any:
 _ONE_SETTING = re.compile(r"^[A-Z][A-Z0-9_]*: ")
 
 
-def _settings_errors(exc: Any) -> str:
-    """A pydantic ValidationError of Settings, one line per setting, named as the environment names it."""
+def _settings_errors(exc: Any) -> list[str]:
+    """A pydantic ValidationError of Settings, one message per setting, named as the environment names it."""
     lines = []
     for error in exc.errors():
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["loc"]:
-            lines.append(f"error: invalid setting {str(error['loc'][0]).upper()}: {message}")
+            lines.append(f"invalid setting {str(error['loc'][0]).upper()}: {message}")
         elif _ONE_SETTING.match(message):  # checked with the others (OTLP endpoints, secret files)
-            lines.append(f"error: invalid setting {message}")
+            lines.append(f"invalid setting {message}")
         else:  # a rule across settings; the message names them
-            lines.append(f"error: invalid settings: {message}")
-    return "\n".join(lines)
+            lines.append(f"invalid settings: {message}")
+    return lines
+
+
+def _json_logs() -> bool:
+    """LOG_FORMAT=json, read from the environment as it is: the settings may be what did not load."""
+    return any(name.upper() == "LOG_FORMAT" and value == "json" for name, value in os.environ.items())
+
+
+def _serve_errors(messages: list[str]) -> None:
+    """Why `gslb serve` cannot go on: `error: ...` lines on stderr, or with LOG_FORMAT=json one error
+    object per line in the log, as k8gb's main logs them through its logger."""
+    if not _json_logs():
+        for message in messages:
+            print(f"error: {message}", file=sys.stderr)
+        return
+    from app.logformat import install
+
+    install(logging.INFO, "json")
+    for message in messages:
+        logging.getLogger("pygslb").error("%s", message)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -69,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        print(_settings_errors(exc), file=sys.stderr)
+        _serve_errors(_settings_errors(exc))
         return 2
     configure_logging(settings)
     for notice in settings.notices():
@@ -86,10 +105,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(settings), loop_factory=loop_factory)
     except CannotStart as exc:  # a port taken, a file missing: the setup, not a crash
-        print(f"error: gslb serve cannot start: {exc}", file=sys.stderr)
+        _serve_errors([f"gslb serve cannot start: {exc}"])
         return 1
     except Stopped as exc:
-        print(f"error: gslb serve stopped: {exc}", file=sys.stderr)
+        _serve_errors([f"gslb serve stopped: {exc}"])
         return 1
     return 0
 
@@ -127,7 +146,7 @@ def cmd_decommission(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        print(_settings_errors(exc), file=sys.stderr)
+        print("\n".join(f"error: {line}" for line in _settings_errors(exc)), file=sys.stderr)
         return 2
     if settings.edge_dns_type == "none":
         raise CliError("EDGE_DNS_TYPE is none: pygslb writes no edge delegation, so there is none to leave")

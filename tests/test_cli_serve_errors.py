@@ -4,6 +4,7 @@ no traceback for a mistake in the setup."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -282,6 +283,36 @@ def test_a_taken_api_port_is_one_line_naming_api_address(tmp_path: Path) -> None
         in (busy.stderr)
     ), busy.stderr
     assert "Traceback" not in busy.stderr, busy.stderr
+
+
+def _json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_with_log_format_json_what_stops_the_start_is_json_on_stdout(tmp_path: Path) -> None:
+    """As k8gb's main logs "Can't resolve environment variables" through its logger: one error object
+    per problem, on stdout beside the other log lines, where a JSON log pipeline reads. They were plain
+    `error:` lines on stderr whatever LOG_FORMAT said."""
+    invalid = serve(tmp_path, LOG_FORMAT="json", API_ADDRESS="127.0.0.1:99999", DNS_ADDRESS="127.0.0.1:dns")
+    assert invalid.returncode == 2 and invalid.stderr == "", invalid.stderr
+    errors = _json_lines(invalid.stdout)
+    assert [(e["level"], str(e["message"]).split(":")[0]) for e in errors] == [
+        ("error", "invalid setting API_ADDRESS"),
+        ("error", "invalid setting DNS_ADDRESS"),
+    ], invalid.stdout
+    assert all(str(e["caller"]).startswith("app/cli.py:") and e["time"] for e in errors), errors
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = serve(tmp_path, LOG_FORMAT="json", API_ADDRESS=f"127.0.0.1:{port}")
+    assert busy.returncode == 1 and busy.stderr == "", busy.stderr
+    *_, last = _json_lines(busy.stdout)  # every line parses; the last says why
+    assert (last["level"], last["message"]) == (
+        "error",
+        f"gslb serve cannot start: [Errno 98] API_ADDRESS 127.0.0.1:{port}: Address already in use",
+    ), busy.stdout
 
 
 def test_an_unusable_data_directory_is_one_line(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def refusal(env: pytest.MonkeyPatch, **values: str) -> str:
         env.setenv(name, value)
     with pytest.raises(ValidationError) as caught:
         load_settings()
-    return _settings_errors(caught.value)
+    return "\n".join(f"error: {line}" for line in _settings_errors(caught.value))
 
 
 @pytest.mark.parametrize(
