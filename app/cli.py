@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 import urllib.parse
 from collections.abc import Callable
@@ -132,6 +133,23 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     from app.settings import load_settings
 
     sys.stdout.write(render_openapi(load_settings()))
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the embedded store, safe while `gslb serve` runs (SQLite's online backup)."""
+    from app.settings import Settings
+    from app.stores.base import Unavailable
+    from app.stores.sqlite import backup
+
+    data_dir = Path(
+        args.data_dir or os.environ.get("GSLB_DATA_DIR") or Settings.model_fields["gslb_data_dir"].default
+    )
+    try:
+        copied = backup(data_dir, Path(args.destination))
+    except (Unavailable, sqlite3.Error, OSError) as exc:
+        raise CliError(f"backup failed: {exc}") from None
+    print(f"{copied} Gslbs copied from {data_dir} to {args.destination}")
     return 0
 
 
@@ -571,6 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document of the REST API")
     openapi.set_defaults(func=cmd_openapi)
+
+    backup = sub.add_parser(
+        "backup",
+        help="copy the embedded store to a new file, safely while gslb serve runs",
+        description="Restore by stopping gslb serve and putting the copy in place of <data dir>/gslb.db "
+        "(remove gslb.db-wal and gslb.db-shm beside it).",
+    )
+    backup.add_argument("destination", help="the new file to write")
+    backup.add_argument("--data-dir", help="the data directory (default: $GSLB_DATA_DIR, else .gslb-data)")
+    backup.set_defaults(func=cmd_backup)
 
     decommission = sub.add_parser(
         "decommission",

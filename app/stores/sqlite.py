@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS revision (
 INSERT OR IGNORE INTO revision (id, value) VALUES (1, 0);
 """
 
+# The layout above, in `PRAGMA user_version`: a data directory written by a newer pygslb (a higher
+# version) is refused rather than read and rewritten without the fields this one does not know.
+SCHEMA_VERSION = 1
+
 # Metadata that a client may change with update(); the rest is owned by the store.
 _USER_METADATA = ("labels", "annotations", "finalizers", "owner_references")
 _NAME_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -169,7 +173,15 @@ class SqliteStore:
             if str(mode).lower() != "wal":
                 raise Unavailable(f"{self.path}: cannot switch SQLite to WAL mode (got {mode!r})")
             conn.execute("PRAGMA synchronous = FULL")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise Unavailable(
+                    f"{self.path} was written by a newer pygslb (store schema {version}; this one knows "
+                    f"{SCHEMA_VERSION}): run that version, or restore a backup made for this one"
+                )
             conn.executescript(_SCHEMA)
+            if version < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -456,3 +468,25 @@ class SqliteStore:
     def watch(self) -> Feed[WatchEvent]:
         """Every committed write after this call, in commit order; ends when the store closes."""
         return self._feed.subscribe()
+
+
+def backup(data_dir: Path, destination: Path) -> int:
+    """Copy the store to `destination` (a new file) with SQLite's online backup, consistent even while
+    `gslb serve` writes: copying gslb.db alone misses what is still in its write-ahead log. Returns the
+    number of Gslbs copied. Blocking: for the CLI."""
+    source_path = Path(data_dir) / "gslb.db"
+    if not source_path.is_file():
+        raise Unavailable(f"no store at {source_path}")
+    if destination.exists():
+        raise Unavailable(f"{destination} exists: name a new file")
+    source = sqlite3.connect(source_path)  # reads only; beside a running server as any reader is
+    try:
+        target = sqlite3.connect(destination)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            return int(target.execute("SELECT count(*) FROM gslbs").fetchone()[0])
+        finally:
+            target.close()
+    finally:
+        source.close()
