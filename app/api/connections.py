@@ -103,7 +103,15 @@ class GuardedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # may take the next, pipelined, request at once
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.SEND_BODY:
+            # Answered before the body came, and no one reads on: a body trickled a byte at a time
+            # would hold the connection for ever (each byte resets uvicorn's keep-alive timer), out of
+            # reach of the cap. Closed, as Go's server closes a connection with a body left unread.
+            self.transport.close()
+            return
+        if self.conn.their_state is not h11.IDLE:
             return
         self._wait_for_head()
         if self.conn.trailing_data[0] and self.head_timer is None:  # part of a pipelined head is here

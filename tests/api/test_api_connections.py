@@ -153,3 +153,27 @@ async def test_a_request_with_transfer_encoding_and_content_length_is_400_and_th
     assert status["reason"] == "BadRequest"
     assert "Transfer-Encoding and Content-Length" in status["message"]
     assert (await api.client.get(GSLBS)).json()["items"] == []
+
+
+async def test_a_body_left_unread_after_the_answer_closes_the_connection(serve: ServeFactory) -> None:
+    """A head announcing a large body, answered without reading it (/healthz, or a 401 for a stranger),
+    then the body trickled a byte at a time: the connection was held for ever, beyond the cap's reach."""
+    api = await serve(header_seconds=1.0, max_connections=3)
+    reader, writer = await asyncio.open_connection(*address(api))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+
+    async def drip() -> None:
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20):
+                await asyncio.sleep(0.5)
+                writer.write(b"a")
+                await writer.drain()
+
+    dripping = asyncio.create_task(drip())
+    try:
+        received, after = await until_closed(reader, timeout=5)
+    finally:
+        dripping.cancel()
+        writer.close()
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert after < 2.0
