@@ -51,6 +51,7 @@ ACCESS_REVIEW = Resource(
 # is better served by a prompt 503 with Retry-After than by hanging for the client's 30 s.
 REVIEW_TIMEOUT = 5.0
 THROTTLE_LOG_SECONDS = 60.0
+KNOWN_GOOD_SECONDS = 600.0  # how long an accepted token skips the review rate limit
 
 
 class TtlCache[K: Hashable, V]:
@@ -187,6 +188,9 @@ class KubeAuthorizer:
         self.identities: TtlCache[bytes, Identity] = TtlCache(ttl, capacity, clock=clock)
         self.rejected: TtlCache[bytes, bool] = TtlCache(ttl, rejected_capacity, clock=clock)
         self.token_reviews = TokenBucket(reviews_per_second, clock=clock)
+        # Tokens the API server accepted lately: reviewed again when their short cache entry expires, but
+        # never held back by the bucket, which a flood of made-up tokens (no credentials needed) drains.
+        self.accepted: TtlCache[bytes, bool] = TtlCache(KNOWN_GOOD_SECONDS, capacity, clock=clock)
         self.throttled = 0
         self._throttled_logged = float("-inf")
         self.verdicts: TtlCache[tuple[object, ...], tuple[bool, str]] = TtlCache(ttl, capacity, clock=clock)
@@ -217,7 +221,7 @@ class KubeAuthorizer:
 
     async def _review_token(self, token: str, digest: bytes) -> Identity:
         """The token's identity; `_Rejected` (remembered apart) when the review does not accept it."""
-        wait = self.token_reviews.take()
+        wait = 0.0 if self.accepted.fresh(digest) else self.token_reviews.take()
         if wait:
             self._throttle()
             raise TooManyRequests(
@@ -236,6 +240,7 @@ class KubeAuthorizer:
             log.info("bearer token rejected by TokenReview: %s", status.get("error") or "not authenticated")
             self.rejected.put(digest, True)
             raise _Rejected
+        self.accepted.put(digest, True)
         extra = tuple(sorted((str(k), tuple(v or ())) for k, v in (user.get("extra") or {}).items()))
         return Identity(
             username=str(user["username"]),

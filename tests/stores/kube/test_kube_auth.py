@@ -4,6 +4,7 @@ and the short cache in front of both (a fake clock moves time; nothing here wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -253,3 +254,26 @@ async def test_rejected_tokens_never_evict_the_reviews_of_accepted_ones(
 
     assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
     assert len(reviews(kube_api, "tokenreviews")) == 101  # alice's one review still serves her
+
+
+async def test_a_flood_of_made_up_tokens_never_locks_out_a_user_already_reviewed(
+    kube_api: KubeApi, kube: KubeClient, clock: Clock
+) -> None:
+    """One bucket for every new token: made-up ones (no credentials needed) drained it, and a user whose
+    10 s cached review expired got 429 for as long as the flood lasted."""
+    authorizer = KubeAuthorizer(kube, ttl=10, clock=clock)  # 20 reviews a second
+    kube_api.access.add_token(TOKEN, "alice")
+    kube_api.access.allow("alice", ["get"], namespace=NS)
+    assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
+    refused = 0
+    for tick in range(1, 601):  # 30 s, 40 made-up tokens a second
+        clock.now += 0.05
+        for _ in range(2):
+            with contextlib.suppress(TooManyRequests):
+                await authorizer.authorize(f"made-up-{tick}-{_}", "get", "k8gb.io", "gslbs", NS, "app")
+        if tick % 20 == 0:  # alice, once a second
+            try:
+                assert (await authorizer.authorize(TOKEN, "get", "k8gb.io", "gslbs", NS, "app")).allowed
+            except TooManyRequests:
+                refused += 1
+    assert refused == 0
