@@ -71,6 +71,10 @@ class PeerSource(Protocol):
 
     async def localtargets(self, host: str) -> Mapping[str, PeerAnswerLike]: ...
 
+    def forget(self, host: str) -> None:
+        """No Gslb serves `host` any more: drop what is kept about it."""
+        ...
+
 
 class Notifier(Protocol):
     """Tells peers that this cluster's local targets for some names changed (DNS NOTIFY)."""

@@ -274,6 +274,8 @@ class Controller:
         for host in hosts:
             if host not in self._by_host:
                 self._peer_seen.pop(host, None)
+                if self.peers is not None:
+                    self.peers.forget(host)
 
     @staticmethod
     def _discard[T](index: dict[T, set[ObjectKey]], entry: T, key: ObjectKey) -> None:

@@ -94,6 +94,13 @@ class PeerResolver:
             wire.record_response(span, response, targets)
             return targets
 
+    def forget(self, host: str) -> None:
+        """No Gslb serves `host` any more: a failure for it no longer keeps its peers "failing" (their
+        recovery and next outage went unsaid). Quietly: it says nothing about the peer."""
+        qname = localtargets_name(host.lower().rstrip("."))
+        for names in self._failing.values():
+            names.discard(qname)
+
     def _log_transition(self, result: PeerResult, qname: str) -> None:
         """Warn when a peer starts failing and say when it answers every name again; stay quiet while
         nothing changes, also while it fails for some names and answers others (a zone it does not

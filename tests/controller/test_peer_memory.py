@@ -31,6 +31,12 @@ class Answer:
 class OnePeer:
     """A peer cluster "us" serving every host from 10.1.0.1."""
 
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def forget(self, host: str) -> None:
+        self.forgotten.append(host)
+
     async def localtargets(self, host: str) -> Mapping[str, Answer]:
         return {"us": Answer("us", ["10.1.0.1"])}
 
@@ -51,8 +57,9 @@ async def test_hosts_no_gslb_serves_any_more_are_forgotten(tmp_path: Path) -> No
         metrics=metrics,
         peers=OnePeer(),
     )
+    peer = OnePeer()
     controller = Controller(
-        store=store, reconciler=reconciler, metrics=metrics, peers=OnePeer(), peer_refresh_seconds=0.02
+        store=store, reconciler=reconciler, metrics=metrics, peers=peer, peer_refresh_seconds=0.02
     )
     await controller.start()
 
@@ -74,6 +81,8 @@ async def test_hosts_no_gslb_serves_any_more_are_forgotten(tmp_path: Path) -> No
         await eventually(remembered, expected)
         await asyncio.sleep(0.1)  # peer refreshes come and go: they add nothing back
         assert await remembered() == expected
+        gone = [f"app-{i}.cloud.example.com" for i in range(11)]  # the peer source forgets them too
+        assert sorted(set(peer.forgotten)) == sorted(gone)
     finally:
         await controller.stop(grace=2)
         await store.close()

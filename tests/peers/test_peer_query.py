@@ -151,3 +151,26 @@ async def test_a_peer_failing_for_some_names_and_answering_others_is_logged_once
         await resolver.localtargets(HOST)
     messages = [r.getMessage() for r in caplog.records if r.name == "app.peers.query"]
     assert len(messages) == 1 and "peer za skipped" in messages[0], messages
+
+
+async def test_a_host_no_longer_served_does_not_keep_its_peer_failing(
+    dns_net: DnsNet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A name that failed stayed in the peer's failing set once no Gslb asked for it: the peer counted
+    as failing for good, so its recovery and its next outage went unlogged."""
+    resolver = await two_peers(dns_net, mode="refuse")
+    za = dns_net.responders[2]
+    caplog.set_level(logging.INFO, logger="app.peers.query")
+    await resolver.localtargets(HOST)
+    await resolver.localtargets("gone.cloud.example.com")
+    resolver.forget("gone.cloud.example.com")  # its Gslb was deleted
+    za.mode = "answer"
+    await resolver.localtargets(HOST)
+    za.mode = "refuse"
+    await resolver.localtargets(HOST)
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.peers.query"]
+    assert [m.split(":")[0] for m in messages] == [
+        "peer za skipped",
+        "peer za answers again (127.0.0.3",
+        "peer za skipped",
+    ]
