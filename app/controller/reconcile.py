@@ -302,7 +302,7 @@ class Reconciler:
             try:
                 await step(gslb)
             except Exception as exc:
-                raise MigrationFailed(f"legacy migration: {type(exc).__name__}: {exc}") from exc
+                raise MigrationFailed(f"legacy migration: {str(exc) or type(exc).__name__}") from exc
 
     async def _stop(self, key: ObjectKey) -> Outcome:
         """Leave a legacy Gslb labelled for migration alone, as k8gb's legacy runtime does: no status,

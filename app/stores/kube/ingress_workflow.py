@@ -202,12 +202,12 @@ class IngressWorkflow:
             except NotFound:
                 existing = None
             except Invalid as exc:  # written by hand, refused by our model: fixing or deleting it helps
-                await self._refuse(fresh, f"the Gslb cannot be read: {exc}")
+                await self._refuse(fresh, f"the Gslb cannot be read: {exc}", exists=True)
                 return None
             try:
                 wanted = gslb_from_ingress(fresh, existing)
             except AnnotationError as exc:
-                await self._refuse(fresh, str(exc))
+                await self._refuse(fresh, str(exc), exists=existing is not None)
                 return None
             try:
                 if existing is None:
@@ -222,9 +222,10 @@ class IngressWorkflow:
                     raise
         return None  # pragma: no cover - the loop returns or raises
 
-    async def _refuse(self, ingress: Obj, why: str) -> None:
+    async def _refuse(self, ingress: Obj, why: str, *, exists: bool = False) -> None:
         """No Gslb written: say why in the log and, as k8gb does, in a Warning event on the Ingress."""
         meta = ingress.get("metadata") or {}
-        log.error("Ingress %s/%s: no Gslb: %s", meta.get("namespace"), meta.get("name"), why)
+        outcome = "its Gslb is left as it is (still serving)" if exists else "no Gslb"
+        log.error("Ingress %s/%s: %s: %s", meta.get("namespace"), meta.get("name"), outcome, why)
         if self.events is not None:
             await self.events.warning(ObjectRef.of(ingress), INVALID_INGRESS_ANNOTATION, why)

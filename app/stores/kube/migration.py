@@ -31,8 +31,9 @@ PUTs conditional on the version read, not k8gb's merge patches: the chart's RBAC
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from app.domain.gslb import GROUP, LEGACY_GROUP, Gslb
 from app.domain.migration import (
@@ -59,6 +60,21 @@ from app.stores.kube.servers import gslb_object_ref, gslb_ref
 from app.stores.kube.store import KubeGslbStore
 
 log = logging.getLogger("pygslb.kube.migration")
+
+
+class MigrationStepFailed(Exception):
+    """Which step of the migration failed, and why: what the operator reads in the log."""
+
+
+@contextlib.contextmanager
+def _step(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise MigrationStepFailed(
+            f"{what}: {type(exc).__name__}: {str(exc).rstrip(': ') or 'no reason given'}"
+        ) from exc
+
 
 WRITE_ATTEMPTS = 3
 REPORTED_LIMIT = 4096
@@ -88,27 +104,34 @@ class KubeLegacyMigrator:
     async def migrate(self, legacy: Gslb) -> None:
         labels = legacy.metadata.labels
         if has_true_label(labels, MIGRATED_LABEL):
-            legacy = await self._ensure_finalizer(legacy)
-            await self._detach_ingress(legacy)
-            await self._hand_over_dnsendpoint(legacy, await self._twin(legacy))
+            with _step("keeping a migrated legacy Gslb's objects with its twin"):
+                legacy = await self._ensure_finalizer(legacy)
+                await self._detach_ingress(legacy)
+                await self._hand_over_dnsendpoint(legacy, await self._twin(legacy))
             await self._report(legacy, LEGACY_IGNORED, legacy_ignored_message(legacy, twin_existed=False))
             return
         if not has_true_label(labels, MIGRATION_REQUESTED_LABEL):
-            legacy = await self._remove_finalizer(legacy)
+            with _step(f"removing the finalizer {MIGRATION_FINALIZER}"):
+                legacy = await self._remove_finalizer(legacy)
             await self._report(legacy, LEGACY_DEPRECATED, legacy_deprecated_message(legacy))
             return
-        legacy = await self._ensure_finalizer(legacy)
+        with _step(f"adding the finalizer {MIGRATION_FINALIZER}"):
+            legacy = await self._ensure_finalizer(legacy)
         # The legacy references go before the twin comes: its first reconcile finds the DNSEndpoint
         # ownerless and adopts it, where one still controlled by the legacy Gslb would fail it.
-        await self._detach_ingress(legacy)
-        await self._hand_over_dnsendpoint(legacy, None)
-        twin = await self._twin(legacy)
-        if twin is None:
-            twin, ours = await self._create_twin(legacy)
-        else:
-            ours = is_twin_spec(twin, legacy, reference_ingress=True)
-        await self._hand_over_dnsendpoint(legacy, twin)
-        await self._label_migrated(legacy)
+        with _step("taking the legacy Gslb's references off its Ingress and DNSEndpoint"):
+            await self._detach_ingress(legacy)
+            await self._hand_over_dnsendpoint(legacy, None)
+        with _step("creating the k8gb.io twin"):
+            twin = await self._twin(legacy)
+            if twin is None:
+                twin, ours = await self._create_twin(legacy)
+            else:
+                ours = is_twin_spec(twin, legacy, reference_ingress=True)
+        with _step("handing the DNSEndpoint over to the twin"):
+            await self._hand_over_dnsendpoint(legacy, twin)
+        with _step(f"labelling the legacy Gslb {MIGRATED_LABEL}=true"):
+            await self._label_migrated(legacy)
         log.info(
             "legacy Gslb %s/%s migrated to k8gb.io (twin %s)",
             legacy.namespace,
@@ -126,9 +149,10 @@ class KubeLegacyMigrator:
         self._reported.pop(_key(legacy), None)
         if MIGRATION_FINALIZER not in (legacy.metadata.finalizers or ()):
             return
-        await self._detach_ingress(legacy)
-        await self._hand_over_dnsendpoint(legacy, None)
-        await self._remove_finalizer(legacy)
+        with _step("releasing the deleted legacy Gslb's Ingress, DNSEndpoint and finalizer"):
+            await self._detach_ingress(legacy)
+            await self._hand_over_dnsendpoint(legacy, None)
+            await self._remove_finalizer(legacy)
 
     # --- the legacy object ------------------------------------------------------------------------
 

@@ -86,10 +86,17 @@ def claimed_refs(obj: Obj, gslb: Gslb, *, adopt: bool) -> list[Obj] | None:
             continue
         owner = (ref.get("kind"), ref.get("name"), _group(ref.get("apiVersion")))
         if owner != (mine["kind"], mine["name"], _group(mine["apiVersion"])):
+            twin = owner[:2] == (mine["kind"], mine["name"])  # the same Gslb in the other API group
             raise ResolveError(
                 f"{obj.get('kind', 'object')} {meta.get('namespace')}/{meta.get('name')} is controlled by "
                 f"{ref.get('kind')} {ref.get('name')} of {ref.get('apiVersion')}, not by this Gslb: "
                 "delete one of the two, or rename one"
+                + (
+                    "; for the same Gslb in both API groups, label the k8gb.absa.oss one "
+                    "k8gb.io/migration-requested=true to migrate it"
+                    if twin
+                    else ""
+                )
             )
         renewed = {**ref, **mine}
         return None if renewed == ref else [*refs[:index], renewed, *refs[index + 1 :]]

@@ -224,7 +224,7 @@ async def test_a_gslb_controlled_by_someone_else_is_not_taken_over(
 
 
 async def test_an_annotated_strategy_that_cannot_take_the_users_weight_leaves_the_gslb_and_says_why(
-    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers
+    kube_api: KubeApi, kube_store: KubeGslbStore, triggers: GslbTriggers, caplog: pytest.LogCaptureFixture
 ) -> None:
     weighted = await weighted_gslb(kube_api, kube_store)
 
@@ -240,6 +240,7 @@ async def test_an_annotated_strategy_that_cannot_take_the_users_weight_leaves_th
     await triggers.idle()
     kept = await kube_store.get(KEY)
     assert kept.metadata.resource_version == weighted.metadata.resource_version  # still serving as it was
+    assert "its Gslb is left as it is (still serving)" in caplog.text and ": no Gslb:" not in caplog.text
 
 
 async def test_a_gslb_our_model_refuses_gets_an_event_on_the_ingress_not_a_traceback(

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kmock
+import pytest
 
 from app.stores.base import ObjectKey
 from tests.stores.kube.test_kube_reconcile import NS, get, ready_backend, records, set_ingress_ip, until
@@ -173,7 +174,7 @@ async def test_migration_requested_moves_an_embedded_legacy_gslb_to_its_twin(
 
 
 async def test_a_migration_cut_short_is_finished_by_the_next_controller(
-    kube_api: KubeApi, replica_factory: Callable[[], Awaitable[Any]]
+    kube_api: KubeApi, replica_factory: Callable[[], Awaitable[Any]], caplog: pytest.LogCaptureFixture
 ) -> None:
     first = await replica_factory()
     await first.start()
@@ -191,6 +192,8 @@ async def test_a_migration_cut_short_is_finished_by_the_next_controller(
         )
     finally:
         await first.stop()
+    # the operator reads which step is stuck, and why
+    assert "legacy migration: creating the k8gb.io twin: Unavailable" in caplog.text, caplog.text[-2000:]
     assert get(kube_api, "k8gb.io", "gslbs", "mig") is None
     legacy = get(kube_api, LEGACY, "gslbs", "mig")
     assert legacy is not None and MIGRATED not in legacy["metadata"]["labels"]

@@ -347,6 +347,7 @@ async def test_twins_in_both_groups_do_not_overwrite_each_other(kube_api: KubeAp
     )
     ready = await until(lambda: (_status_of(kube_api, "dup") or {}).get("conditions"))
     assert ready[0]["status"] == "False" and "is controlled by Gslb dup" in ready[0]["message"]
+    assert "label the k8gb.absa.oss one k8gb.io/migration-requested=true" in event[0]["message"]  # the fix
     for _ in range(3):  # resyncs (requeue 0) leave the legacy Gslb's objects as they are
         await asyncio.sleep(0.2)
         assert legacy_host in (records(kube_api, "dup") or {})
