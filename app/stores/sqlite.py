@@ -486,6 +486,10 @@ def backup(data_dir: Path, destination: Path) -> int:
             source.backup(target)
             target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
             return int(target.execute("SELECT count(*) FROM gslbs").fetchone()[0])
+        except BaseException:
+            target.close()
+            destination.unlink(missing_ok=True)  # no half copy left to refuse the next try
+            raise
         finally:
             target.close()
     finally:

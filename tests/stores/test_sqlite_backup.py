@@ -79,3 +79,15 @@ async def test_a_store_written_by_a_newer_pygslb_is_refused_at_start(tmp_path: P
     )
     assert started.returncode == 1
     assert "was written by a newer pygslb" in started.stderr, started.stderr
+
+
+def test_a_failed_backup_leaves_no_half_copy(tmp_path: Path) -> None:
+    """A file that is no pygslb store fails the copy; the partial destination is removed, so the next
+    try is not refused with 'exists'."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gslb.db").write_bytes(b"not a database, just bytes" * 100)
+    copy = tmp_path / "copy.db"
+    failed = gslb("backup", str(copy), "--data-dir", str(data))
+    assert failed.returncode == 1 and "backup failed" in failed.stderr
+    assert not copy.exists()
