@@ -43,7 +43,9 @@ app.kubernetes.io/part-of: pygslb
 
 {{/* Leader election follows the replica count: one reconciler among several replicas. */}}
 {{- define "pygslb.leaderElection" -}}
-{{- if gt (int .Values.pygslb.replicas) 1 -}}true{{- end -}}
+{{- $set := .Values.pygslb.leaderElection -}}
+{{- if kindIs "bool" $set -}}{{- if $set -}}true{{- end -}}
+{{- else if gt (int .Values.pygslb.replicas) 1 -}}true{{- end -}}
 {{- end -}}
 
 {{/* DNS_ZONES as the app and k8gb read it: parent:loadBalancedZone:negTTL;... (negTTL defaults to 300, a

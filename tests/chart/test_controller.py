@@ -356,3 +356,17 @@ def test_notes_say_where_the_glue_comes_from_when_no_address_is_given() -> None:
         {"k8gb": {"clusterExposedIPs": ["203.0.113.9"]}},
     ):
         assert note not in helm.render({"rfc2136": rfc2136, **given}).notes, given
+
+
+def test_leader_election_can_be_kept_on_for_a_deployment_scaled_by_others() -> None:
+    """Decided from `replicas` at render time, `kubectl scale` or an autoscaler ran reconcilers side by
+    side with no Lease; `pygslb.leaderElection: true` keeps it on (and the Role for Leases) at any count."""
+    assert helm.render().env()["GSLB_LEADER_ELECTION"] == "false"
+    assert helm.render({"pygslb": {"replicas": 2}}).env()["GSLB_LEADER_ELECTION"] == "true"
+    kept = helm.render({"pygslb": {"leaderElection": True}})
+    assert kept.env()["GSLB_LEADER_ELECTION"] == "true"
+    assert kept.has("Role", f"{helm.FULLNAME}-leader-election")
+    off = helm.render({"pygslb": {"replicas": 2, "leaderElection": False}})
+    assert off.env()["GSLB_LEADER_ELECTION"] == "false" and not off.has(
+        "Role", f"{helm.FULLNAME}-leader-election"
+    )
