@@ -61,11 +61,17 @@ def _escaped(match: re.Match[str]) -> str:
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 @lru_cache(maxsize=512)
 def _source(pathname: str) -> str:
     """A source file as its import path shows it (`app/runtime.py`, `uvicorn/server.py`): zerolog's
     ConsoleWriter trims the working directory off the same way."""
-    roots = sorted((os.path.abspath(p or ".") for p in sys.path), key=len, reverse=True)
+    # pygslb's own root too: an editable install (scripts/serve) imports app/ through a finder, with the
+    # checkout on no sys.path entry, and the caller was then the whole absolute path.
+    entries = [*sys.path, os.path.dirname(_PACKAGE_DIR)]
+    roots = sorted((os.path.abspath(p or ".") for p in entries), key=len, reverse=True)
     for root in roots:
         if pathname.startswith(root + os.sep):
             return pathname[len(root) + 1 :]

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,18 @@ def test_no_character_ends_a_line_early(separator: str) -> None:
 
 async def _logged(gslb: Any, text: str) -> bool:
     return text in gslb.log_path.read_text(errors="replace")
+
+
+def test_the_caller_is_the_import_path_also_when_the_checkout_is_on_no_sys_path_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`scripts/serve` installs pygslb editable: app/ is imported through a finder, and the caller was the
+    whole absolute path of the checkout (`/tmp/serve-j7S8/app/runtime.py:571`)."""
+    import app.logformat as logformat
+
+    monkeypatch.setattr(sys, "path", ["/nowhere"])
+    logformat._source.cache_clear()
+    try:
+        assert logformat._source(str(Path(logformat.__file__).parent / "runtime.py")) == "app/runtime.py"
+    finally:
+        logformat._source.cache_clear()
