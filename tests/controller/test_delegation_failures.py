@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -12,6 +14,7 @@ from app.controller.delegation import DelegationLoop, StaticGlue
 from app.controller.metrics import ControllerMetrics
 from app.domain.endpoint import Endpoint
 from app.domain.zones import parse_dns_zones
+from app.providers.base import Provider
 from app.providers.inmemory import InMemoryProvider
 from app.providers.rfc2136 import Rfc2136Provider
 from tests.support.bind9 import Bind9, generate_key, require_named, zone_text
@@ -37,7 +40,14 @@ class Unforeseen(InMemoryProvider):
         return await super().records(zone)
 
 
-def loop_for(provider: InMemoryProvider, registry: CollectorRegistry) -> DelegationLoop:
+def loop_for(
+    provider: Provider,
+    registry: CollectorRegistry | None = None,
+    *,
+    interval: float = 300.0,
+    base_delay: float = 0.05,
+    max_delay: float = 0.1,
+) -> DelegationLoop:
     return DelegationLoop(
         provider=provider,
         zones=ZONES,
@@ -46,11 +56,23 @@ def loop_for(provider: InMemoryProvider, registry: CollectorRegistry) -> Delegat
         glue=StaticGlue(["10.0.0.1"]),
         glue_prefix="gslb-ns-",
         ns_ttl=30,
-        metrics=ControllerMetrics(registry),
-        interval=300.0,
-        base_delay=0.05,
-        max_delay=0.1,
+        metrics=ControllerMetrics(registry or CollectorRegistry()),
+        interval=interval,
+        base_delay=base_delay,
+        max_delay=max_delay,
     )
+
+
+@contextlib.asynccontextmanager
+async def running(loop: DelegationLoop) -> AsyncIterator[asyncio.Task[None]]:
+    """The loop's run() as the runtime starts it; on exit, cancelled, which still ends it."""
+    task = asyncio.create_task(loop.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def test_an_unforeseen_error_is_a_failed_attempt_retried_with_backoff(
@@ -62,19 +84,14 @@ async def test_an_unforeseen_error_is_a_failed_attempt_retried_with_backoff(
     loop = loop_for(provider, registry)
     seen: list[str] = []
     loop.on_change = lambda zone: seen.append(loop.state[zone].message)
-    task = asyncio.create_task(loop.run())
 
     async def delegated() -> bool:
         state = loop.state.get(ZONE)
         return state is not None and state.ok
 
-    try:
+    async with running(loop) as task:
         await eventually(delegated, True, timeout=5)
         assert not task.done()
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):  # cancellation still ends it
-            await task
     # Status showed each failure, then the delegation, which is in place.
     assert seen == [
         "inmemory: KeyError: 'address'",
@@ -117,17 +134,12 @@ async def test_a_kick_during_a_sync_is_not_lost() -> None:
     """kick() while a zone was being synced was cleared at the end of that sync: the re-check it asked
     for (a peer appeared) waited for the next interval, five minutes by default."""
     provider = Held()
-    loop = loop_for(provider, CollectorRegistry())
-    task = asyncio.create_task(loop.run())
-    try:
+    loop = loop_for(provider)
+    async with running(loop):
         await provider.reading.wait()
         loop.kick()
         provider.release.set()
         await eventually(lambda: asyncio.sleep(0, provider.reads), 3, timeout=2)  # write, read back, the kick
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_an_update_the_edge_ignores_is_a_failure_not_delegated() -> None:
@@ -138,16 +150,7 @@ async def test_an_update_the_edge_ignores_is_a_failure_not_delegated() -> None:
     blocked = zone_text("example.com", records="gslb-ns-eu-cloud 30 IN CNAME ns1.example.com.")
     async with Bind9({"example.com": blocked}, key=key) as edge:
         provider = Rfc2136Provider(edge.host, edge.port, key.name, key.secret, key.algorithm, timeout=2.0)
-        loop = DelegationLoop(
-            provider=provider,
-            zones=ZONES,
-            own_tag="eu",
-            peer_tags=[],
-            glue=StaticGlue(["10.0.0.1"]),
-            glue_prefix="gslb-ns-",
-            ns_ttl=30,
-            metrics=ControllerMetrics(CollectorRegistry()),
-        )
+        loop = loop_for(provider)
         assert not await loop.sync_zone(ZONES[0])
         state = loop.state[ZONE]
         assert not state.ok and "gslb-ns-eu-cloud.example.com" in state.message
@@ -158,23 +161,6 @@ async def test_backing_off_never_waits_longer_than_the_interval() -> None:
     """An edge down for a while came back repaired only after max_delay (60 s), even with a shorter
     ZONE_DELEGATION_RECONCILE_REQUEUE_SECONDS: peers meanwhile found no glue and dropped this cluster."""
     provider = Unforeseen([TimeoutError("edge down")] * 100)
-    loop = DelegationLoop(
-        provider=provider,
-        zones=ZONES,
-        own_tag="eu",
-        peer_tags=[],
-        glue=StaticGlue(["10.0.0.1"]),
-        glue_prefix="gslb-ns-",
-        ns_ttl=30,
-        metrics=ControllerMetrics(CollectorRegistry()),
-        interval=0.1,
-        base_delay=1.0,
-        max_delay=60.0,
-    )
-    task = asyncio.create_task(loop.run())
-    try:
+    loop = loop_for(provider, interval=0.1, base_delay=1.0, max_delay=60.0)
+    async with running(loop):
         await eventually(lambda: asyncio.sleep(0, provider.reads >= 4), True, timeout=2)
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
