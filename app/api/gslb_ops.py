@@ -312,12 +312,13 @@ async def patch_gslb(
     metadata = patch.get("metadata")
     pins = isinstance(metadata, dict) and metadata.get("resourceVersion") is not None
     patched = _patched_annotations(patch)
-    caller_set = patched.get(TRACEPARENT_ANNOTATION) is not None
+    theirs = patched.get(TRACEPARENT_ANNOTATION)
     caller_marker = _marker(patched)
 
     def desired(current: Gslb) -> _Desired:
         merged = merge_patch(current.wire(), dict(patch))
         gslb = to_gslb(merged, group=group, namespace=namespace, name=name)
+        caller_set = theirs is not None and theirs != traceparent_of(current)  # not the current one again
         return _Desired(gslb, gslb.metadata.resource_version if pins else None, caller_set, caller_marker)
 
     return await _update(store, ObjectKey(group, namespace, name), desired, headers, dry_run)
@@ -371,26 +372,50 @@ async def delete_gslb(
         propagation_of(options.get("propagationPolicy"), "DeleteOptions.propagationPolicy") or propagation
     )
     key = ObjectKey(group, namespace, name)
-    with store_errors(group, name):
-        current = await store.get(key)
-        if uid is not None and current.metadata.uid != uid:
-            message = (
-                f"Precondition failed: UID in precondition: {uid}, UID in object meta: {current.metadata.uid}"
+    async with _writes.turn(key):
+        return await _delete_in_turn(store, key, uid, resource_version, headers or {}, dry_run, propagation)
+
+
+async def _delete_in_turn(
+    store: GslbStore,
+    key: ObjectKey,
+    uid: str | None,
+    pinned: str | None,
+    headers: Mapping[str, str],
+    dry_run: bool,
+    propagation: str | None,
+) -> Gslb:
+    """Record the caller's context, then delete. Without a resourceVersion precondition the delete is
+    "last write wins": a status write between the read and the stamp re-reads and stamps again."""
+    deadline = time.monotonic() + _RETRY_SECONDS
+    with store_errors(key.group, key.name):
+        while True:
+            current = await store.get(key)
+            if uid is not None and current.metadata.uid != uid:
+                message = (
+                    f"Precondition failed: UID in precondition: {uid}, "
+                    f"UID in object meta: {current.metadata.uid}"
+                )
+                raise ApiError(failure(409, "Conflict", message))
+            if dry_run or (pinned is not None and pinned != current.metadata.resource_version):
+                # The store checks the precondition itself: a stale one is its 409, and one the object has
+                # reached meanwhile is a delete it makes, so this call is the request's own, dry run and all.
+                return await store.delete(key, pinned, dry_run=dry_run, propagation=propagation)
+            stamped = stamp_trace(
+                current, generation=current.metadata.generation or 1, caller_set=False, headers=headers
             )
-            raise ApiError(failure(409, "Conflict", message))
-        pinned = resource_version
-        if dry_run or (pinned is not None and pinned != current.metadata.resource_version):
-            # The store checks the precondition itself: a stale one is its 409, and one the object has
-            # reached meanwhile is a delete it makes, so this call is the request's own, dry run and all.
-            return await store.delete(key, pinned, dry_run=dry_run, propagation=propagation)
-        stamped = stamp_trace(
-            current, generation=current.metadata.generation or 1, caller_set=False, headers=headers or {}
-        )
-        if stamped.metadata.annotations != current.metadata.annotations and traceparent_of(stamped):
-            current = await store.update(_with_resource_version(stamped, current.metadata.resource_version))
-        return await store.delete(
-            key, current.metadata.resource_version if pinned else None, propagation=propagation
-        )
+            if stamped.metadata.annotations != current.metadata.annotations and traceparent_of(stamped):
+                try:
+                    current = await store.update(
+                        _with_resource_version(stamped, current.metadata.resource_version)
+                    )
+                except Conflict:
+                    if pinned or time.monotonic() >= deadline:
+                        raise
+                    continue
+            return await store.delete(
+                key, current.metadata.resource_version if pinned else None, propagation=propagation
+            )
 
 
 def _preconditions(given: Any) -> tuple[str | None, str | None]:

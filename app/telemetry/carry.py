@@ -36,6 +36,9 @@ TRACER_NAME = "pygslb"
 
 # Stored contexts are always W3C trace context, whatever the global propagator is configured to be.
 _W3C = TraceContextTextMapPropagator()
+#: The trace flags W3C Trace Context defines (sampled, random trace id); the others are reserved and
+#: "vendors MUST set those to zero" in what they pass on.
+KNOWN_FLAGS = trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,23 @@ class Cause:
         carrier = {"traceparent": self.traceparent}
         if self.tracestate:
             carrier["tracestate"] = self.tracestate
-        return _valid(_W3C.extract(carrier, context=Context()))
+        ctx = _valid(_W3C.extract(carrier, context=Context()))
+        return None if ctx is None else known_flags_only(ctx)
+
+
+def known_flags_only(ctx: Context) -> Context:
+    """`ctx` with the caller's reserved trace flags cleared (it goes on, to the object and outgoing calls)."""
+    caller = trace.get_current_span(ctx).get_span_context()
+    if not caller.is_valid or not caller.trace_flags & ~KNOWN_FLAGS:
+        return ctx
+    cleared = trace.SpanContext(
+        caller.trace_id,
+        caller.span_id,
+        is_remote=caller.is_remote,
+        trace_flags=trace.TraceFlags(caller.trace_flags & KNOWN_FLAGS),
+        trace_state=caller.trace_state,
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(cleared), ctx)
 
 
 def tracer(name: str = TRACER_NAME) -> trace.Tracer:

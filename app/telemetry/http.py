@@ -35,6 +35,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.http import sanitize_method
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.telemetry.carry import KNOWN_FLAGS, known_flags_only
+
 #: A server span's name and attributes from the ASGI scope (the instrumentation's `default_span_details`).
 SpanDetails = Callable[[Scope], tuple[str, dict[str, str]]]
 #: Where the server-request hook leaves the server span for `TraceResponseMiddleware`.
@@ -44,6 +46,16 @@ TRACERESPONSE = "traceresponse"
 _W3C = TraceContextTextMapPropagator()
 _SAMPLED = trace.TraceFlags.SAMPLED
 _RANDOM = trace.TraceFlags.RANDOM_TRACE_ID
+
+
+def without_duplicated_traceparent(scope: Scope) -> None:
+    """Drop `traceparent` (and `tracestate`, which means nothing without it) from a request that sent it
+    more than once. It is a single-valued header, so a repeated one is malformed (the W3C test suite
+    expects a new trace): every reader after this (the server span, the stamp on the object,
+    `traceresponse`) then sees the same thing, no caller context, instead of each picking its own copy."""
+    headers = scope.get("headers") or ()
+    if sum(1 for name, _ in headers if name.lower() == b"traceparent") > 1:
+        scope["headers"] = [(n, v) for n, v in headers if n.lower() not in (b"traceparent", b"tracestate")]
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -74,7 +86,8 @@ def traceresponse_for(scope: Scope) -> str:
         _W3C.extract(_headers(scope), context=context.Context())
     ).get_span_context()
     if caller.is_valid:
-        return format_traceresponse(caller.trace_id, caller.span_id, caller.trace_flags & ~_SAMPLED)
+        flags = caller.trace_flags & KNOWN_FLAGS & ~_SAMPLED
+        return format_traceresponse(caller.trace_id, caller.span_id, flags)
     trace_id, span_id = _fresh_ids()
     return format_traceresponse(trace_id, span_id, _RANDOM)
 
@@ -98,6 +111,7 @@ class TraceResponseMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        without_duplicated_traceparent(scope)
 
         # Routing rewrites the scope (a mount moves `root_path`); the fallback naming needs it as it came.
         arrived = dict(scope) if self.name_fallback is not None else scope
@@ -110,7 +124,11 @@ class TraceResponseMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        token = context.attach(propagate.extract(_headers(scope))) if self.pass_through_caller else None
+        token = (
+            context.attach(known_flags_only(propagate.extract(_headers(scope))))
+            if self.pass_through_caller
+            else None
+        )
         try:
             await self.app(scope, receive, send_with_traceresponse)
         finally:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 
 from app.api.tracemark import stamp_trace
-from app.domain.gslb import GROUP
+from app.domain.gslb import GROUP, Gslb, GslbStatus
+from app.stores.base import ObjectKey
 from tests.support.api_server import Api
 from tests.support.gslb_factory import gslb_body, make_gslb
 
@@ -186,3 +188,54 @@ async def test_putting_the_manifest_back_as_it_was_changes_nothing(api: Api) -> 
     assert again.status_code == 200, again.text
     assert again.json()["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
     assert annotations(again.json()) == annotations(created)
+
+
+async def test_a_patch_sending_the_current_traceparent_again_records_its_own_caller(api: Api) -> None:
+    """A merge patch that carries the object's current `k8gb.io/traceparent` back (a copy of what it
+    read) is not the caller naming a context: as with PUT, the new generation joins this request's
+    trace, not the first writer's."""
+    created = await api.client.post(
+        COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)}
+    )
+    current = annotations(created.json())[TP]
+    patch = {"metadata": {"annotations": {TP: current}}, "spec": {"strategy": {"dnsTtlSeconds": 31}}}
+    patched = await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
+    recorded = annotations(patched.json())
+    assert patched.json()["metadata"]["generation"] == 2
+    assert (trace_id(recorded[TP]), recorded[GEN]) == (f"{2:032x}", "2")
+
+
+async def test_a_traced_delete_is_not_refused_when_a_status_write_comes_in_between(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DELETE without preconditions is "last write wins" however it is traced: when the controller's
+    status write lands between the DELETE's read and the stamp of its caller, it reads again (it was a
+    409 and the object stayed)."""
+    await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    read = api.store.get
+    raced: list[str] = []
+
+    async def read_then_the_controller_writes(key: ObjectKey) -> Gslb:
+        found = await read(key)
+        if not raced:
+            raced.append(found.metadata.resource_version or "")
+            await api.store.update_status(key, GslbStatus(geo_tag="eu"))
+        return found
+
+    monkeypatch.setattr(api.store, "get", read_then_the_controller_writes)
+    deleted = await api.client.delete(ITEM, headers={"traceparent": traceparent(2)})
+    assert deleted.status_code == 200, deleted.text
+    assert raced
+    monkeypatch.undo()
+    assert (await api.client.get(ITEM)).status_code == 404
+
+
+async def test_a_repeated_traceparent_header_names_no_caller_on_the_object(api: Api) -> None:
+    """Sent twice, traceparent is malformed: neither copy is recorded (the first one was, while the
+    response said the request joined no caller's trace)."""
+    headers = [("traceparent", traceparent(1)), ("traceparent", traceparent(2))]
+    created = await api.client.post(COLLECTION, json=gslb_body("app"), headers=headers)
+    assert created.status_code == 201
+    answered = created.headers["traceresponse"].split("-")[1]
+    assert answered not in (f"{1:032x}", f"{2:032x}")
+    assert TP not in annotations(created.json())

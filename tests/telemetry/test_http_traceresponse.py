@@ -326,3 +326,42 @@ async def test_disabled_without_a_caller_context_still_answers_a_trace_id(
     assert one[0] != two[0]
     assert one[2] == two[2] == 0x02  # random trace id, not sampled
     assert first.json() == {}  # nothing made up is carried onward
+
+
+# --- headers that are not one caller's context ---------------------------------------------------
+
+OTHER = f"00-{'1' * 32}-{'2' * 16}-01"
+
+
+@pytest.mark.parametrize("traced", [True, False], ids=["traced", "untraced"])
+async def test_a_repeated_traceparent_is_no_callers_context_for_any_reader(
+    otlp_receiver: OtlpHttpReceiver, downstream: str, traced: bool
+) -> None:
+    """traceparent is single-valued: sent twice it is malformed (the W3C test suite expects a new trace).
+    The response, the server span, the stamp on the object and outgoing calls must all agree on that,
+    not each pick a copy of their own (the server span took the first, `traceresponse` neither)."""
+    headers = [("traceparent", CALLER), ("traceparent", OTHER), ("tracestate", "vendor=1")]
+    api = traced_api(otlp_receiver, downstream) if traced else untraced_api(downstream)
+    async with api as client:
+        write = await client.get("/write", headers=headers)
+        call = await client.get("/call", headers=headers)
+    trace_id, _, _ = parse(write.headers.get("traceresponse"))
+    assert trace_id not in (TRACE, "1" * 32)
+    for value in (*write.json().values(), call.json()["traceparent"] or ""):
+        assert TRACE not in value and "1" * 32 not in value and "vendor" not in value
+    if traced:
+        server = await otlp_receiver.wait_for_span("GET /write")
+        assert (server.trace_id, server.parent_span_id) == (trace_id, "")
+    else:
+        assert write.json() == {} and call.json() == {"traceparent": None}
+
+
+async def test_disabled_passes_on_only_the_trace_flags_w3c_defines(downstream: str) -> None:
+    """Trace Context: flags other than sampled and random-trace-id are reserved, and vendors MUST set
+    them to zero in what they pass on: in `traceresponse`, on the object and to outgoing calls."""
+    async with untraced_api(downstream) as client:
+        write = await client.get("/write", headers={"traceparent": f"00-{TRACE}-{SPAN}-ff"})
+        call = await client.get("/call", headers={"traceparent": f"00-{TRACE}-{SPAN}-ff"})
+    assert write.headers["traceresponse"] == f"00-{TRACE}-{SPAN}-02"  # random trace id, not recorded here
+    assert write.json()["k8gb.io/traceparent"] == f"00-{TRACE}-{SPAN}-03"
+    assert call.json() == {"traceparent": f"00-{TRACE}-{SPAN}-03"}
