@@ -20,9 +20,9 @@ from app.controller.metrics import ControllerMetrics
 from app.controller.ports import PeerSource
 from app.controller.queue import WorkQueue
 from app.controller.reconcile import Outcome, Reconciler
-from app.domain.gslb import GROUPS, Gslb
+from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb
 from app.stores.base import EventType, GslbStore, ObjectKey, WatchEvent
-from app.telemetry.carry import Cause, cause_from_annotations
+from app.telemetry.carry import Cause, cause_from_annotations, cause_of_write
 
 #: A NOTIFY reconciles the Gslbs of its host at most this often, each (seconds).
 NOTIFY_INTERVAL = 1.0
@@ -58,6 +58,9 @@ class Controller:
         self._by_host: dict[str, set[ObjectKey]] = defaultdict(set)
         self._indexed: dict[ObjectKey, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
         self._last_write: dict[ObjectKey, Cause] = {}
+        # The traceparent each Gslb had when last queued for a change: a delete recorded a context of its
+        # own only if it differs (a REST DELETE stamps its caller first; a kubectl delete stamps nothing).
+        self._queued_traceparent: dict[ObjectKey, str | None] = {}
         self._notified_at: dict[ObjectKey, float] = {}  # when a NOTIFY last queued each Gslb (or will)
         self._notify_timers: dict[ObjectKey, asyncio.TimerHandle] = {}
         self._zone_notified: dict[str, float] = {}
@@ -121,20 +124,31 @@ class Controller:
 
     # --- triggers ---------------------------------------------------------------------------------
 
-    def _enqueue_object(self, gslb: Gslb, reason: str, *, trace_written: bool = False) -> None:
-        """Queue a Gslb with the cause its annotations record for this generation; at start-up one
-        already reconciled (observed) is queued without it, but keeps it as the last write that
-        resyncs and health changes link to."""
+    def _enqueue_object(self, gslb: Gslb, reason: str, event: WatchEvent | None = None) -> None:
+        """Queue a Gslb with the cause of the write `event` reports (what it recorded, if anything). At
+        start-up there is no event: the context recorded for the current generation is the cause,
+        unless that generation was already reconciled (observed); it stays the last write that resyncs
+        and health changes link to either way."""
         key = ObjectKey.of(gslb)
         meta = gslb.metadata
-        cause = cause_from_annotations(meta.annotations, meta.generation, written_now=trace_written)
+        annotations = meta.annotations or {}
+        self._queued_traceparent[key] = annotations.get(TRACEPARENT_ANNOTATION)
+        if event is None:
+            cause = cause_from_annotations(annotations, meta.generation)
+            observed = gslb.status.observed_generation if gslb.status else None
+            if cause is not None:
+                self._last_write[key] = cause
+            self.queue.add(key, cause if observed != meta.generation else None, reason)
+            return
+        cause = cause_of_write(
+            annotations,
+            meta.generation,
+            traceparent_written=event.trace_written,
+            marker_written=event.marker_written,
+        )
         if cause is not None:
             self._last_write[key] = cause
-        observed = gslb.status.observed_generation if gslb.status else None
-        if cause is not None and (reason != "startup" or observed != meta.generation):
-            self.queue.add(key, cause, reason)
-        else:
-            self.queue.add(key, None, reason)
+        self.queue.add(key, cause, reason)
 
     def service_changed(self, namespace: str, name: str) -> None:
         """Health of a service changed: reconcile the Gslbs it backs, as new root traces."""
@@ -199,13 +213,17 @@ class Controller:
         async for event in events:
             key = ObjectKey.of(event.object)
             if event.type == EventType.DELETED:
-                # A delete that recorded its caller (annotation for the last generation) is traced too.
+                # A delete that recorded its caller (for the last generation, since the last change) is
+                # traced too; a context recorded before is an earlier write's.
                 meta = event.object.metadata
                 cause = cause_from_annotations(meta.annotations, meta.generation, "delete")
+                if cause is not None and cause.traceparent == self._queued_traceparent.get(key):
+                    cause = None
                 self._last_write.pop(key, None)
-                self.queue.add(key, cause, "deleted")
+                self._queued_traceparent.pop(key, None)
+                self.queue.add(key, cause, "delete")
             elif event.spec_changed:
-                self._enqueue_object(event.object, "write", trace_written=event.trace_written)
+                self._enqueue_object(event.object, "write", event)
 
     # --- workers ----------------------------------------------------------------------------------
 

@@ -89,9 +89,11 @@ class WatchEvent:
     type: EventType
     object: Gslb
     spec_changed: bool = True  # False for status-only writes: the reconciler ignores those
-    # This write set or changed `k8gb.io/traceparent`: without a generation marker (kubectl), it is this
-    # write's cause; unchanged and unmarked, it belongs to some earlier write.
+    # This write set or changed `k8gb.io/traceparent` / `k8gb.io/traceparent-generation`: trace
+    # annotations a write did not touch were recorded by an earlier one, which is not this write's cause
+    # (`carry.cause_of_write`).
     trace_written: bool = False
+    marker_written: bool = False
 
 
 class GslbStore(Protocol):

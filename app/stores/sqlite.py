@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from app.domain.gslb import TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
+from app.domain.gslb import (
+    TRACE_GENERATION_ANNOTATION,
+    TRACEPARENT_ANNOTATION,
+    Gslb,
+    GslbStatus,
+    reconciled_annotations,
+)
 from app.domain.migration import migration_labels
 from app.stores.base import (
     AlreadyExists,
@@ -76,6 +82,10 @@ def _spec(gslb: Gslb) -> dict[str, Any]:
 
 def _traceparent(gslb: Gslb) -> str | None:
     return (gslb.metadata.annotations or {}).get(TRACEPARENT_ANNOTATION)
+
+
+def _trace_marker(gslb: Gslb) -> str | None:
+    return (gslb.metadata.annotations or {}).get(TRACE_GENERATION_ANNOTATION)
 
 
 def _tracked_annotations(gslb: Gslb) -> dict[str, str]:
@@ -379,8 +389,13 @@ class SqliteStore:
             if self._load(ObjectKey.of(created)) is not None:
                 raise AlreadyExists(f"{ObjectKey.of(created)} already exists")
             self._store_row(conn, created, revision)
-            written = _traceparent(created) is not None
-            return created, WatchEvent(EventType.ADDED, created, spec_changed=True, trace_written=written)
+            return created, WatchEvent(
+                EventType.ADDED,
+                created,
+                spec_changed=True,
+                trace_written=_traceparent(created) is not None,
+                marker_written=_trace_marker(created) is not None,
+            )
 
         created = await self._run(lambda: self._write(mutate, dry_run=dry_run))
         if not dry_run:
@@ -411,9 +426,12 @@ class SqliteStore:
                 or _tracked_annotations(updated) != _tracked_annotations(stored)
                 or migration_labels(updated.metadata.labels) != migration_labels(stored.metadata.labels)
             )
-            written = _traceparent(updated) != _traceparent(stored)
             return updated, WatchEvent(
-                EventType.MODIFIED, updated, spec_changed=relevant, trace_written=written
+                EventType.MODIFIED,
+                updated,
+                spec_changed=relevant,
+                trace_written=_traceparent(updated) != _traceparent(stored),
+                marker_written=_trace_marker(updated) != _trace_marker(stored),
             )
 
         return await self._run(lambda: self._write(mutate, dry_run=dry_run))

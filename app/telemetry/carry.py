@@ -123,24 +123,43 @@ def cause_from_current(reason: str = "write") -> Cause:
 
 
 def cause_from_annotations(
+    annotations: Mapping[str, str] | None, generation: int | None, reason: str = "write"
+) -> Cause | None:
+    """The cause recorded on an object for exactly this `generation` (its marker says so), else None:
+    what a reconcile after a restart, or a resync's link, goes by."""
+    if not annotations or generation is None or annotations.get(TRACE_GENERATION) != str(generation):
+        return None
+    return _valid_cause(Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), reason))
+
+
+def cause_of_write(
     annotations: Mapping[str, str] | None,
     generation: int | None,
     reason: str = "write",
     *,
-    written_now: bool = False,
+    traceparent_written: bool,
+    marker_written: bool,
 ) -> Cause | None:
-    """The cause recorded on an object for exactly this `generation`, else None.
+    """The cause of one write, seen as it happened: the context this very write recorded, else None.
 
-    A marker for another generation means the annotation belongs to an older write: using it would
-    attribute this change to the wrong caller. Without a marker (kubectl users write only the
-    traceparent), the annotation is this write's cause when this very write set it (`written_now`).
+    Trace annotations the write did not touch were left by an earlier write (a `kubectl annotate`,
+    label or edit after a traced POST is not that caller's change). A marker the write did not touch
+    beside a traceparent it changed was left by another writer (kubectl's apply keeps annotations it
+    did not set): the traceparent stands unmarked then. A marker the write set names the generation
+    its context belongs to, and a copy of an older read names an older one; an unmarked traceparent
+    (what kubectl users write) is the cause of the write that set it.
     """
-    if not annotations or generation is None:
+    if not annotations or generation is None or not (traceparent_written or marker_written):
         return None
-    marker = annotations.get(TRACE_GENERATION)
-    if marker != str(generation) and not (marker is None and written_now):
+    marker = annotations.get(TRACE_GENERATION) if marker_written else None
+    if marker is None and not traceparent_written:
         return None
-    cause = Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), reason)
+    if marker is not None and marker != str(generation):
+        return None
+    return _valid_cause(Cause(annotations.get(TRACEPARENT), annotations.get(TRACESTATE), reason))
+
+
+def _valid_cause(cause: Cause) -> Cause | None:
     return cause if cause.context() is not None else None
 
 

@@ -155,3 +155,78 @@ async def test_after_a_restart_resyncs_still_link_to_the_last_write(harness, glo
 
     spans = await receiver.wait_for(linked_resyncs)
     assert linked_resyncs(spans)[0].parent_span_id == "" and linked_resyncs(spans)[0].trace_id != t1
+
+
+def with_annotations(gslb: Gslb, **changes: str | None) -> Gslb:
+    annotations = {**(gslb.metadata.annotations or {}), **changes}
+    gslb.metadata.annotations = {k: v for k, v in annotations.items() if v is not None}
+    return gslb
+
+
+async def test_a_later_change_that_records_no_context_is_not_blamed_on_the_traced_write(
+    harness, global_otlp_receiver
+):
+    """A traced POST marks its context for generation 1. A `kubectl annotate` of a k8gb annotation
+    (a reconcile, the same generation) and a `kubectl delete` record no context: their reconciles are
+    new roots (the annotate's linked to that write), not the POST caller's children."""
+    receiver = global_otlp_receiver
+    t1, s1, tp1 = traceparent()
+    await harness.store.create(annotated(1, tp1))
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    assert len(reconciles(spans, t1)) == 1
+
+    def after(action_seen: set[str], trigger: str):
+        return lambda spans: [
+            s
+            for s in reconciles(spans)
+            if s.span_id not in action_seen and s.attributes.get("pygslb.reconcile.trigger") == trigger
+        ]
+
+    seen = {s.span_id for s in reconciles(receiver.spans)}
+    current = await harness.store.get(KEY)
+    annotate = with_annotations(current, **{"k8gb.io/exposed-ip-addresses": "10.0.0.9"})
+    assert (await harness.store.update(annotate)).metadata.generation == 1
+    new_writes = after(seen, "write")
+    annotated_reconcile = new_writes(await receiver.wait_for(new_writes))[0]
+    assert annotated_reconcile.trace_id != t1 and annotated_reconcile.parent_span_id == ""
+    assert (t1, s1) in annotated_reconcile.links
+
+    seen = {s.span_id for s in reconciles(receiver.spans)}
+    await harness.store.delete(KEY, None)
+    new_deletes = after(seen, "delete")
+    deleted = new_deletes(await receiver.wait_for(new_deletes))[0]
+    assert deleted.trace_id != t1 and deleted.parent_span_id == ""
+
+
+async def test_a_delete_that_records_its_caller_first_is_in_the_callers_trace(harness, global_otlp_receiver):
+    """What a traced REST DELETE does: stamp its context for the current generation, then delete."""
+    receiver = global_otlp_receiver
+    t1, _, tp1 = traceparent()
+    await harness.store.create(annotated(1, tp1))
+    await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    t2, s2, tp2 = traceparent()
+    await harness.store.update(with_annotations(await harness.store.get(KEY), **{TRACEPARENT: tp2}))
+    await harness.store.delete(KEY, None)
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t2))
+    assert reconciles(spans, t2)[0].parent_span_id == s2
+    assert reconciles(spans, t2)[0].attributes.get("pygslb.reconcile.trigger") == "delete"
+
+
+async def test_a_new_traceparent_beside_another_writers_marker_is_this_writes_cause(
+    harness, global_otlp_receiver
+):
+    """kubectl apply keeps annotations it did not set: a REST write's marker for generation 1 stays
+    beside the traceparent a kubectl user now sets with a spec change (generation 2). The marker is
+    stale, the traceparent this write's, unmarked: the reconcile is its child."""
+    receiver = global_otlp_receiver
+    t1, _, tp1 = traceparent()
+    await harness.store.create(annotated(1, tp1))
+    await receiver.wait_for(lambda spans: reconciles(spans, t1))
+    t2, s2, tp2 = traceparent()
+    current = await harness.store.get(KEY)
+    current.spec.strategy.dns_ttl_seconds = 45
+    changed = await harness.store.update(with_annotations(current, **{TRACEPARENT: tp2}))
+    assert changed.metadata.generation == 2
+    assert (changed.metadata.annotations or {})[TRACE_GENERATION] == "1"
+    spans = await receiver.wait_for(lambda spans: reconciles(spans, t2))
+    assert reconciles(spans, t2)[0].parent_span_id == s2

@@ -25,7 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb, GslbStatus, reconciled_annotations
+from app.domain.gslb import (
+    GROUPS,
+    TRACE_GENERATION_ANNOTATION,
+    TRACEPARENT_ANNOTATION,
+    Gslb,
+    GslbStatus,
+    reconciled_annotations,
+)
 from app.domain.migration import migration_labels
 from app.stores.base import (
     AlreadyExists,
@@ -85,8 +92,9 @@ def tracked_annotations(obj: Obj | None) -> dict[str, str]:
     return reconciled_annotations(((obj or {}).get("metadata") or {}).get("annotations"))
 
 
-def _traceparent(obj: Obj | None) -> str | None:
-    return (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(TRACEPARENT_ANNOTATION)
+def _annotation(obj: Obj | None, name: str) -> str | None:
+    value = (((obj or {}).get("metadata") or {}).get("annotations") or {}).get(name)
+    return value if isinstance(value, str) else None
 
 
 def spec_changed(new: Obj, old: Obj | None) -> bool:
@@ -342,8 +350,17 @@ class KubeGslbStore:
         except ValidationError as exc:
             self._report_invalid(group, event.object, exc)
             return
+
+        def written(name: str) -> bool:
+            return _annotation(event.object, name) != _annotation(event.old, name)
+
         self._feed.publish(
-            WatchEvent(kind, gslb, trace_written=_traceparent(event.object) != _traceparent(event.old))
+            WatchEvent(
+                kind,
+                gslb,
+                trace_written=written(TRACEPARENT_ANNOTATION),
+                marker_written=written(TRACE_GENERATION_ANNOTATION),
+            )
         )
 
     def _report_invalid(self, group: str, obj: Obj, exc: ValidationError) -> None:

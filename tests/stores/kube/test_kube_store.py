@@ -139,6 +139,17 @@ async def test_the_feed_says_whether_a_write_set_the_traceparent(
     edit(lambda obj: (trace(3)(obj), obj["spec"]["strategy"].update(dnsTtlSeconds=90)))
     event = await next_event(feed)
     assert event.object.spec.strategy.dns_ttl_seconds == 90 and event.trace_written
+    assert not event.marker_written
+
+    # A REST write marks the generation its context belongs to: the feed says the marker changed.
+    edit(
+        lambda obj: (
+            obj["metadata"]["annotations"].update({"k8gb.io/traceparent-generation": "4"}),
+            obj["spec"]["strategy"].update(dnsTtlSeconds=120),
+        )
+    )
+    event = await next_event(feed)
+    assert event.marker_written and not event.trace_written
     await feed.aclose()
 
 
