@@ -16,13 +16,17 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 
+from opentelemetry import trace
+from opentelemetry.context import Context
+
 from app.controller.metrics import ControllerMetrics
 from app.controller.ports import PeerSource
 from app.controller.queue import WorkQueue
 from app.controller.reconcile import Outcome, Reconciler
 from app.domain.gslb import GROUPS, TRACEPARENT_ANNOTATION, Gslb
 from app.stores.base import EventType, GslbStore, ObjectKey, WatchEvent
-from app.telemetry.carry import Cause, cause_from_annotations, cause_of_write
+from app.telemetry.carry import Cause, cause_from_annotations, cause_from_current, cause_of_write
+from app.telemetry.spans import child_span
 
 #: A NOTIFY reconciles the Gslbs of its host at most this often, each (seconds).
 NOTIFY_INTERVAL = 1.0
@@ -30,6 +34,7 @@ NOTIFY_INTERVAL = 1.0
 ZONE_NOTIFY_INTERVAL = 5.0
 
 log = logging.getLogger("pygslb.controller")
+tracer = trace.get_tracer("pygslb.controller")
 
 
 class Controller:
@@ -307,28 +312,43 @@ class Controller:
 
     async def _peer_refresh(self) -> None:
         """Re-ask peers on a short interval; enqueue only the hosts whose answers changed."""
-        assert self.peers is not None
         while True:
             await asyncio.sleep(self.peer_refresh_seconds)
-            hosts = [h for h, keys in self._by_host.items() if keys]
-            limit = asyncio.Semaphore(32)
+            await self._refresh_peers_once()
 
-            async def ask(host: str, limit: asyncio.Semaphore = limit) -> None:
-                async with limit:
-                    try:
-                        answers = await self.peers.localtargets(host)  # type: ignore[union-attr]
-                    except Exception as exc:  # never fatal
-                        log.debug("peer refresh for %s failed: %s", host, exc)
-                        return
-                seen = {tag: tuple(sorted(a.targets)) for tag, a in answers.items() if a.targets}
-                if host not in self._by_host:  # dropped while peers were asked
+    async def _refresh_peers_once(self) -> None:
+        """One round, one root trace (`refreshPeers`): its `peer.query` spans are its children, and the
+        reconciles of hosts whose answers changed are too (without it each query was a one-span trace
+        of its own, and such a reconcile said nothing of why it ran)."""
+        assert self.peers is not None
+        peers = self.peers
+        hosts = [h for h, keys in self._by_host.items() if keys]
+        if not hosts:
+            return
+        limit = asyncio.Semaphore(32)
+        changed: list[str] = []
+
+        async def ask(host: str, cause: Cause | None) -> None:
+            async with limit:
+                try:
+                    answers = await peers.localtargets(host)
+                except Exception as exc:  # never fatal
+                    log.debug("peer refresh for %s failed: %s", host, exc)
                     return
-                if seen != self._peer_seen.get(host, {}):
-                    self._peer_seen[host] = seen
-                    for key in sorted(self._by_host.get(host, ())):
-                        self.queue.add(key, None, "peer-change")
+            seen = {tag: tuple(sorted(a.targets)) for tag, a in answers.items() if a.targets}
+            if host not in self._by_host:  # dropped while peers were asked
+                return
+            if seen != self._peer_seen.get(host, {}):
+                self._peer_seen[host] = seen
+                changed.append(host)
+                for key in sorted(self._by_host.get(host, ())):
+                    self.queue.add(key, cause, "peer-change")
 
-            await asyncio.gather(*(ask(h) for h in hosts))
+        with child_span(tracer, "refreshPeers", {"k8gb.hosts.count": len(hosts)}, parent=Context()) as span:
+            cause = cause_from_current("peer-change")
+            await asyncio.gather(*(ask(h, cause if cause.traceparent else None) for h in hosts))
+            if span.is_recording():
+                span.set_attribute("pygslb.peers.changed", sorted(changed))
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Test and benchmark helper: wait until no work is queued or running."""

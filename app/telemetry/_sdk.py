@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from importlib import metadata
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
+from opentelemetry.util.types import Attributes
 
 from app.otlp import batch_limits
 
@@ -31,12 +42,39 @@ def service_version() -> str:
         return "0+unknown"
 
 
+class NoOrphanCalls(Sampler):
+    """Drop a CLIENT span that would start a trace of its own: an outgoing call made outside any
+    request, reconcile or other traced work. Those are plumbing (the Kubernetes informers' lists and
+    watches, the leader-election lease every 2 s): each would be a one-span trace nobody asked for,
+    linked to nothing. The call still goes out, with an unsampled `traceparent`."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT and not get_current_span(parent_context).get_span_context().is_valid:
+            return SamplingResult(Decision.DROP)
+        return self._inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"{self._inner.get_description()},NoOrphanCalls"
+
+
 def sampler(ratio: float) -> Sampler:
     """Parent-based: a caller's decision always wins; roots are sampled at `ratio` (k8gb's ~1.0 rule:
-    within 1e-4 of 1 means always)."""
+    within 1e-4 of 1 means always), except calls outside any traced work (`NoOrphanCalls`)."""
     if abs(ratio - 1.0) <= 1e-4:
-        return ParentBased(ALWAYS_ON)
-    return ParentBased(TraceIdRatioBased(ratio))
+        return NoOrphanCalls(ParentBased(ALWAYS_ON))
+    return NoOrphanCalls(ParentBased(TraceIdRatioBased(ratio)))
 
 
 def _export_timeout() -> float | None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -87,3 +88,51 @@ async def harness(tmp_path: Path, request) -> AsyncIterator[Harness]:
     finally:
         await controller.stop(grace=2)
         await store.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    geo_tag: str
+    targets: list[str]
+    error: str | None = None
+
+
+class FixedPeer:
+    """A peer source: cluster "us" answers `targets` for every host; remembers what it was told to forget."""
+
+    def __init__(self, *targets: str) -> None:
+        self.targets = list(targets)
+        self.forgotten: list[str] = []
+
+    def forget(self, host: str) -> None:
+        self.forgotten.append(host)
+
+    async def localtargets(self, host: str) -> Mapping[str, Answer]:
+        return {"us": Answer("us", self.targets)}
+
+
+def controller_with_peers(
+    store: SqliteStore, *, reconciled_by: Any, refreshed_by: Any, refresh_seconds: float
+) -> Controller:
+    """A controller over `store` whose reconciles ask `reconciled_by` and whose refresh rounds ask
+    `refreshed_by` (peer sources: `localtargets(host)` and `forget(host)`)."""
+    metrics = ControllerMetrics(CollectorRegistry())
+    zone = ZoneTable(ZONES, ns_names={"cloud.example.com": ["gslb-ns-eu-cloud.example.com"]})
+    reconciler = Reconciler(
+        store=store,
+        servers=SpecServerSource(),
+        health=SwitchableHealth(),
+        exposed=StaticExposedIps(["10.0.0.1"]),
+        sink=ZoneSink(zone, ZONES),
+        geo_tag="eu",
+        zones=ZONES,
+        metrics=metrics,
+        peers=reconciled_by,
+    )
+    return Controller(
+        store=store,
+        reconciler=reconciler,
+        metrics=metrics,
+        peers=refreshed_by,
+        peer_refresh_seconds=refresh_seconds,
+    )

@@ -61,7 +61,9 @@ async def test_peer_query_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver
 async def test_notify_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) -> None:
     await dns_net.start("127.0.0.2")
     with tracing_to(otlp_receiver) as handle:
-        await send_notify([LOCALTARGETS], [("127.0.0.2", dns_net.port)], tracer=handle.tracer("pygslb.peers"))
+        tracer = handle.tracer("pygslb.peers")
+        with tracer.start_as_current_span("Reconcile"):  # sent by a reconcile (outside one: not recorded)
+            await send_notify([LOCALTARGETS], [("127.0.0.2", dns_net.port)], tracer=tracer)
         span = await otlp_receiver.wait_for_span("peer.notify")
     assert span.kind == CLIENT and span.status_code != ERROR
     assert span.attributes["dns.question.type"] == "SOA" and span.attributes["dns.response_code"] == "NOERROR"

@@ -86,3 +86,12 @@ async def test_peer_query_and_rfc2136_update_are_client_spans(cluster) -> None:
         while retry_or_delegation.name != "SaveZoneDelegation":
             retry_or_delegation = by_id[retry_or_delegation.parent_span_id]
         assert retry_or_delegation.attributes["dns.zone"] == "cloud.example.com"
+
+        # Peer refresh rounds: each is one root trace, `refreshPeers`, with its queries under it (each
+        # query was a one-span trace of its own).
+        def refresh_rounds(spans):
+            roots = {s.span_id for s in spans if s.name == "refreshPeers" and s.parent_span_id == ""}
+            return [s for s in spans if s.name == "peer.query" and s.parent_span_id in roots]
+
+        spans = await receiver.wait_for(refresh_rounds)
+        assert not [s for s in spans if s.name.startswith("peer.") and s.parent_span_id == ""]

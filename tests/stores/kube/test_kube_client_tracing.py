@@ -20,6 +20,9 @@ from app.stores.kube.auth import KubeAuthorizer
 from app.stores.kube.client import GSLB, connect
 from app.telemetry.http import instrument_aiohttp
 from tests.support.kmockapi import KubeApi
+from tests.support.otlp import OtlpHttpReceiver, otlp_receiver, tracing_to
+
+__all__ = ["otlp_receiver"]
 
 
 @pytest.fixture
@@ -82,3 +85,29 @@ async def test_the_reviews_of_a_request_carry_its_trace_but_not_its_baggage(
         assert "baggage" not in {name.lower() for name in request.headers}
         _, trace_id, _, _ = request.headers["traceparent"].split("-")
         assert int(trace_id, 16) == server.get_span_context().trace_id
+
+
+async def test_calls_outside_any_traced_work_make_no_trace_of_their_own(
+    kube_api: KubeApi, otlp_receiver: OtlpHttpReceiver
+) -> None:
+    """The informers' lists and watches and the leader-election lease call the API server outside any
+    request or reconcile: with pygslb's sampler they record nothing (they were a one-span root trace
+    each, every 2 s for the lease); the same call inside a reconcile is recorded in its trace."""
+    with tracing_to(otlp_receiver) as handle:
+        instrument_aiohttp(tracer_provider=handle.provider)
+        try:
+            client = await connect(str(kube_api.kubeconfig))
+            try:
+                await client.list(GSLB, "default")  # no span around it
+                with handle.provider.get_tracer("test").start_as_current_span("Reconcile") as reconcile:
+                    await client.list(GSLB, "default")
+            finally:
+                await client.close()
+        finally:
+            AioHttpClientInstrumentor().uninstrument()
+    requests = [r for r in kube_api if r.resource is not None and r.resource.plural == "gslbs"]
+    assert len(requests) == 2 and all("traceparent" in r.headers for r in requests)
+    spans = otlp_receiver.spans
+    trace_id = f"{reconcile.get_span_context().trace_id:032x}"
+    assert {s.trace_id for s in spans} == {trace_id}
+    assert sorted(s.name for s in spans) == ["GET", "Reconcile"]
