@@ -27,6 +27,7 @@ from app.domain.delegation import GlueUnknown, delegation_changes, withdrawal_ch
 from app.domain.endpoint import Changes
 from app.domain.zones import ZoneConfig
 from app.providers.base import Provider, ProviderError
+from app.telemetry.spans import child_span
 
 log = logging.getLogger("pygslb.delegation")
 tracer = trace.get_tracer("pygslb.controller")
@@ -112,7 +113,7 @@ class DelegationLoop:
 
     async def sync_zone(self, zone: ZoneConfig, attempt: int = 1) -> bool:
         name = getattr(self.provider, "name", type(self.provider).__name__)
-        with tracer.start_as_current_span("SaveZoneDelegation", context=Context()) as span:
+        with child_span(tracer, "SaveZoneDelegation", parent=Context()) as span:
             span.set_attribute("dns.zone", zone.load_balanced_zone)
             span.set_attribute("dns.parent_zone", zone.parent_zone)
             span.set_attribute("pygslb.provider", name)
@@ -226,7 +227,7 @@ async def withdraw_zone(
     this for a peer (they keep every name that has glue), so a cluster that is gone for good stays
     delegated to until this runs, for itself or, with its tag, from any other cluster's settings.
     `apply=False` only plans. Returns what the zone needed."""
-    with tracer.start_as_current_span("WithdrawZoneDelegation") as span:
+    with child_span(tracer, "WithdrawZoneDelegation") as span:
         span.set_attribute("dns.zone", zone.load_balanced_zone)
         span.set_attribute("dns.parent_zone", zone.parent_zone)
         span.set_attribute("k8gb.geo_tag", tag)

@@ -98,6 +98,9 @@ class Traced(_Wrapper):
                     span.set_attribute("provider.error.transient", exc.transient)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
                 raise
+            except asyncio.CancelledError:
+                span.set_attribute("pygslb.cancelled", True)  # as app.telemetry.spans marks it
+                raise
 
 
 RetryObserver = Callable[[str, str, ProviderError, int], None]

@@ -4,12 +4,14 @@
 a ProxyTracer, which module-level tracers are); a reconcile opens six or more of them, hundreds of
 times a second in a resync. `child_span` does the same thing in one plain object: start the span,
 make it current, and on the way out record an escaping exception with status ERROR (as `use_span`
-does: `Exception` only, not `CancelledError`), restore the context and end the span. Under an unsampled
+does: `Exception` only; a cancelled span is marked `pygslb.cancelled`), restore the context and end
+the span. Under an unsampled
 span (sampling ratio 0 and a resync, say) it starts nothing at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 
@@ -17,6 +19,9 @@ from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util import types
+
+#: Set (true) on a span whose work was cancelled before it finished.
+CANCELLED = "pygslb.cancelled"
 
 
 class child_span:  # noqa: N801 - used like the function it stands in for
@@ -69,4 +74,12 @@ class child_span:  # noqa: N801 - used like the function it stands in for
             if isinstance(exc, Exception) and span.is_recording():
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            elif isinstance(exc, asyncio.CancelledError):
+                mark_cancelled(span)
             span.end()
+
+
+def mark_cancelled(span: trace.Span) -> None:
+    """A span whose work was cancelled (shutdown, a timeout around it) ends without an error, as
+    `use_span` ends it, but says so: otherwise it reads as work that finished."""
+    span.set_attribute(CANCELLED, True)

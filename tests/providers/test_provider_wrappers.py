@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import dns.asyncquery
@@ -185,3 +186,24 @@ async def test_infoblox_from_settings_delegates_in_wapi(wapi: FakeWapi) -> None:
     assert wapi.zone("cloud.example.com") is not None
     assert wapi.requests[-1].path == "/wapi/v2.3.1/zone_delegated"
     await provider.aclose()
+
+
+async def test_a_call_cancelled_midway_says_so_on_its_span(spans: Spans) -> None:
+    """Shutdown cancels an update waiting on a server that does not answer: the span ends without an
+    error (nothing failed) but marked `pygslb.cancelled`, not as a call that succeeded."""
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        traced = Traced(
+            Rfc2136Provider("127.0.0.1", port, keyname="k", secret="c2VjcmV0", timeout=30.0), spans.provider
+        )
+        call = asyncio.create_task(traced.apply("example.com", Changes(create=(GLUE,))))
+        await asyncio.sleep(0.2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        silent.close()
+    [span] = spans.named("provider.apply")
+    assert span.status.status_code == StatusCode.UNSET
+    assert span.attributes is not None and span.attributes["pygslb.cancelled"] is True

@@ -63,7 +63,9 @@ def test_an_escaping_error_is_recorded_with_status_error(otlp_receiver: OtlpHttp
     assert span.attributes == {}  # the exception is an event, not an attribute
 
 
-async def test_cancellation_ends_the_span_without_an_error(otlp_receiver: OtlpHttpReceiver) -> None:
+async def test_cancellation_ends_the_span_without_an_error_but_says_so(
+    otlp_receiver: OtlpHttpReceiver,
+) -> None:
     with tracing_to(otlp_receiver) as handle:
 
         async def step() -> None:
@@ -78,6 +80,7 @@ async def test_cancellation_ends_the_span_without_an_error(otlp_receiver: OtlpHt
         assert handle.force_flush()
     (span,) = otlp_receiver.spans_named("peerTargets")
     assert span.status_code == 0
+    assert span.attributes == {"pygslb.cancelled": True}  # it did not finish: a reader must see that
 
 
 def test_under_an_unsampled_span_nothing_is_started_and_the_context_goes_on(
