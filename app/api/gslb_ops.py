@@ -162,9 +162,19 @@ def _check_metadata(gslb: Gslb, group: str, shown: str) -> None:
 def _keep_trace(gslb: Gslb, current: Gslb) -> Gslb:
     """A write that changes nothing a reconcile reads leaves the recorded cause of the current generation
     in place when it names no trace annotation itself: a PUT of a manifest as it was applied
-    (`gslb apply` again) changes nothing, and resyncs keep linking to the write that made the generation."""
+    (`gslb apply` again) changes nothing, and resyncs keep linking to the write that made the generation.
+    One that sets another traceparent beside the marker as it was (a PATCH of the traceparent alone, a
+    copy of an earlier read) caused no generation: the marker goes, so the new context claims none."""
     mine = dict(gslb.metadata.annotations or {})
     if any(k in TRACE_ANNOTATIONS for k in mine):
+        marker = mine.get(TRACE_GENERATION_ANNOTATION)
+        stale = marker is not None and marker == (current.metadata.annotations or {}).get(
+            TRACE_GENERATION_ANNOTATION
+        )
+        if stale and traceparent_of(gslb) != traceparent_of(current):
+            del mine[TRACE_GENERATION_ANNOTATION]
+            metadata = gslb.metadata.model_copy(update={"annotations": mine or None})
+            return gslb.model_copy(update={"metadata": metadata})
         return gslb
     kept = {k: v for k, v in (current.metadata.annotations or {}).items() if k in TRACE_ANNOTATIONS}
     if not kept:

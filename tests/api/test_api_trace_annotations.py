@@ -240,3 +240,14 @@ async def test_a_repeated_traceparent_header_names_no_caller_on_the_object(api: 
     assert answered not in (f"{1:032x}", f"{2:032x}")
     recorded = annotations(created.json()).get(TP)  # tracing on (a global provider): the new server span's
     assert recorded is None or trace_id(recorded) == answered
+
+
+async def test_a_traceparent_set_alone_claims_no_generation(api: Api) -> None:
+    """A PATCH of the traceparent alone reconciles nothing: the marker of the write that made the
+    generation must not stay beside it, or the new context would pass for that generation's cause
+    (what resyncs link to, and what a restart reconciles under)."""
+    await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    patch = {"metadata": {"annotations": {TP: traceparent(9)}}}
+    patched = await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
+    assert patched.json()["metadata"]["generation"] == 1
+    assert annotations(patched.json()) == {TP: traceparent(9)}
