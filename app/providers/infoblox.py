@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
 from app.domain.endpoint import Changes, Endpoint
@@ -46,6 +46,23 @@ def request_duration(registry: CollectorRegistry = REGISTRY) -> Histogram:
         )
         found = _histograms[id(registry)] = (registry, histogram)
     return found[1]
+
+
+def _record_request(operation: str, response: httpx.Response) -> None:
+    """One event per WAPI request on the provider span (whose id the request's `traceparent` names): a
+    provider call may make several (read, then create), and a reader sees each one's method, path and
+    status, not only the error text of a failed one."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            "wapi.request",
+            {
+                "pygslb.wapi.operation": operation,
+                "http.request.method": response.request.method,
+                "url.path": response.request.url.path,
+                "http.response.status_code": response.status_code,
+            },
+        )
 
 
 class InfobloxProvider:
@@ -209,6 +226,7 @@ class InfobloxProvider:
             response = await self._client.request(
                 method, f"{self._prefix}/{path}", params=params, json=json, headers=headers, auth=self._auth
             )
+            _record_request(operation, response)
             result = self._result(operation, response)
             ok = True
             return result

@@ -177,6 +177,14 @@ async def test_wapi_receives_the_provider_span_as_parent(
         assert trace_id == f"{apply.context.trace_id:032x}"
         assert parent_id == f"{apply.context.span_id:016x}"
         assert int(flags, 16) & 1  # sampled
+    # One call, two WAPI requests: each is an event on the span, with its method, path and status.
+    requests = [dict(e.attributes or {}) for e in apply.events if e.name == "wapi.request"]
+    assert [(r["http.request.method"], r["http.response.status_code"]) for r in requests] == [
+        ("GET", 200),
+        ("POST", 201),
+    ]
+    assert [r["pygslb.wapi.operation"] for r in requests] == ["ZoneRead", "ZoneCreate"]
+    assert all(str(r["url.path"]).endswith("zone_delegated") for r in requests)
 
 
 async def test_retries_with_backoff_then_succeeds(
@@ -197,7 +205,9 @@ async def test_retries_with_backoff_then_succeeds(
     attempts = spans.named("provider.apply")
     assert [s.attributes["provider.attempt"] for s in attempts if s.attributes] == [1, 2, 3]
     assert [s.status.status_code for s in attempts] == [StatusCode.ERROR, StatusCode.ERROR, StatusCode.UNSET]
-    assert attempts[0].events[0].name == "exception"
+    # The failed request (503), then the exception it raised.
+    assert [e.name for e in attempts[0].events] == ["wapi.request", "exception"]
+    assert (attempts[0].events[0].attributes or {})["http.response.status_code"] == 503
 
 
 async def test_gives_up_after_the_attempts_and_loses_nothing(
