@@ -84,13 +84,15 @@ def _serve_errors(messages: list[str]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.runtime import configure_logging, serve
-
     try:
         settings = _settings(args)
     except ValidationError as exc:
         _serve_errors(_settings_errors(exc))
         return 2
+    # Only now: importing the runtime imports OpenTelemetry's propagate module, which reads
+    # OTEL_PROPAGATORS and raises on a name it cannot find; settings has checked it.
+    from app.runtime import configure_logging, serve
+
     configure_logging(settings)
     for notice in settings.notices():
         logging.getLogger("pygslb.settings").warning("%s", notice)

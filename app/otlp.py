@@ -1,5 +1,5 @@
-"""Where OTLP spans go (an endpoint given the k8gb way, `host:port`, or the OpenTelemetry way, a URL) and
-how many the batch processor holds.
+"""Where OTLP spans go (an endpoint given the k8gb way, `host:port`, or the OpenTelemetry way, a URL), how
+long one export may take, how many spans the batch processor holds, and which propagators exist.
 
 Plain rules, kept apart from the SDK wiring so settings can check them at start-up.
 """
@@ -8,10 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS: dict[str, int] = {"http/protobuf": 4318, "grpc": 4317}
 _TRACES_PATH = "/v1/traces"
+
+#: Seconds one export (retries included) may take unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says
+#: otherwise; the standard's 10 s would keep a dead collector's batches in flight needlessly long.
+EXPORT_TIMEOUT_S = 3.0
+
+
+def timeout_ms(value: object) -> object:
+    """OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT as the standard gives it: a whole number of milliseconds above
+    0 (the Python SDK alone reads seconds, so 10000 hung an export for 2.8 hours). Unset or empty: None."""
+    if not isinstance(value, str):
+        return value
+    raw = value.strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) == 0:
+        raise ValueError(
+            f"{value!r} is not a positive whole number of milliseconds (the standard's unit: 10000 is 10 s)"
+        )
+    return int(raw)
 
 
 def otlp_endpoint(value: str, protocol: str, *, as_given: bool = False) -> str:
@@ -117,3 +137,24 @@ def batch_limits(environ: Mapping[str, str]) -> BatchLimits:
             f"{max_queue}{given}"
         )
     return BatchLimits(max_queue, batch)
+
+
+_PROPAGATORS = "OTEL_PROPAGATORS"
+
+
+def check_propagators(environ: Mapping[str, str]) -> None:
+    """OTEL_PROPAGATORS names only installed propagators, as `opentelemetry.propagate` looks them up (entry
+    points of group `opentelemetry_propagator`; `none` ends the list): it raises at import otherwise, a
+    traceback at start-up. ValueError naming the variable and what is installed."""
+    configured = environ.get(_PROPAGATORS)
+    if not configured:
+        return
+    installed = {entry.name for entry in entry_points(group="opentelemetry_propagator")}
+    for name in (part.strip() for part in configured.split(",")):
+        if name.lower() == "none":
+            return
+        if name not in installed:
+            raise ValueError(
+                f"{_PROPAGATORS}: {name!r} is not an installed propagator (installed: "
+                f"{', '.join(sorted(installed))}; or none)"
+            )

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.domain.gslb import GEOTAG_RE
 from app.domain.locations import parse_geo_cidrs
 from app.domain.zones import MAX_TTL, ZoneConfig, parse_dns_zones, valid_name
-from app.otlp import batch_limits
+from app.otlp import EXPORT_TIMEOUT_S, batch_limits, check_propagators, timeout_ms
 
 GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
@@ -250,12 +250,26 @@ class Settings(BaseSettings):
 
     # --- observability -------------------------------------------------------------------------
     tracing_enabled: bool = Field(False, description="export traces over OTLP")
-    otel_exporter_otlp_endpoint: str = Field("localhost:4318", description="host:port (k8gb) or URL")
+    otel_exporter_otlp_endpoint: str = Field(
+        "localhost:4318", description="host:port (k8gb) or URL; unset with gRPC: localhost:4317"
+    )
     otel_exporter_otlp_traces_endpoint: str | None = Field(
         None, description="full URL for traces, used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT"
     )
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
         "http/protobuf", description="OTLP transport: http/protobuf or grpc"
+    )
+    otel_exporter_otlp_traces_protocol: Literal["http/protobuf", "grpc"] | None = Field(
+        None, description="OTLP transport for traces; wins over OTEL_EXPORTER_OTLP_PROTOCOL"
+    )
+    otel_exporter_otlp_timeout: int | None = Field(
+        None,
+        gt=0,
+        description=f"milliseconds, as the standard says, one export may take (retries included); unset: "
+        f"{EXPORT_TIMEOUT_S * 1000:.0f}",
+    )
+    otel_exporter_otlp_traces_timeout: int | None = Field(
+        None, gt=0, description="milliseconds for traces; wins over OTEL_EXPORTER_OTLP_TIMEOUT"
     )
     tracing_sampling_ratio: float = Field(1.0, ge=0, le=1, description="parent-based ratio sampling")
     otel_service_name: str = Field(
@@ -273,6 +287,10 @@ class Settings(BaseSettings):
         "dns_exposed_ips",
         mode="before",
     )(_csv)
+
+    _timeouts = field_validator(
+        "otel_exporter_otlp_timeout", "otel_exporter_otlp_traces_timeout", mode="before"
+    )(timeout_ms)
 
     @field_validator("cluster_geo_tag")
     @classmethod
@@ -359,6 +377,7 @@ class Settings(BaseSettings):
             raise ValueError("GSLB_TLS_CERT_FILE and GSLB_TLS_KEY_FILE must be set together")
         self._legacy_settings()
         self._edge_provider()
+        check_propagators(os.environ)  # read whether tracing is on or not, when the API is imported
         if self.tracing_enabled:
             self.otlp_traces_url  # noqa: B018 - a bad endpoint stops start-up here, naming the setting
             batch_limits(os.environ)  # so do batch sizes the SDK would refuse with a traceback
@@ -486,18 +505,32 @@ class Settings(BaseSettings):
         return notes
 
     @property
+    def otlp_protocol(self) -> Literal["http/protobuf", "grpc"]:
+        """The traces' OTLP transport: the signal's own setting wins, as the standard requires."""
+        return self.otel_exporter_otlp_traces_protocol or self.otel_exporter_otlp_protocol
+
+    @property
+    def otlp_export_timeout_s(self) -> float:
+        """Seconds one export may take: the traces' timeout, else the general one (both milliseconds)."""
+        given = self.otel_exporter_otlp_traces_timeout or self.otel_exporter_otlp_timeout
+        return given / 1000 if given is not None else EXPORT_TIMEOUT_S
+
+    @property
     def otlp_traces_url(self) -> str:
         """Where spans go: the traces endpoint as given, else the general one normalised (setup.py)."""
         from app.otlp import otlp_endpoint
 
-        protocol = self.otel_exporter_otlp_protocol
+        protocol = self.otlp_protocol
         if self.otel_exporter_otlp_traces_endpoint:
             try:
                 return otlp_endpoint(self.otel_exporter_otlp_traces_endpoint, protocol, as_given=True)
             except ValueError as exc:
                 raise ValueError(f"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {exc}") from None
+        given = self.otel_exporter_otlp_endpoint
+        if "otel_exporter_otlp_endpoint" not in self.model_fields_set:
+            given = "localhost"  # the standard's default: port 4318 for HTTP, 4317 for gRPC
         try:
-            return otlp_endpoint(self.otel_exporter_otlp_endpoint, protocol)
+            return otlp_endpoint(given, protocol)
         except ValueError as exc:
             raise ValueError(f"OTEL_EXPORTER_OTLP_ENDPOINT: {exc}") from None
 

@@ -73,6 +73,35 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
             "error: invalid setting OTEL_BSP_MAX_QUEUE_SIZE: '0' is not a positive whole number",
         ),
         (
+            {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TIMEOUT": "10s"},
+            "error: invalid setting OTEL_EXPORTER_OTLP_TIMEOUT: '10s' is not a positive whole number of "
+            "milliseconds (the standard's unit: 10000 is 10 s)",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "0"},
+            "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '0' is not a positive whole number of "
+            "milliseconds",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_TIMEOUT": "2.5"},
+            "error: invalid setting OTEL_EXPORTER_OTLP_TIMEOUT: '2.5' is not a positive whole number of "
+            "milliseconds",
+        ),
+        (
+            {"TRACING_ENABLED": "true", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+            "error: invalid setting OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Input should be 'http/protobuf' or "
+            "'grpc'",
+        ),
+        (
+            {"OTEL_PROPAGATORS": "b3"},
+            "error: invalid setting OTEL_PROPAGATORS: 'b3' is not an installed propagator (installed: "
+            "baggage, tracecontext; or none)",
+        ),
+        (
+            {"TRACING_ENABLED": "true", "OTEL_PROPAGATORS": "tracecontext,baggage,jaeger"},
+            "error: invalid setting OTEL_PROPAGATORS: 'jaeger' is not an installed propagator",
+        ),
+        (
             {"RFC2136_TSIG_SECRET_FILE": "/nonexistent/tsig"},
             "error: invalid setting RFC2136_TSIG_SECRET_FILE: cannot read /nonexistent/tsig: No such file",
         ),
@@ -182,6 +211,12 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "otlp-traces-host-port",
         "otel-bsp-batch-over-queue",
         "otel-bsp-queue-zero",
+        "otlp-timeout-unit",
+        "otlp-traces-timeout-zero",
+        "otlp-timeout-seconds",
+        "otlp-traces-protocol",
+        "propagators-missing",
+        "propagators-one-missing",
         "secret-file-missing",
         "secret-file-directory",
         "glue-prefix",
@@ -236,6 +271,71 @@ async def test_old_and_k8gb_only_settings_are_warned_about_once_at_start(tmp_pat
         "ignored k8gb settings: METRICS_ADDRESS (/metrics is served on API_ADDRESS); "
         "ZONE_DELEGATION_RECOVERY_SECONDS (a failed delegation is retried with backoff from 1 s to 60 s)",
     ], log
+
+
+def test_an_unavailable_propagator_is_json_with_log_format_json(tmp_path: Path) -> None:
+    """OTEL_PROPAGATORS is checked before OpenTelemetry's propagate module is imported (it raised at
+    import: a 34-line traceback and exit 1), so LOG_FORMAT=json gets its one error object too."""
+    result = serve(tmp_path, LOG_FORMAT="json", OTEL_PROPAGATORS="b3")
+    assert result.returncode == 2 and result.stderr == "", result.stderr
+    (error,) = _json_lines(result.stdout)
+    assert (error["level"], error["message"]) == (
+        "error",
+        "invalid setting OTEL_PROPAGATORS: 'b3' is not an installed propagator (installed: baggage, "
+        "tracecontext; or none)",
+    ), result.stdout
+
+
+@pytest.mark.parametrize("tracing", ["false", "true"])
+@pytest.mark.parametrize("propagators", ["none", "baggage, tracecontext", "none,b3"])
+async def test_installed_propagators_start_and_serve(tmp_path: Path, propagators: str, tracing: str) -> None:
+    """`none` (the standard's "no propagation") is accepted and anything after it ignored, as the SDK does;
+    with tracing off it failed every request (500) once accepted."""
+    import httpx
+
+    from tests.support.instance import running
+
+    async with running(
+        tmp_path,
+        OTEL_PROPAGATORS=propagators,
+        TRACING_ENABLED=tracing,
+        OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9",
+    ) as gslb:
+        caller = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            listed = await client.get("/apis/k8gb.io/v1beta1/namespaces/default/gslbs", headers=caller)
+        assert listed.status_code == 200, gslb.log()
+        assert listed.headers["traceresponse"].startswith("00-"), listed.headers
+
+
+async def test_the_start_log_says_whether_and_where_traces_go(tmp_path: Path) -> None:
+    """One INFO line, as k8gb logs "OTLP tracing is ON" and its sampling ratio: a wrong endpoint,
+    protocol or timeout is seen at start rather than as traces that never arrive."""
+    from tests.support.instance import running
+
+    async with running(tmp_path, "off") as off:
+        off_log = off.log()
+    async with running(
+        tmp_path,
+        "on",
+        TRACING_ENABLED="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT="127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_TIMEOUT="10000",
+        TRACING_SAMPLING_RATIO="0.25",
+    ) as on:
+        on_log = on.log()
+    suffix = " logger=pygslb.telemetry"
+    for log, expected in [
+        (off_log, "OTLP tracing is off (TRACING_ENABLED=false)"),
+        (
+            on_log,
+            "OTLP tracing is on: grpc to http://127.0.0.1:9, sampling ratio 0.25, export timeout 10 s",
+        ),
+    ]:
+        lines = [line for line in log.splitlines() if line.endswith(suffix)]
+        assert [line.split(" > ")[1].removesuffix(suffix) for line in lines] == [expected], log
+        assert " INF " in lines[0]
 
 
 def test_what_the_setup_lacks_is_one_line(tmp_path: Path) -> None:

@@ -253,3 +253,11 @@ def test_ignored_k8gb_settings_are_named_once_with_why(env: pytest.MonkeyPatch) 
         "are never coloured); SPLIT_BRAIN_CHECK (k8gb <= 0.14's split-brain TXT heartbeat is gone, as in "
         "k8gb)"
     ]
+
+
+def test_otlp_export_timeout_is_milliseconds_and_the_traces_one_wins() -> None:
+    """The standard's unit; pygslb's 3 s when neither is set."""
+    assert Settings().otlp_export_timeout_s == 3.0
+    assert Settings(otel_exporter_otlp_timeout="10000").otlp_export_timeout_s == 10.0
+    both = Settings(otel_exporter_otlp_timeout="10000", otel_exporter_otlp_traces_timeout="250")
+    assert both.otlp_export_timeout_s == 0.25

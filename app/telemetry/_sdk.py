@@ -30,10 +30,6 @@ from app.otlp import batch_limits
 
 log = logging.getLogger("pygslb.telemetry")
 
-#: Seconds one export (retries included) may take unless OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT says
-#: otherwise; the SDK's 10 s would keep a dead collector's batches in flight needlessly long.
-EXPORT_TIMEOUT_S = 3.0
-
 
 def service_version() -> str:
     try:
@@ -77,24 +73,18 @@ def sampler(ratio: float) -> Sampler:
     return NoOrphanCalls(ParentBased(TraceIdRatioBased(ratio)))
 
 
-def _export_timeout() -> float | None:
-    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT"):
-        return None  # the exporter reads the standard variables itself
-    return EXPORT_TIMEOUT_S
-
-
-def exporter(endpoint: str, protocol: str) -> SpanExporter:
+def exporter(endpoint: str, protocol: str, timeout_s: float) -> SpanExporter:
     """The OTLP exporter for `protocol`; `endpoint` is already normalised by `setup.otlp_endpoint`.
-    Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables."""
+    Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables. `timeout_s` is always
+    given: the exporters would read OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT as seconds, where the standard
+    (and k8gb's Go exporter) has milliseconds; settings converts them."""
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter(
-            endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=_export_timeout()
-        )
+        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=timeout_s)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpExporter(endpoint=endpoint, timeout=_export_timeout())
+    return HttpExporter(endpoint=endpoint, timeout=timeout_s)
 
 
 def resource(service_name: str, *, name_given: bool = True) -> Resource:
@@ -114,6 +104,7 @@ def build_provider(
     endpoint: str,
     protocol: str,
     sampling_ratio: float,
+    export_timeout_s: float,
 ) -> TracerProvider:
     # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
     # shutdown is bounded instead.
@@ -122,7 +113,7 @@ def build_provider(
         resource=resource(service_name, name_given=service_name_given),
         shutdown_on_exit=False,
     )
-    provider.add_span_processor(_batch_processor(exporter(endpoint, protocol)))
+    provider.add_span_processor(_batch_processor(exporter(endpoint, protocol, export_timeout_s)))
     return provider
 
 

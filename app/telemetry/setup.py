@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -21,7 +22,16 @@ from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context, get_current
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from app.otlp import otlp_endpoint as otlp_endpoint  # re-exported: the rule's historical home
@@ -33,11 +43,36 @@ if TYPE_CHECKING:
 
 Protocol = Literal["http/protobuf", "grpc"]
 
+log = logging.getLogger("pygslb.telemetry")
+
+
+class NoPropagation(TextMapPropagator):
+    """OTEL_PROPAGATORS=none: nothing extracted or injected. The API's empty composite for it hands back
+    the `None` context it is given, and the ASGI instrumentation (and our pass-through) then failed every
+    request; this extracts into the current context instead."""
+
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
+        return context if context is not None else get_current()
+
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return set()
+
 
 def install_propagator() -> None:
     """W3C trace context + baggage as the global propagator, unless OTEL_PROPAGATORS chose otherwise
-    (the API has then already built the one asked for)."""
-    if os.environ.get("OTEL_PROPAGATORS"):
+    (the API has then already built the one asked for; settings checked the names exist)."""
+    configured = os.environ.get("OTEL_PROPAGATORS")
+    if configured:
+        if "none" in (name.strip().lower() for name in configured.split(",")):
+            propagate.set_global_textmap(NoPropagation())
         return
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
@@ -102,17 +137,27 @@ def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHand
     install_propagator()
     bound_caller_header_warnings()  # the propagators run either way, and echo what callers send
     if not settings.tracing_enabled:
+        log.info("OTLP tracing is off (TRACING_ENABLED=false)")
         return TracingHandle(enabled=False)
     from app.telemetry import _sdk  # only now: a disabled process never imports the SDK
 
     endpoint = settings.otlp_traces_url
+    # One line saying where spans go, as k8gb logs it: a typo'd endpoint or protocol is seen at start.
+    log.info(
+        "OTLP tracing is on: %s to %s, sampling ratio %g, export timeout %g s",
+        settings.otlp_protocol,
+        endpoint,
+        settings.tracing_sampling_ratio,
+        settings.otlp_export_timeout_s,
+    )
     provider = _sdk.build_provider(
         service_name=settings.otel_service_name,
         # unset, the default gives way to OTEL_RESOURCE_ATTRIBUTES' service.name
         service_name_given="otel_service_name" in settings.model_fields_set,
         endpoint=endpoint,
-        protocol=settings.otel_exporter_otlp_protocol,
+        protocol=settings.otlp_protocol,
         sampling_ratio=settings.tracing_sampling_ratio,
+        export_timeout_s=settings.otlp_export_timeout_s,
     )
     handle = TracingHandle(enabled=True, provider=provider, endpoint=endpoint)
     if set_global:

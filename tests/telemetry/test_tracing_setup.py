@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,33 @@ def test_grpc_export_reaches_the_receiver(otlp_grpc_receiver: OtlpGrpcReceiver) 
     (span,) = otlp_grpc_receiver.spans_named("SaveDNSEndpoint")
     assert (span.trace_id, span.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
     assert span.resource["service.name"] == "pygslb"
+
+
+@pytest.mark.parametrize("general", [None, "http/protobuf"])
+def test_the_traces_protocol_wins(
+    otlp_grpc_receiver: OtlpGrpcReceiver, monkeypatch: pytest.MonkeyPatch, general: str | None
+) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, as the standard requires of every signal-specific option, wins
+    over OTEL_EXPORTER_OTLP_PROTOCOL (it was ignored: HTTP went to the gRPC port and no span arrived)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+    if general:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", general)
+    settings = Settings(tracing_enabled=True, otel_exporter_otlp_endpoint=otlp_grpc_receiver.host_port)
+    handle = setup_tracing(settings, set_global=False)
+    with handle.tracer().start_as_current_span("over-grpc"):
+        pass
+    assert handle.force_flush()
+    assert [s.name for s in otlp_grpc_receiver.spans] == ["over-grpc"]
+    handle.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_without_an_endpoint_the_protocol_chooses_the_port(protocol: str) -> None:
+    """The standard's defaults: localhost:4318 for OTLP/HTTP, localhost:4317 for gRPC (gRPC went to the
+    HTTP port)."""
+    expected = {"http/protobuf": "http://localhost:4318/v1/traces", "grpc": "http://localhost:4317"}
+    assert Settings(otel_exporter_otlp_protocol=protocol).otlp_traces_url == expected[protocol]
+    assert Settings(otel_exporter_otlp_traces_protocol=protocol).otlp_traces_url == expected[protocol]
 
 
 def test_gzip_compression_from_the_standard_variable(
@@ -236,6 +264,39 @@ def test_a_hung_collector_never_holds_the_caller(black_hole: BlackHole) -> None:
     assert black_hole.requests == 1
     # Shutdown gives up at its bound instead of waiting for the collector.
     assert handle.shutdown(timeout_s=0.3) is False
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_TIMEOUT": "300"},
+        {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "300", "OTEL_EXPORTER_OTLP_TIMEOUT": "600000"},
+    ],
+    ids=["general", "traces-wins"],
+)
+def test_the_export_timeout_is_in_milliseconds(
+    black_hole: BlackHole, monkeypatch: pytest.MonkeyPatch, protocol: str, env: dict[str, str]
+) -> None:
+    """OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT in the standard's milliseconds (k8gb's Go exporter reads them
+    so): 300 gives up on a hung collector after 0.3 s. The Python SDK read seconds, so an export to a
+    collector that never answers held every later span for 300 s (10000: 2.8 hours)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(
+        tracing_enabled=True,
+        otel_exporter_otlp_endpoint=f"127.0.0.1:{black_hole.port}",
+        otel_exporter_otlp_protocol=protocol,
+    )
+    assert settings.otlp_export_timeout_s == 0.3
+    handle = setup_tracing(settings, set_global=False)
+    with handle.tracer().start_as_current_span("into-the-void"):
+        pass
+    started = time.monotonic()
+    assert handle.force_flush(timeout_s=2.5), "the export still waits on the hung collector"
+    assert time.monotonic() - started >= 0.25  # it did wait for the collector, that long
+    assert black_hole.got_request.is_set()
+    assert handle.shutdown(timeout_s=2.5)
 
 
 def _python(*args: str, cwd: Path = REPO, **env: str) -> str:
