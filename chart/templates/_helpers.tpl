@@ -173,6 +173,16 @@ app.kubernetes.io/part-of: pygslb
 {{- if and .Values.tracing.enabled .Values.tracing.sidecar -}}true{{- end -}}
 {{- end -}}
 
+{{/* OTEL_EXPORTER_OTLP_ENDPOINT: tracing.endpoint, except that gRPC to the default localhost:4318 (the
+     sidecar's OTLP/HTTP receiver, where gRPC finds no one) goes to the sidecar's gRPC port. */}}
+{{- define "pygslb.otlpEndpoint" -}}
+{{- if and (eq .Values.tracing.protocol "grpc") (eq .Values.tracing.endpoint "localhost:4318") -}}
+localhost:4317
+{{- else -}}
+{{- .Values.tracing.endpoint -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The sidecar's configuration: OTLP in (HTTP + gRPC), OTLP out to the release's Jaeger, unless
      tracing.otelConfig replaces it (ignored when deployJaeger is on, as in k8gb). */}}
 {{- define "pygslb.otelConfig" -}}
@@ -226,6 +236,13 @@ service:
 {{- $zone := trimSuffix "." .loadBalancedZone | lower -}}
 {{- if not (hasSuffix (printf ".%s" $parent) $zone) -}}
 {{- fail (printf "k8gb.dnsZones: loadBalancedZone %q must be a subdomain of parentZone %q" .loadBalancedZone .parentZone) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.tracing.enabled (eq .Values.tracing.protocol "http/protobuf") (eq .Values.tracing.endpoint "localhost:4318") -}}
+{{- range .Values.pygslb.extraEnv -}}
+{{- if and (has .name (list "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")) (eq (toString .value) "grpc") -}}
+{{- fail (printf "pygslb.extraEnv sets %s=grpc but tracing.endpoint is localhost:4318, the sidecar's OTLP/HTTP port: set tracing.protocol=grpc instead (it uses the sidecar's gRPC port, 4317)" .name) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.tracing.enabled (not .Values.tracing.sidecar) (include "pygslb.loopback" .Values.tracing.endpoint) -}}

@@ -271,6 +271,39 @@ def test_a_tracing_endpoint_passes_the_schema_only_if_the_app_starts_with_it(end
     assert in_schema == (endpoint not in refused | {"http//collector"})
 
 
+@pytest.mark.parametrize(
+    "ratio",
+    [
+        "0",
+        "0.25",
+        "0.0001",
+        "0.",
+        ".5",
+        "00.5",
+        "1",
+        "1.",
+        "1.000",
+        "1.5",
+        "2",
+        "-0.1",
+        "",
+        "abc",
+        "1e-4",
+        " 0.5",
+    ],
+)
+def test_a_sampling_ratio_string_passes_the_schema_only_if_the_app_starts_with_it(ratio: str) -> None:
+    """Any decimal string from 0 to 1 (the app decides the rest: it takes it as a float)."""
+    in_schema = _schema_accepts({"tracing": {"enabled": True, "samplingRatio": ratio}})
+    if in_schema:
+        assert _app_accepts(tracing_enabled=True, tracing_sampling_ratio=ratio)
+    refused = {"1.5", "2", "-0.1", "", "abc"}  # the app refuses them too
+    stricter = {"1e-4", " 0.5"}  # the app takes these; the schema keeps to decimals
+    assert in_schema == (ratio not in refused | stricter)
+    if ratio in refused:
+        assert not _app_accepts(tracing_enabled=True, tracing_sampling_ratio=ratio)
+
+
 def test_api_and_dns_on_one_port_is_refused() -> None:
     with pytest.raises(
         helm_python.HelmRenderError, match="pygslb.api.port and pygslb.dns.port are both 5353"

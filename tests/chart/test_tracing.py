@@ -4,6 +4,7 @@ an existing collector can be used without a sidecar."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import helm_python
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from tests.chart.scenarios import OTEL_CONFIG, SCENARIOS
+from tests.chart.test_controller import _settings
 from tests.support import chart as helm
 
 TRACING_ENV = ("OTEL_EXPORTER_OTLP_ENDPOINT", "TRACING_SAMPLING_RATIO")
@@ -192,3 +194,45 @@ def test_custom_architecture_with_a_collector_elsewhere_renders(endpoint: str) -
 def test_endpoint_override_with_the_sidecar_is_kept_as_k8gb_does() -> None:
     env = helm.render({"tracing": {"enabled": True, "endpoint": "collector.obs:4318"}}).env()
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "collector.obs:4318"
+
+
+def test_grpc_goes_to_the_sidecars_grpc_receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracing.protocol=grpc: the app exports OTLP/gRPC to the sidecar's gRPC receiver (4317). docs/helm.md
+    advised OTEL_EXPORTER_OTLP_PROTOCOL=grpc through extraEnv, which kept localhost:4318, the HTTP port:
+    no span arrived."""
+    rendered = helm.render({"tracing": {"enabled": True, "protocol": "grpc"}})
+    settings = _settings(rendered, tmp_path, monkeypatch)
+    assert (settings.otlp_protocol, settings.otlp_traces_url) == ("grpc", "http://localhost:4317")
+    assert {p["containerPort"] for p in rendered.container("otel-collector")["ports"]} >= {4317}
+    assert _agent_config(rendered)["receivers"]["otlp"]["protocols"]["grpc"] == {"endpoint": "0.0.0.0:4317"}
+    assert "Traces go to localhost:4317 over gRPC" in rendered.notes
+
+
+def test_grpc_to_a_collector_of_ones_own_keeps_its_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = {"tracing": {"enabled": True, "sidecar": False, "protocol": "grpc", "endpoint": "otel.mon:4317"}}
+    settings = _settings(helm.render(values), tmp_path, monkeypatch)
+    assert (settings.otlp_protocol, settings.otlp_traces_url) == ("grpc", "http://otel.mon:4317")
+
+
+def test_http_is_the_default_and_sets_no_protocol() -> None:
+    env = helm.render({"tracing": {"enabled": True}}).env()
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "localhost:4318"
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" not in env  # extraEnv may still set it, without a duplicate
+
+
+@pytest.mark.parametrize("name", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"])
+def test_grpc_through_extra_env_to_the_sidecars_http_port_is_refused(name: str) -> None:
+    values = {"tracing": {"enabled": True}, "pygslb": {"extraEnv": [{"name": name, "value": "grpc"}]}}
+    with pytest.raises(helm_python.HelmRenderError, match=f"pygslb.extraEnv sets {name}=grpc but"):
+        helm.render(values)
+
+
+def test_a_sampling_ratio_string_of_any_precision_reaches_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/helm.md: "number or string like "0.25"": "0.0001" was refused by the schema (three decimals
+    at most) while 0.0001 as a number passed."""
+    rendered = helm.render({"tracing": {"enabled": True, "samplingRatio": "0.0001"}})
+    assert _settings(rendered, tmp_path, monkeypatch).tracing_sampling_ratio == 0.0001

@@ -132,6 +132,7 @@ def test_a_values_file_with_wrong_types_fails_with_every_mistake_named() -> None
             "at '/tracing/endpoint': 'http//collector' does not match pattern",
         ),
         ({"tracing": {"samplingRatio": "2"}}, "at '/tracing/samplingRatio': '2' does not match pattern"),
+        ({"tracing": {"protocol": "http/json"}}, "at '/tracing/protocol': value must be one of"),
         ({"tracing": {"samplingRatio": 1.5}}, "at '/tracing/samplingRatio': maximum: got 1.5, want 1"),
         (
             {"tracing": {"samplingRatio": True}},
