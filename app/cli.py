@@ -650,6 +650,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_serve:  # serve checks it with every other setting, in its own format
+        from app.otlp import check_propagators
+
+        try:  # before anything imports opentelemetry.propagate, which raises with a traceback
+            check_propagators(os.environ)
+        except ValueError as exc:
+            print(f"error: invalid setting {exc}", file=sys.stderr)
+            return 2
     try:
         return int(args.func(args))
     except httpx.HTTPError as exc:

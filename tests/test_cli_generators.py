@@ -1,5 +1,6 @@
 """`gslb crds` and `gslb openapi` print exactly what is committed, so users and CI see one truth."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,3 +38,19 @@ def test_gslb_crds_split_writes_the_chart_files(tmp_path):
 
 def test_gslb_openapi_prints_the_committed_document():
     assert gslb("openapi") == (ROOT / "openapi" / "openapi.json").read_text()
+
+
+def test_an_unavailable_propagator_is_one_line_for_every_command():
+    """OTEL_PROPAGATORS is read when OpenTelemetry's propagate module is imported (the API imports it):
+    a propagator that is not installed was a traceback from `gslb openapi`, as from `gslb serve`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "openapi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OTEL_PROPAGATORS": "b3"},
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: invalid setting OTEL_PROPAGATORS: 'b3' is not an installed")
+    assert len(result.stderr.splitlines()) == 1
