@@ -24,6 +24,8 @@ from app.domain.locations import parse_geo_cidrs
 from app.domain.zones import MAX_TTL, ZoneConfig, parse_dns_zones, valid_name
 from app.otlp import EXPORT_TIMEOUT_S, batch_limits, check_propagators, timeout_ms
 
+#: An OTLP export timeout below this many milliseconds was most likely meant in seconds.
+_SHORT_EXPORT_TIMEOUT_MS = 100
 GEOTAG = GEOTAG_RE  # k8gb's rule for geo tags, one copy of it
 _GLUE_PREFIX = re.compile(r"^([a-zA-Z\d][a-zA-Z\d-]*)?$")
 _SERVICE_NAME = re.compile(r"[a-z]([a-z\d-]{0,61}[a-z\d])?")  # RFC 1035 label, as Service names are
@@ -502,6 +504,13 @@ class Settings(BaseSettings):
             notes.append(
                 "ignored k8gb settings: " + "; ".join(f"{name} ({why})" for name, why in ignored.items())
             )
+        for name in ("otel_exporter_otlp_timeout", "otel_exporter_otlp_traces_timeout"):
+            given = getattr(self, name)
+            if given is not None and given < _SHORT_EXPORT_TIMEOUT_MS:  # seconds, as the Python SDK reads it?
+                notes.append(
+                    f"{name.upper()}={given} is {given} ms (the standard's unit is milliseconds, "
+                    f"{given * 1000} for {given} s): an export that takes longer fails"
+                )
         return notes
 
     @property

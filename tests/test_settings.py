@@ -261,3 +261,14 @@ def test_otlp_export_timeout_is_milliseconds_and_the_traces_one_wins() -> None:
     assert Settings(otel_exporter_otlp_timeout="10000").otlp_export_timeout_s == 10.0
     both = Settings(otel_exporter_otlp_timeout="10000", otel_exporter_otlp_traces_timeout="250")
     assert both.otlp_export_timeout_s == 0.25
+
+
+def test_an_export_timeout_that_looks_like_seconds_is_warned_about(env: pytest.MonkeyPatch) -> None:
+    """The Python SDK alone reads OTEL_EXPORTER_OTLP_TIMEOUT in seconds: `10` written for it is 10 ms here."""
+    env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10")
+    assert load_settings().notices() == [
+        "OTEL_EXPORTER_OTLP_TIMEOUT=10 is 10 ms (the standard's unit is milliseconds, 10000 for 10 s): an "
+        "export that takes longer fails"
+    ]
+    env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10000")
+    assert load_settings().notices() == []
