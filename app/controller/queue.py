@@ -14,12 +14,36 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+#: Causes (and reasons) one item keeps, the newest: as many links as a span holds by default
+#: (OTEL_SPAN_LINK_COUNT_LIMIT), so a write storm on one key during a slow reconcile holds bounded memory.
+MAX_CAUSES = 128
+
 
 @dataclass(slots=True)
 class Item[K: Hashable, C]:
     key: K
     causes: list[C] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    dropped_causes: int = 0  # older causes let go beyond MAX_CAUSES
+
+    def add(self, cause: C | None, reason: str) -> None:
+        if cause is not None:
+            self.causes.append(cause)
+            if len(self.causes) > MAX_CAUSES:
+                del self.causes[0]
+                self.dropped_causes += 1
+        if reason:
+            self.reasons.append(reason)
+            if len(self.reasons) > MAX_CAUSES:
+                del self.reasons[0]
+
+    def absorb(self, other: Item[K, C]) -> None:
+        """Take `other`'s causes and reasons, which came later."""
+        self.dropped_causes += other.dropped_causes
+        for cause in other.causes:
+            self.add(cause, "")
+        for reason in other.reasons:
+            self.add(None, reason)
 
 
 class WorkQueue[K: Hashable, C]:
@@ -55,10 +79,7 @@ class WorkQueue[K: Hashable, C]:
             self._dirty[key] = item
             self._order.append(key)
             self._wakeup.set()
-        if cause is not None:
-            item.causes.append(cause)
-        if reason:
-            item.reasons.append(reason)
+        item.add(cause, reason)
 
     def add_after(self, key: K, delay: float, reason: str = "") -> None:
         """Queue the key after `delay` seconds unless something queues it sooner."""
@@ -115,8 +136,7 @@ class WorkQueue[K: Hashable, C]:
         held = self._held.pop(key, None)
         if held is not None and not self._closed:
             if key in self._dirty:
-                self._dirty[key].causes.extend(held.causes)
-                self._dirty[key].reasons.extend(held.reasons)
+                self._dirty[key].absorb(held)
             else:
                 self._dirty[key] = held
                 self._order.append(key)

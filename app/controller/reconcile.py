@@ -98,10 +98,16 @@ class Reconciler:
     _series_group: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def reconcile(
-        self, key: ObjectKey, causes: Sequence[Cause] = (), reason: str = "", link: Cause | None = None
+        self,
+        key: ObjectKey,
+        causes: Sequence[Cause] = (),
+        reason: str = "",
+        link: Cause | None = None,
+        dropped_causes: int = 0,
     ) -> Outcome:
         """Causes (write contexts) make the span a child of the newest writer; without any the span is a
-        new root linked to `link`, the last write's context."""
+        new root linked to `link`, the last write's context. `dropped_causes`: older ones the queue let
+        go (counted in `pygslb.reconcile.causes`)."""
         attributes = {
             "k8gb.gslb.namespace": key.namespace,
             "k8gb.gslb.name": key.name,
@@ -109,7 +115,13 @@ class Reconciler:
             "pygslb.reconcile.reason": reason or "write",
         }
         with start_reconcile_span(
-            tracer, "Reconcile", list(causes), reason or "resync", last_write=link, attributes=attributes
+            tracer,
+            "Reconcile",
+            list(causes),
+            reason or "resync",
+            last_write=link,
+            attributes=attributes,
+            dropped_causes=dropped_causes,
         ) as span:
             started = time.perf_counter()
             try:

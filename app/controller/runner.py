@@ -243,7 +243,11 @@ class Controller:
             try:
                 reason = item.reasons[-1] if item.reasons else ""
                 outcome = await self.reconciler.reconcile(
-                    key, item.causes, reason=reason, link=self._last_write.get(key)
+                    key,
+                    item.causes,
+                    reason=reason,
+                    link=self._last_write.get(key),
+                    dropped_causes=item.dropped_causes,
                 )
             except Exception as exc:  # any failure backs off; it never kills a worker
                 delay = self.queue.backoff(key)

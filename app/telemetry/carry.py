@@ -177,16 +177,19 @@ def start_reconcile_span(
     *,
     last_write: Cause | None = None,
     attributes: types.Attributes = None,
+    dropped_causes: int = 0,
 ) -> Iterator[trace.Span]:
     """Start (as current) the span of one reconcile, applying the queue rule.
 
     `causes` are in arrival order, oldest first. The newest cause with a valid context is the parent and
     every other valid cause becomes a link. Without any, the span is a new root (an explicitly empty
     parent context, so an ambient span cannot adopt it), linked to `last_write` when that is valid.
+    Links are handed over oldest first: the SDK keeps the last ones when there are more than a span
+    may hold (OTEL_SPAN_LINK_COUNT_LIMIT, 128), so the newest causes stay.
     """
     contexts = [(cause, ctx) for cause in causes if (ctx := cause.context()) is not None]
     attrs: dict[str, types.AttributeValue] = dict(attributes or {})
-    attrs["pygslb.reconcile.causes"] = len(causes)
+    attrs["pygslb.reconcile.causes"] = len(causes) + dropped_causes
     if contexts:
         newest, parent = contexts[-1]
         parent_id = trace.get_current_span(parent).get_span_context()
@@ -197,6 +200,7 @@ def start_reconcile_span(
             if (span_context.trace_id, span_context.span_id) not in seen:
                 seen.add((span_context.trace_id, span_context.span_id))
                 links.append(_link(cause, ctx))
+        links.reverse()  # oldest first (see above)
         attrs.setdefault("pygslb.reconcile.trigger", newest.reason)
     else:
         parent = Context()

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from app.controller.queue import WorkQueue
+from app.controller.queue import MAX_CAUSES, WorkQueue
 
 
 async def test_duplicates_collapse_with_all_causes():
@@ -85,3 +85,18 @@ async def test_backoff_grows_exponentially_and_forget_resets():
     assert delays == [1, 2, 4, 8, 10, 10]
     queue.forget("a")
     assert queue.backoff("a") == 1
+
+
+async def test_a_write_storm_on_one_key_keeps_the_newest_causes_and_counts_the_rest():
+    """Writes keep coming while the key is processed (a slow reconcile): the item holds the newest
+    MAX_CAUSES causes, not every one, and counts those it let go."""
+    queue: WorkQueue[str, int] = WorkQueue()
+    queue.add("a", 0, "write")
+    item = await queue.get()
+    for n in range(1, 301):
+        queue.add("a", n, "write")
+    queue.done(item.key)
+    again = await queue.get()
+    assert again.causes == list(range(301 - MAX_CAUSES, 301))
+    assert again.dropped_causes == 300 - MAX_CAUSES
+    assert len(again.reasons) == MAX_CAUSES

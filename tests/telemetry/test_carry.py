@@ -183,3 +183,18 @@ def test_an_unsampled_writer_stays_unsampled(otlp_receiver: OtlpHttpReceiver) ->
             pass
         assert handle.force_flush()
     assert [s.name for s in otlp_receiver.spans] == ["marker"]
+
+
+def test_more_collapsed_writes_than_a_span_holds_keep_the_newest(otlp_receiver: OtlpHttpReceiver) -> None:
+    """300 writes collapse into one reconcile: a span holds 128 links (the SDK's default limit), and those
+    must be the newest writes' (the oldest were kept, so the writes nearest what was published lost their
+    reconcile); the count says how many there were, the queue's dropped ones included."""
+    causes = [Cause(tp(f"{n:032x}", f"{n:016x}"), None, "write") for n in range(1, 301)]
+    with tracing_to(otlp_receiver) as handle:
+        with carry.start_reconcile_span(handle.tracer(), "Reconcile", causes, None, dropped_causes=5):
+            pass
+        assert handle.force_flush()
+    (span,) = otlp_receiver.spans_named("Reconcile")
+    assert span.parent_span_id == f"{300:016x}"
+    assert sorted(int(span_id, 16) for _, span_id in span.links) == list(range(172, 300))
+    assert span.attributes["pygslb.reconcile.causes"] == 305
