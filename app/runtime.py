@@ -171,7 +171,7 @@ class Runtime:
         s = self.settings
         open_files = raise_open_files_limit()
         self.warm_up.start()  # see gcfreeze.py: what start-up builds is frozen, not re-scanned
-        self.tracing = setup_tracing(s)
+        self.tracing = setup_tracing(s, registry=self.registry)
         metrics = ControllerMetrics(self.registry, namespace=s.pod_namespace)
         self.store = await self._build_store()
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -25,10 +26,13 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
+from prometheus_client import CollectorRegistry
 
 from app.otlp import batch_limits
 
 log = logging.getLogger("pygslb.telemetry")
+
+_INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 
 
 def service_version() -> str:
@@ -73,7 +77,9 @@ def sampler(ratio: float) -> Sampler:
     return NoOrphanCalls(ParentBased(TraceIdRatioBased(ratio)))
 
 
-def exporter(endpoint: str, protocol: str, timeout_s: float) -> SpanExporter:
+def exporter(
+    endpoint: str, protocol: str, timeout_s: float, meter_provider: MeterProvider | None = None
+) -> SpanExporter:
     """The OTLP exporter for `protocol`; `endpoint` is already normalised by `setup.otlp_endpoint`.
     Headers and compression come from the standard OTEL_EXPORTER_OTLP_* variables. `timeout_s` is always
     given: the exporters would read OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT as seconds, where the standard
@@ -81,10 +87,15 @@ def exporter(endpoint: str, protocol: str, timeout_s: float) -> SpanExporter:
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"), timeout=timeout_s)
+        return GrpcExporter(
+            endpoint=endpoint,
+            insecure=endpoint.startswith("http://"),
+            timeout=timeout_s,
+            meter_provider=meter_provider,
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpExporter(endpoint=endpoint, timeout=timeout_s)
+    return HttpExporter(endpoint=endpoint, timeout=timeout_s, meter_provider=meter_provider)
 
 
 def resource(service_name: str, *, name_given: bool = True) -> Resource:
@@ -105,19 +116,40 @@ def build_provider(
     protocol: str,
     sampling_ratio: float,
     export_timeout_s: float,
+    registry: CollectorRegistry | None = None,
 ) -> TracerProvider:
+    """With `registry`, the SDK's own metrics of the span pipeline are in it (`self_metrics`)."""
     # shutdown_on_exit=False: the SDK's exit hook may wait 30 s on a dead collector; TracingHandle's
     # shutdown is bounded instead.
     provider = TracerProvider(
         sampler=sampler(sampling_ratio),
         resource=resource(service_name, name_given=service_name_given),
         shutdown_on_exit=False,
+        meter_provider=NoOpMeterProvider(),  # per-span counts would cost every span; see self_metrics
     )
-    provider.add_span_processor(_batch_processor(exporter(endpoint, protocol, export_timeout_s)))
+    meters = self_metrics(registry) if registry is not None else None
+    span_exporter = exporter(endpoint, protocol, export_timeout_s, meters)
+    provider.add_span_processor(_batch_processor(span_exporter, meters))
     return provider
 
 
-def _batch_processor(span_exporter: SpanExporter) -> BatchSpanProcessor:
+def self_metrics(registry: CollectorRegistry) -> MeterProvider:
+    """The SDK counts what its span pipeline does (spans queued, dropped when the queue is full,
+    exported or failed, the queue's size and capacity) through the OpenTelemetry metrics API; this
+    puts those series on /metrics, through OpenTelemetry's Prometheus exporter: otherwise spans lost to
+    a full queue or a failing collector showed only as one rate-limited log line."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+
+    # The SDK's switch for them, off by default; on here unless set (they are counted per batch).
+    os.environ.setdefault(_INTERNAL_METRICS, "true")
+    reader = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
+    return SdkMeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+
+
+def _batch_processor(
+    span_exporter: SpanExporter, meter_provider: MeterProvider | None = None
+) -> BatchSpanProcessor:
     """Sizes from OTEL_BSP_* (checked by settings), passed explicitly so the SDK never refuses them."""
     limits = batch_limits(os.environ)
     if limits.capped:
@@ -129,4 +161,5 @@ def _batch_processor(span_exporter: SpanExporter) -> BatchSpanProcessor:
         span_exporter,
         max_queue_size=limits.max_queue_size,
         max_export_batch_size=limits.max_export_batch_size,
+        meter_provider=meter_provider,
     )

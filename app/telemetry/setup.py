@@ -40,6 +40,7 @@ from app.telemetry.logs import bound_caller_header_warnings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from prometheus_client import CollectorRegistry
 
 Protocol = Literal["http/protobuf", "grpc"]
 
@@ -128,11 +129,14 @@ def _bounded(call: Callable[[], object], timeout_s: float) -> bool:
     return not worker.is_alive()
 
 
-def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHandle:
+def setup_tracing(
+    settings: Settings, *, set_global: bool = True, registry: CollectorRegistry | None = None
+) -> TracingHandle:
     """Install the propagator, and the SDK TracerProvider when `settings.tracing_enabled`.
 
     `set_global=False` builds the provider without installing it globally (the global provider can be
     set only once per process); tests use that to get a fresh provider each, via `handle.tracer()`.
+    `registry`: where the span pipeline's own metrics go (/metrics' registry).
     """
     install_propagator()
     bound_caller_header_warnings()  # the propagators run either way, and echo what callers send
@@ -158,6 +162,7 @@ def setup_tracing(settings: Settings, *, set_global: bool = True) -> TracingHand
         protocol=settings.otlp_protocol,
         sampling_ratio=settings.tracing_sampling_ratio,
         export_timeout_s=settings.otlp_export_timeout_s,
+        registry=registry,
     )
     handle = TracingHandle(enabled=True, provider=provider, endpoint=endpoint)
     if set_global:

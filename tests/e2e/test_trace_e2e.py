@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.instance import ROOT, Backend, a_records, eventually, running, services_yaml
 from tests.support.otlp import OtlpHttpReceiver
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -208,3 +209,44 @@ async def test_update_patch_and_gslb_apply_annotation_each_join_their_callers_tr
         for s in spans
         if s.name == "Reconcile" and s.trace_id == delete_trace
     ] == ["delete"]
+
+
+def series(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (`error_type="*"`: any error)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(
+            (f'{k}="' in line and f'{k}=""' not in line) if v == "*" else f'{k}="{v}"' in line
+            for k, v in labels.items()
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_spans_lost_to_a_full_queue_or_a_failing_collector_are_counted_on_metrics(tmp_path, backend):
+    """Spans dropped because the export queue is full, and exports that fail, showed only as one
+    rate-limited log line: /metrics counts them (the SDK's own span-pipeline metrics)."""
+    env = settings(tmp_path, backend, OtlpHttpReceiver())
+    env |= {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"127.0.0.1:{free_port('127.0.0.1')}",  # nothing listens there
+        "OTEL_BSP_MAX_QUEUE_SIZE": "4",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "200",
+    }
+    yaml_body = {"Content-Type": "application/yaml"}
+    async with running(tmp_path, **env) as gslb:
+        async with httpx.AsyncClient(base_url=gslb.api, timeout=10) as client:
+            created = await client.post(COLLECTION, content=EXAMPLE, headers=yaml_body)
+            assert created.status_code == 201, created.text
+            await eventually(lambda: a_records(gslb.dns, HOST), {"10.0.0.1"})
+
+            async def counted() -> tuple[bool, bool]:
+                text = (await client.get("/metrics")).text
+                dropped = series(text, "otel_sdk_processor_span_processed_total", error_type="queue_full")
+                failed = series(text, "otel_sdk_exporter_span_exported_total", error_type="*")
+                return dropped > 0, failed > 0
+
+            await eventually(counted, (True, True), timeout=15)
+            text = (await client.get("/metrics")).text
+    assert series(text, "otel_sdk_processor_span_queue_capacity") == 4
