@@ -32,6 +32,7 @@ from app.domain.gslb import (
     reconciled_annotations,
     with_defaults,
 )
+from app.domain.migration import migration_labels
 from app.domain.status import StatusCause, causes_from_errors, failure, invalid
 from app.stores.base import Conflict, GslbStore, ObjectKey
 
@@ -183,8 +184,10 @@ def _keep_trace(gslb: Gslb, current: Gslb) -> Gslb:
     return gslb.model_copy(update={"metadata": metadata})
 
 
-def _reconciled(gslb: Gslb) -> dict[str, str]:
-    return reconciled_annotations(gslb.metadata.annotations)
+def _reconciled(gslb: Gslb) -> tuple[dict[str, str], dict[str, str]]:
+    """What a reconcile reads besides the spec: k8gb's annotations, and the migration labels (k8gb's
+    legacy runtime and migrator watch them)."""
+    return reconciled_annotations(gslb.metadata.annotations), migration_labels(gslb.metadata.labels)
 
 
 def _spec(gslb: Gslb) -> dict[str, Any]:
@@ -256,10 +259,13 @@ async def _update_in_turn(
                 # A change that reconciles (the spec, or an annotation a reconcile reads) records this
                 # caller, for the generation it leaves: the reconcile it causes joins this trace.
                 generation = (current.metadata.generation or 1) + (1 if spec_changed else 0)
+                # Within one generation a marker tells no write from another: a traceparent sent with
+                # the marker of the current generation is a copy of an earlier read, not a context.
+                copied = not spec_changed and desired.caller_marker is not None
                 gslb = stamp_trace(
                     gslb,
                     generation=generation,
-                    caller_set=desired.caller_set_traceparent,
+                    caller_set=desired.caller_set_traceparent and not copied,
                     headers=headers,
                     caller_marker=desired.caller_marker,
                 )

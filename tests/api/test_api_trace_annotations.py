@@ -8,7 +8,7 @@ import pytest
 from opentelemetry import trace
 
 from app.api.tracemark import stamp_trace
-from app.domain.gslb import GROUP, Gslb, GslbStatus
+from app.domain.gslb import GROUP, LEGACY_GROUP, Gslb, GslbStatus
 from app.stores.base import ObjectKey
 from tests.support.api_server import Api
 from tests.support.gslb_factory import gslb_body, make_gslb
@@ -251,3 +251,35 @@ async def test_a_traceparent_set_alone_claims_no_generation(api: Api) -> None:
     patched = await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
     assert patched.json()["metadata"]["generation"] == 1
     assert annotations(patched.json()) == {TP: traceparent(9)}
+
+
+async def test_a_stale_copy_put_within_one_generation_records_its_own_caller(api: Api) -> None:
+    """An annotation change keeps the generation, so the marker cannot tell its write from the
+    POST's: PUT back of the POST's answer (a copy of an earlier read) must not bring the POST's
+    caller back as the cause of this change."""
+    created = (
+        await api.client.post(COLLECTION, json=gslb_body("app"), headers={"traceparent": traceparent(1)})
+    ).json()
+    patch = {"metadata": {"annotations": {"k8gb.io/exposed-ip-addresses": "10.0.0.9"}}}
+    await api.client.patch(ITEM, json=patch, headers={**MERGE, "traceparent": traceparent(2)})
+    del created["metadata"]["resourceVersion"]
+    replaced = (await api.client.put(ITEM, json=created, headers={"traceparent": traceparent(3)})).json()
+    recorded = annotations(replaced)
+    assert replaced["metadata"]["generation"] == 1 and "k8gb.io/exposed-ip-addresses" not in recorded
+    assert (trace_id(recorded[TP]), recorded[GEN]) == (f"{3:032x}", "1")
+
+
+async def test_a_migration_label_records_its_caller(api: Api) -> None:
+    """Labelling a legacy Gslb for migration reconciles it (k8gb's migrator watches the label): the
+    caller who set it is recorded, as for any change that reconciles."""
+    legacy = f"/apis/{LEGACY_GROUP}/v1beta1/namespaces/test-gslb/gslbs"
+    body = gslb_body("app")
+    body["apiVersion"] = f"{LEGACY_GROUP}/v1beta1"
+    await api.client.post(legacy, json=body, headers={"traceparent": traceparent(1)})
+    patch = {"metadata": {"labels": {"k8gb.io/migration-requested": "true"}}}
+    labelled = await api.client.patch(
+        f"{legacy}/app", json=patch, headers={**MERGE, "traceparent": traceparent(2)}
+    )
+    assert labelled.status_code == 200, labelled.text
+    recorded = annotations(labelled.json())
+    assert (trace_id(recorded[TP]), recorded[GEN]) == (f"{2:032x}", "1")
