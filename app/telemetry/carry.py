@@ -31,6 +31,9 @@ TRACEPARENT = "k8gb.io/traceparent"
 TRACESTATE = "k8gb.io/tracestate"
 TRACE_GENERATION = "k8gb.io/traceparent-generation"
 
+#: Cause reasons that observe a change rather than make one (see `start_reconcile_span`).
+OBSERVATIONS = frozenset({"peer-change"})
+
 #: The name pygslb's own tracers carry (k8gb uses "github.com/k8gb-io/k8gb").
 TRACER_NAME = "pygslb"
 
@@ -181,13 +184,19 @@ def start_reconcile_span(
 ) -> Iterator[trace.Span]:
     """Start (as current) the span of one reconcile, applying the queue rule.
 
-    `causes` are in arrival order, oldest first. The newest cause with a valid context is the parent and
-    every other valid cause becomes a link. Without any, the span is a new root (an explicitly empty
+    `causes` are in arrival order, oldest first. The newest cause with a valid context is the parent
+    (the newest write's, when an observation such as a peer refresh came later) and every other valid
+    cause becomes a link. Without any, the span is a new root (an explicitly empty
     parent context, so an ambient span cannot adopt it), linked to `last_write` when that is valid.
     Links are handed over oldest first: the SDK keeps the last ones when there are more than a span
     may hold (OTEL_SPAN_LINK_COUNT_LIMIT, 128), so the newest causes stay.
     """
     contexts = [(cause, ctx) for cause in causes if (ctx := cause.context()) is not None]
+    # A write's caller keeps its reconcile when an observation (a peer refresh round) came after it:
+    # observations are parents only of a reconcile no write asked for.
+    writes = [(cause, ctx) for cause, ctx in contexts if cause.reason not in OBSERVATIONS]
+    if writes and writes[-1] is not contexts[-1]:
+        contexts = [c for c in contexts if c is not writes[-1]] + [writes[-1]]
     attrs: dict[str, types.AttributeValue] = dict(attributes or {})
     attrs["pygslb.reconcile.causes"] = len(causes) + dropped_causes
     if contexts:

@@ -198,3 +198,14 @@ def test_more_collapsed_writes_than_a_span_holds_keep_the_newest(otlp_receiver: 
     assert span.parent_span_id == f"{300:016x}"
     assert sorted(int(span_id, 16) for _, span_id in span.links) == list(range(172, 300))
     assert span.attributes["pygslb.reconcile.causes"] == 305
+
+
+def test_a_peer_refresh_after_a_write_does_not_take_the_writes_reconcile(
+    otlp_receiver: OtlpHttpReceiver,
+) -> None:
+    """A refresh round that sees a peer change while a write waits in the queue adds its cause: the
+    reconcile stays the writer's child (one change, one trace from its caller), the round a link."""
+    write, refresh = Cause(tp(T1, S1), None, "write"), Cause(tp(T2, S2), None, "peer-change")
+    span = reconcile(otlp_receiver, [write, refresh], None)
+    assert (span.trace_id, span.parent_span_id, span.links) == (T1, S1, ((T2, S2),))
+    assert span.attributes["pygslb.reconcile.trigger"] == "write"
