@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.gslb import GEOTAG_RE
@@ -293,6 +293,14 @@ class Settings(BaseSettings):
     _timeouts = field_validator(
         "otel_exporter_otlp_timeout", "otel_exporter_otlp_traces_timeout", mode="before"
     )(timeout_ms)
+
+    @field_validator("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol", mode="before")
+    @classmethod
+    def _empty_protocol_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """The standard: an empty value is read as unset."""
+        if isinstance(value, str) and not value.strip():
+            return "http/protobuf" if info.field_name == "otel_exporter_otlp_protocol" else None
+        return value
 
     @field_validator("cluster_geo_tag")
     @classmethod

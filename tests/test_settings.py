@@ -272,3 +272,12 @@ def test_an_export_timeout_that_looks_like_seconds_is_warned_about(env: pytest.M
     ]
     env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10000")
     assert load_settings().notices() == []
+
+
+def test_an_empty_otlp_protocol_is_unset(env: pytest.MonkeyPatch) -> None:
+    """The OpenTelemetry standard reads an empty variable as unset (a chart or a shell leaves some)."""
+    env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    env.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", " ")
+    assert load_settings().otlp_protocol == "http/protobuf"
+    env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert load_settings().otlp_protocol == "grpc"

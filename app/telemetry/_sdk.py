@@ -33,6 +33,8 @@ from app.otlp import batch_limits
 log = logging.getLogger("pygslb.telemetry")
 
 _INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+#: Bucket bounds (seconds) of the export duration histogram on /metrics.
+EXPORT_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def service_version() -> str:
@@ -143,8 +145,16 @@ def self_metrics(registry: CollectorRegistry) -> MeterProvider:
 
     # The SDK's switch for them, off by default; on here unless set (they are counted per batch).
     os.environ.setdefault(_INTERNAL_METRICS, "true")
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
     reader = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)
-    return SdkMeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    # The SDK's default buckets (0, 5, 10, 25 ... 10000) are for milliseconds; this histogram is in
+    # seconds, so every export (bounded by a 3 s timeout) fell in the first one.
+    seconds = View(
+        instrument_name="otel.sdk.exporter.operation.duration",
+        aggregation=ExplicitBucketHistogramAggregation(EXPORT_SECONDS_BUCKETS),
+    )
+    return SdkMeterProvider(metric_readers=[reader], views=[seconds], shutdown_on_exit=False)
 
 
 def _batch_processor(

@@ -250,3 +250,5 @@ async def test_spans_lost_to_a_full_queue_or_a_failing_collector_are_counted_on_
             await eventually(counted, (True, True), timeout=15)
             text = (await client.get("/metrics")).text
     assert series(text, "otel_sdk_processor_span_queue_capacity") == 4
+    # Seconds, with buckets for seconds: exports to a port that refuses take milliseconds.
+    assert series(text, "otel_sdk_exporter_operation_duration_seconds_bucket", le="0.1") > 0
