@@ -6,9 +6,10 @@ when full) and shipped by the batch processor's own thread, each export bounded 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 
 from opentelemetry.context import Context
@@ -127,12 +128,30 @@ def build_provider(
         sampler=sampler(sampling_ratio),
         resource=resource(service_name, name_given=service_name_given),
         shutdown_on_exit=False,
-        meter_provider=NoOpMeterProvider(),  # per-span counts would cost every span; see self_metrics
+        meter_provider=NoOpMeterProvider(),  # per-span counts would cost every span; see _pipeline_metrics
     )
     meters = self_metrics(registry) if registry is not None else None
-    span_exporter = exporter(endpoint, protocol, export_timeout_s, meters)
-    provider.add_span_processor(_batch_processor(span_exporter, meters))
+    with _pipeline_metrics(on=meters is not None):
+        span_exporter = exporter(endpoint, protocol, export_timeout_s, meters)
+        processor = _batch_processor(span_exporter, meters)
+    provider.add_span_processor(processor)
     return provider
+
+
+@contextlib.contextmanager
+def _pipeline_metrics(*, on: bool) -> Iterator[None]:
+    """The SDK's switch for its own metrics (OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED, off by default)
+    is read when each part is built: turned on, unless the operator set it, only while the exporter and
+    batch processor are. The tracers would read it too and count every span started and ended (about
+    3 µs a span, a tenth of starting and ending one); the span pipeline counts once per batch."""
+    if not on or _INTERNAL_METRICS in os.environ:
+        yield
+        return
+    os.environ[_INTERNAL_METRICS] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(_INTERNAL_METRICS, None)
 
 
 def self_metrics(registry: CollectorRegistry) -> MeterProvider:
@@ -142,9 +161,6 @@ def self_metrics(registry: CollectorRegistry) -> MeterProvider:
     a full queue or a failing collector showed only as one rate-limited log line."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-
-    # The SDK's switch for them, off by default; on here unless set (they are counted per batch).
-    os.environ.setdefault(_INTERNAL_METRICS, "true")
     from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
     reader = PrometheusMetricReader(disable_target_info=True, scope_info_enabled=False, registry=registry)

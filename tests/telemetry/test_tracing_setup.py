@@ -4,6 +4,7 @@ and the disabled path (no SDK at all)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry, generate_latest
 
 from app.settings import Settings
 from app.telemetry.carry import Cause
@@ -451,3 +453,25 @@ async def test_async_shutdown_flushes_off_the_loop(otlp_receiver: OtlpHttpReceiv
     assert await handle.ashutdown(timeout_s=5)
     assert [s.name for s in otlp_receiver.spans] == ["last words"]
     assert await handle.ashutdown(timeout_s=5)  # twice is harmless
+
+
+def test_the_span_pipeline_is_counted_but_not_every_span(
+    otlp_receiver: OtlpHttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK's metrics switch turns on the exporter's and batch processor's counts (per batch) and the
+    tracers' (per span started and ended, a tenth of a span's cost): only the first are turned on, and
+    the switch is left as the operator set it (unset)."""
+    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", raising=False)
+    registry = CollectorRegistry()
+    handle = setup_tracing(settings_for(otlp_receiver), set_global=False, registry=registry)
+    try:
+        with handle.tracer("pygslb.test").start_as_current_span("counted"):
+            pass
+        assert handle.force_flush()
+        text = generate_latest(registry).decode()
+    finally:
+        handle.shutdown()
+    assert "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED" not in os.environ
+    assert "otel_sdk_processor_span_processed_total" in text
+    assert "otel_sdk_exporter_span_exported_total" in text
+    assert "otel_sdk_span_started" not in text and "otel_sdk_span_live" not in text
