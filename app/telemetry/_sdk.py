@@ -15,6 +15,7 @@ from importlib import metadata
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider, NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import Attributes as ResourceAttributes
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import (
@@ -108,7 +109,21 @@ def resource(service_name: str, *, name_given: bool = True) -> Resource:
     attributes: dict[str, str] = {SERVICE_VERSION: service_version()}
     if name_given or not OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
         attributes[SERVICE_NAME] = service_name
-    return Resource.create(attributes)
+    created = Resource.create(attributes)
+    return HashedOnce(dict(created.attributes), created.schema_url)
+
+
+class HashedOnce(Resource):
+    """A Resource that hashes its attributes once. The OTLP encoder groups every exported span by its
+    resource, and `Resource.__hash__` serialises all the attributes to JSON each time: a fifth of the
+    encoder's time per span, measured in-process. A resource never changes once built."""
+
+    def __init__(self, attributes: ResourceAttributes, schema_url: str | None = None) -> None:
+        super().__init__(attributes, schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def build_provider(

@@ -475,3 +475,16 @@ def test_the_span_pipeline_is_counted_but_not_every_span(
     assert "otel_sdk_processor_span_processed_total" in text
     assert "otel_sdk_exporter_span_exported_total" in text
     assert "otel_sdk_span_started" not in text and "otel_sdk_span_live" not in text
+
+
+def test_the_resource_hashed_once_is_the_resource_it_stands_for() -> None:
+    """The encoder groups spans by resource: the resource that caches its hash must hash and compare
+    as the plain one with the same attributes does."""
+    from opentelemetry.sdk.resources import Resource
+
+    from app.telemetry._sdk import resource
+
+    cached = resource("pygslb")
+    plain = Resource(dict(cached.attributes), cached.schema_url)
+    assert hash(cached) == hash(plain) and cached == plain
+    assert {cached: 1}[plain] == 1
