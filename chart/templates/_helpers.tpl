@@ -238,11 +238,24 @@ service:
 {{- fail (printf "k8gb.dnsZones: loadBalancedZone %q must be a subdomain of parentZone %q" .loadBalancedZone .parentZone) -}}
 {{- end -}}
 {{- end -}}
-{{- if and .Values.tracing.enabled (eq .Values.tracing.protocol "http/protobuf") (eq .Values.tracing.endpoint "localhost:4318") -}}
-{{- range .Values.pygslb.extraEnv -}}
-{{- if and (has .name (list "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")) (eq (toString .value) "grpc") -}}
-{{- fail (printf "pygslb.extraEnv sets %s=grpc but tracing.endpoint is localhost:4318, the sidecar's OTLP/HTTP port: set tracing.protocol=grpc instead (it uses the sidecar's gRPC port, 4317)" .name) -}}
+{{- /* Spans sent to the sidecar's port of the other protocol go nowhere: the protocol the app uses
+     (pygslb.extraEnv's, the traces one first, else tracing.protocol) must be the sidecar port's. */ -}}
+{{- if include "pygslb.otelSidecar" . -}}
+{{- $protocol := .Values.tracing.protocol -}}
+{{- $from := "tracing.protocol" -}}
+{{- range $name := list "OTEL_EXPORTER_OTLP_PROTOCOL" "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" -}}
+{{- range $.Values.pygslb.extraEnv -}}
+{{- if and (eq .name $name) (toString .value) -}}
+{{- $protocol = toString .value -}}
+{{- $from = printf "pygslb.extraEnv %s" $name -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $endpoint := include "pygslb.otlpEndpoint" . | trimPrefix "http://" | trimSuffix "/" | lower -}}
+{{- $port := dict "localhost:4318" "http/protobuf" "127.0.0.1:4318" "http/protobuf" "localhost:4317" "grpc" "127.0.0.1:4317" "grpc" -}}
+{{- $wanted := get $port $endpoint -}}
+{{- if and $wanted (ne $protocol $wanted) -}}
+{{- fail (printf "%s is %s but tracing.endpoint %s is the sidecar's %s port: set tracing.protocol=%s instead (it picks the sidecar's port: 4318 for http/protobuf, 4317 for grpc)" $from $protocol .Values.tracing.endpoint $wanted $protocol) -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.tracing.enabled (not .Values.tracing.sidecar) (include "pygslb.loopback" .Values.tracing.endpoint) -}}

@@ -222,11 +222,42 @@ def test_http_is_the_default_and_sets_no_protocol() -> None:
     assert "OTEL_EXPORTER_OTLP_PROTOCOL" not in env  # extraEnv may still set it, without a duplicate
 
 
-@pytest.mark.parametrize("name", ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"])
-def test_grpc_through_extra_env_to_the_sidecars_http_port_is_refused(name: str) -> None:
-    values = {"tracing": {"enabled": True}, "pygslb": {"extraEnv": [{"name": name, "value": "grpc"}]}}
-    with pytest.raises(helm_python.HelmRenderError, match=f"pygslb.extraEnv sets {name}=grpc but"):
+@pytest.mark.parametrize(
+    ("tracing", "name", "value"),
+    [
+        ({}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ({}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ({"endpoint": "http://localhost:4318"}, "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),  # URL form
+        ({"protocol": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),  # HTTP to 4317
+    ],
+)
+def test_a_protocol_through_extra_env_to_the_sidecars_other_port_is_refused(
+    tracing: dict[str, str], name: str, value: str
+) -> None:
+    """The app's protocol (the traces one wins) must be the one of the sidecar port it sends to, or no
+    span arrives; the message names the value that picks both."""
+    values = {
+        "tracing": {"enabled": True, **tracing},
+        "pygslb": {"extraEnv": [{"name": name, "value": value}]},
+    }
+    with pytest.raises(
+        helm_python.HelmRenderError,
+        match=f"pygslb.extraEnv {name} is {value} but .* set tracing.protocol={value}",
+    ):
         helm.render(values)
+
+
+@pytest.mark.parametrize(
+    "tracing",
+    [
+        {"protocol": "grpc"},  # the sidecar's gRPC port, said twice
+        {"sidecar": False, "endpoint": "otel.mon:4317"},  # a collector of one's own: not checked
+    ],
+)
+def test_a_protocol_through_extra_env_that_fits_its_port_renders(tracing: dict[str, object]) -> None:
+    extra = [{"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "grpc"}]
+    env = helm.render({"tracing": {"enabled": True, **tracing}, "pygslb": {"extraEnv": extra}}).env()
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
 
 
 def test_a_sampling_ratio_string_of_any_precision_reaches_the_app(
