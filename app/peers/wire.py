@@ -137,7 +137,11 @@ def client_span(
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        yield span
+        try:
+            yield span
+        except asyncio.CancelledError:
+            span.set_attribute("pygslb.cancelled", True)  # as app.telemetry.spans marks it
+            raise
 
 
 def record_response(span: Span, response: dns.message.Message, answers: Sequence[str]) -> None:

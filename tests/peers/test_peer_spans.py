@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from app.peers.notify import send_notify
 from app.peers.query import PeerResolver
 from tests.peers.conftest import DnsNet
@@ -67,3 +71,20 @@ async def test_notify_spans(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) ->
         span = await otlp_receiver.wait_for_span("peer.notify")
     assert span.kind == CLIENT and span.status_code != ERROR
     assert span.attributes["dns.question.type"] == "SOA" and span.attributes["dns.response_code"] == "NOERROR"
+
+
+async def test_a_query_cut_off_at_shutdown_says_so(dns_net: DnsNet, otlp_receiver: OtlpHttpReceiver) -> None:
+    """A peer that does not answer, and the reconcile asking it is cancelled (shutdown): the query span
+    ends marked `pygslb.cancelled`, not as a query that finished without an answer's attributes."""
+    await dns_net.edge({"us": "127.0.0.2"})
+    await dns_net.start("127.0.0.2", mode="silent")
+    with tracing_to(otlp_receiver) as handle:
+        resolver = PeerResolver(dns_net.directory(["us"], tracer=handle.tracer("pygslb.peers")), timeout=30.0)
+        with handle.tracer("tests").start_as_current_span("reconcile"):
+            asking = asyncio.create_task(resolver.localtargets(HOST))
+            await asyncio.sleep(0.3)
+            asking.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asking
+        span = await otlp_receiver.wait_for_span("peer.query")
+    assert span.attributes.get("pygslb.cancelled") is True and span.status_code != ERROR
