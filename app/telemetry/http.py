@@ -6,7 +6,7 @@ Every response carries `traceresponse` (W3C Trace Context level 2,
 - tracing enabled: the ids of the server span (a child of the caller's context, or a new root when the
   caller sent none or a malformed `traceparent`); the flags say whether this hop sampled it.
 - tracing disabled: there is no server span. The caller's context is passed through unchanged (so a
-  write still records it on the object and outgoing calls still carry it), and `traceresponse` names the
+  write still records it on the object, for a traced process to join), and `traceresponse` names the
   caller's own trace and span with the sampled flag cleared: this hop recorded nothing. Without a valid
   caller context it carries fresh random ids (flags `02`: random trace id, not sampled), which are
   not propagated anywhere: an unsampled made-up parent would only stop a traced process downstream
@@ -41,6 +41,8 @@ from app.telemetry.carry import KNOWN_FLAGS, known_flags_only
 SpanDetails = Callable[[Scope], tuple[str, dict[str, str]]]
 #: Where the server-request hook leaves the server span for `TraceResponseMiddleware`.
 SERVER_SPAN_SCOPE_KEY = "pygslb.server_span"
+#: Where the pass-through (tracing disabled) leaves the caller's span context for `traceresponse`.
+CALLER_SCOPE_KEY = "pygslb.caller_span_context"
 TRACERESPONSE = "traceresponse"
 
 _W3C = TraceContextTextMapPropagator()
@@ -82,9 +84,10 @@ def traceresponse_for(scope: Scope) -> str:
     server = span.get_span_context() if isinstance(span, trace.Span) else None
     if server is not None and server.is_valid:
         return format_traceresponse(server.trace_id, server.span_id, server.trace_flags)
-    caller = trace.get_current_span(
-        _W3C.extract(_headers(scope), context=context.Context())
-    ).get_span_context()
+    caller = scope.get(CALLER_SCOPE_KEY)  # extracted once already (tracing disabled): no second warning
+    if not isinstance(caller, trace.SpanContext):
+        extracted = _W3C.extract(_headers(scope), context=context.Context())
+        caller = trace.get_current_span(extracted).get_span_context()
     if caller.is_valid:
         flags = caller.trace_flags & KNOWN_FLAGS & ~_SAMPLED
         return format_traceresponse(caller.trace_id, caller.span_id, flags)
@@ -124,11 +127,11 @@ class TraceResponseMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        token = (
-            context.attach(known_flags_only(propagate.extract(_headers(scope))))
-            if self.pass_through_caller
-            else None
-        )
+        token = None
+        if self.pass_through_caller:
+            caller = known_flags_only(propagate.extract(_headers(scope)))
+            scope[CALLER_SCOPE_KEY] = trace.get_current_span(caller).get_span_context()
+            token = context.attach(caller)
         try:
             await self.app(scope, receive, send_with_traceresponse)
         finally:

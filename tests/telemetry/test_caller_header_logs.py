@@ -32,7 +32,7 @@ async def test_an_oversized_baggage_or_a_bad_tracestate_is_one_short_warning(tmp
     baggage = [line for line in lines if "Baggage header" in line]
     tracestate = [line for line in lines if "opentelemetry.trace" in line]
     assert len(baggage) == 1 and " WRN " in baggage[0], lines
-    assert tracestate, lines
+    assert len(tracestate) == 1, lines  # it was read twice with tracing off: two lines per request
     assert [len(line) for line in baggage + tracestate if len(line) >= LINE_BOUND] == []
     assert "(cut from 90" in baggage[0]
 
