@@ -512,13 +512,18 @@ class Settings(BaseSettings):
             notes.append(
                 "ignored k8gb settings: " + "; ".join(f"{name} ({why})" for name, why in ignored.items())
             )
-        for name in ("otel_exporter_otlp_timeout", "otel_exporter_otlp_traces_timeout"):
-            given = getattr(self, name)
-            if given is not None and given < _SHORT_EXPORT_TIMEOUT_MS:  # seconds, as the Python SDK reads it?
-                notes.append(
-                    f"{name.upper()}={given} is {given} ms (the standard's unit is milliseconds, "
-                    f"{given * 1000} for {given} s): an export that takes longer fails"
-                )
+        # The timeout in use (the traces one wins), when tracing is: below this, seconds were meant?
+        name = (
+            "otel_exporter_otlp_traces_timeout"
+            if self.otel_exporter_otlp_traces_timeout is not None
+            else "otel_exporter_otlp_timeout"
+        )
+        given = getattr(self, name)
+        if self.tracing_enabled and given is not None and given < _SHORT_EXPORT_TIMEOUT_MS:
+            notes.append(
+                f"{name.upper()}={given} is {given} ms (the standard's unit is milliseconds, "
+                f"{given * 1000} for {given} s): an export that takes longer fails"
+            )
         return notes
 
     @property

@@ -266,12 +266,17 @@ def test_otlp_export_timeout_is_milliseconds_and_the_traces_one_wins() -> None:
 def test_an_export_timeout_that_looks_like_seconds_is_warned_about(env: pytest.MonkeyPatch) -> None:
     """The Python SDK alone reads OTEL_EXPORTER_OTLP_TIMEOUT in seconds: `10` written for it is 10 ms here."""
     env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10")
+    assert load_settings().notices() == []  # tracing off: no export at all
+    env.setenv("TRACING_ENABLED", "true")
     assert load_settings().notices() == [
         "OTEL_EXPORTER_OTLP_TIMEOUT=10 is 10 ms (the standard's unit is milliseconds, 10000 for 10 s): an "
         "export that takes longer fails"
     ]
-    env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10000")
+    env.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500")  # the one in use: nothing to warn about
     assert load_settings().notices() == []
+    env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "10000")
+    env.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "5")
+    assert [n.split(" is ")[0] for n in load_settings().notices()] == ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=5"]
 
 
 def test_an_empty_otlp_protocol_is_unset(env: pytest.MonkeyPatch) -> None:
